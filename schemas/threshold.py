@@ -1,0 +1,84 @@
+"""The threshold update published by the calibration job (thresholds topic).
+
+The worker keeps the latest update per ``model_id`` (the one with the greatest ``created_at``; ties
+broken by ``version``) and flags a text when its anomaly score exceeds ``threshold_for(n_tokens)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from schemas.base import FiniteFloat, OutputRecord, UtcDatetime, WireModel
+
+
+class LengthBucket(WireModel):
+    """Threshold for texts of at most ``max_tokens`` tokens."""
+
+    max_tokens: int = Field(ge=1)
+    value: FiniteFloat
+
+
+class CalibrationSummary(WireModel):
+    """What the threshold was calibrated on: the clean dataset and its anomaly-score distribution.
+
+    ``quantiles`` maps a percentile written as text (e.g. ``"50"``, ``"95"``, ``"99.9"``) to the score.
+    """
+
+    dataset: str = Field(min_length=1)
+    n_texts: int = Field(ge=1)
+    score_mean: FiniteFloat
+    score_std: FiniteFloat = Field(ge=0.0)
+    quantiles: dict[str, FiniteFloat] = Field(default_factory=dict)
+
+
+class ThresholdUpdate(OutputRecord):
+    """A new anomaly-score threshold for one model.
+
+    ``value`` is the ``percentile``-th percentile of clean calibration scores. ``by_length``, when
+    given, is a length-aware threshold: buckets sorted by strictly ascending ``max_tokens``; a text of
+    ``n`` tokens uses the first bucket with ``n <= max_tokens``, and ``value`` past the last bucket.
+    """
+
+    model_id: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    value: FiniteFloat
+    percentile: float = Field(gt=0.0, lt=100.0, allow_inf_nan=False)
+    by_length: list[LengthBucket] | None = Field(default=None, min_length=1)
+    calibration: CalibrationSummary
+    created_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _buckets_sorted(self) -> Self:
+        buckets = self.by_length or []
+        for prev, cur in pairwise(buckets):
+            if cur.max_tokens <= prev.max_tokens:
+                raise ValueError(
+                    "by_length must be sorted by strictly ascending max_tokens "
+                    f"({prev.max_tokens} then {cur.max_tokens})"
+                )
+        return self
+
+    def threshold_for(self, n_tokens: int) -> float:
+        """The threshold that applies to a text of ``n_tokens`` tokens."""
+        if n_tokens < 0:
+            raise ValueError(f"n_tokens must be >= 0, got {n_tokens}")
+        for bucket in self.by_length or ():
+            if n_tokens <= bucket.max_tokens:
+                return bucket.value
+        return self.value
+
+
+def make_threshold_version(created_at: datetime, *parts: object) -> str:
+    """A unique, sortable version string: UTC timestamp + short hash of ``parts``.
+
+    E.g. ``make_threshold_version(now, model_id, value, percentile)`` →
+    ``"20250101T120000.000000Z-1a2b3c4d"``.
+    """
+    stamp = created_at.astimezone(UTC) if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    digest = hashlib.sha256(repr((stamp.isoformat(), *parts)).encode()).hexdigest()[:8]
+    return f"{stamp:%Y%m%dT%H%M%S.%fZ}-{digest}"
