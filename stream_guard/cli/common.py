@@ -1,0 +1,45 @@
+"""Options shared by the commands that build a Defender, and the one way commands fail."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from stream_guard.defender import Defender
+from stream_guard.errors import StreamGuardError
+from stream_guard.logs import configure_logging
+from stream_guard.settings import DefenderSettings
+
+ModelOpt = typer.Option(None, "--model", "-m", help="model directory, or 'packaged' [env STREAM_GUARD_MODEL]")
+DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda[:N] [env STREAM_GUARD_DEVICE]")
+ThresholdOpt = typer.Option(None, "--threshold", "-t", help="flag texts scoring above this")
+StrategyOpt = typer.Option(None, "--strategy", help="neutralization: noise | delete | mask")
+WordsOpt = typer.Option(None, "--words-per-round", help="words neutralized per round")
+RoundsOpt = typer.Option(None, "--max-rounds", help="re-score and continue while still anomalous")
+MaxLengthOpt = typer.Option(None, "--max-length", help="tokens per text (longer texts are truncated)")
+BatchSizeOpt = typer.Option(None, "--batch-size", help="texts per scoring batch")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, a non-zero exit, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_from(**flags: Any) -> DefenderSettings:
+    """Environment (`STREAM_GUARD_*`) overlaid by the flags that were given."""
+    try:
+        return DefenderSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+
+
+def build_defender(settings: DefenderSettings) -> Defender:
+    configure_logging()
+    try:
+        return Defender.from_settings(settings)
+    except StreamGuardError as err:
+        fail(str(err))

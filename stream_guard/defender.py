@@ -1,0 +1,293 @@
+"""The Defender: score -> flag against a threshold -> neutralize -> re-classify -> verdict.
+
+Stateless with respect to its inputs: it holds the model, its settings and the current threshold
+(swapped atomically by `set_threshold`, which is how workers hot-reload thresholds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from stream_guard.attribution import attribute
+from stream_guard.encoding import EncodedText, TokenTables, encode_texts, length_buckets, pad_batch
+from stream_guard.loading import LoadedClassifier, load_classifier
+from stream_guard.neutralize import Edit, message_rng, neutralize_spans
+from stream_guard.selection import select_words, shift_spans, unshift_span
+from stream_guard.settings import DefenderSettings
+from stream_guard.textcheck import clean_text
+from stream_guard.threshold import Threshold
+from stream_guard.verdict import SuspiciousWord, TokenAttribution, Verdict
+
+TokenDetail = Literal["all", "flagged", "none"]
+_AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TextScores:
+    """Attributions of one text, trimmed to its real tokens (n = its token count)."""
+
+    encoded: EncodedText
+    probabilities: np.ndarray  # (C,)
+    attention: np.ndarray  # (n,)
+    gradient: np.ndarray  # (n,)
+    score: np.ndarray  # (n,) NaN off-candidate
+    candidates: np.ndarray  # (n,) bool
+    anomaly: float
+
+    @property
+    def label(self) -> int:
+        return int(self.probabilities.argmax())
+
+    @property
+    def has_candidates(self) -> bool:
+        return bool(self.candidates.any())
+
+
+@dataclass
+class _Neutralization:
+    text: str
+    scores: TextScores
+    excluded: list[tuple[int, int]] = field(default_factory=list)
+    words: list[SuspiciousWord] = field(default_factory=list)
+    history: list[list[Edit]] = field(default_factory=list)  # edits of each round, to map spans back
+
+
+class Defender:
+    """X-GRAAD defense around one classifier."""
+
+    def __init__(
+        self,
+        classifier: LoadedClassifier,
+        settings: DefenderSettings | None = None,
+        threshold: Threshold | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.settings = settings or DefenderSettings()
+        self.tables = TokenTables.build(classifier.tokenizer)
+        if threshold is None and self.settings.threshold is not None:
+            threshold = Threshold.static(self.settings.threshold)
+        self._threshold = threshold
+        self.forward_calls = 0  # scoring passes run so far (one forward + one backward each)
+
+    @classmethod
+    def from_settings(cls, settings: DefenderSettings | None = None) -> Defender:
+        settings = settings or DefenderSettings()
+        classifier = load_classifier(settings.model, device=settings.device, max_length=settings.max_length)
+        return cls(classifier, settings)
+
+    @property
+    def model_id(self) -> str:
+        return self.classifier.model_id
+
+    @property
+    def threshold(self) -> Threshold | None:
+        return self._threshold
+
+    def set_threshold(self, threshold: Threshold | None) -> None:
+        self._threshold = threshold
+
+    def clean(self, text: object) -> str:
+        """Validated text (raises InvalidTextError with a one-line reason)."""
+        return clean_text(text, max_chars=self.settings.max_text_chars)
+
+    # -- scoring -------------------------------------------------------------------------------------
+
+    def score(self, texts: Sequence[str]) -> list[TextScores]:
+        """X-GRAAD attributions for each text, in input order, batched by length."""
+        cleaned = [self.clean(t) for t in texts]
+        encoded = encode_texts(self.classifier.tokenizer, cleaned, self.classifier.max_length)
+        return self._score_encoded(encoded)
+
+    def _score_encoded(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        results: list[TextScores | None] = [None] * len(encoded)
+        lengths = [len(e) for e in encoded]
+        for batch in length_buckets(
+            lengths, batch_size=self.settings.batch_size, max_batch_tokens=self.settings.max_batch_tokens
+        ):
+            for index, scored in zip(batch, self._score_batch([encoded[i] for i in batch]), strict=True):
+                results[index] = scored
+        return results  # type: ignore[return-value]
+
+    def _score_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        tokenizer = self.classifier.tokenizer
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        input_ids, attention_mask = pad_batch(encoded, pad_id, self.classifier.device)
+        candidates = self.tables.candidates(input_ids, exclude_stopwords=self.settings.exclude_stopwords)
+        self.forward_calls += 1
+        result = attribute(
+            self.classifier.model,
+            input_ids,
+            attention_mask,
+            candidates.to(input_ids.device),
+            autocast_dtype=_AUTOCAST[self.settings.autocast],
+        )
+        probabilities = torch.softmax(result.logits, dim=-1).cpu().numpy()
+        attention = result.attention.cpu().numpy()
+        gradient = result.gradient.cpu().numpy()
+        score = result.score.cpu().numpy()
+        cands = result.candidates.cpu().numpy()
+        anomaly = result.anomaly.cpu().numpy()
+        out = []
+        for row, enc in enumerate(encoded):
+            n = len(enc)
+            out.append(
+                TextScores(
+                    encoded=enc,
+                    probabilities=probabilities[row],
+                    attention=attention[row, :n],
+                    gradient=gradient[row, :n],
+                    score=score[row, :n],
+                    candidates=cands[row, :n],
+                    anomaly=float(anomaly[row]),
+                )
+            )
+        return out
+
+    # -- judging -------------------------------------------------------------------------------------
+
+    def judge(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        *,
+        tokens: TokenDetail = "all",
+    ) -> list[Verdict]:
+        """A verdict per text, in input order. Texts must pass `clean` (InvalidTextError otherwise).
+
+        `tokens` chooses which verdicts carry per-token attributions (all, flagged only, none).
+        """
+        ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(texts))]
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        cleaned = [self.clean(t) for t in texts]
+        encoded = encode_texts(self.classifier.tokenizer, cleaned, self.classifier.max_length)
+        scores = self._score_encoded(encoded)
+        threshold = self._threshold  # one consistent threshold for the whole call
+        limits = [threshold.for_length(len(e)) if threshold else None for e in encoded]
+        flagged = [
+            limit is not None and s.has_candidates and s.anomaly > limit
+            for s, limit in zip(scores, limits, strict=True)
+        ]
+        neutralized = self._neutralize(
+            {i: (ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f}
+        )
+        verdicts = []
+        for i, s in enumerate(scores):
+            fixed = neutralized.get(i)
+            with_tokens = tokens == "all" or (tokens == "flagged" and flagged[i])
+            verdicts.append(
+                self._verdict(ids[i], cleaned[i], s, limits[i], flagged[i], fixed, with_tokens, threshold)
+            )
+        return verdicts
+
+    def _neutralize(
+        self, todo: dict[int, tuple[str, str, TextScores, float | None]]
+    ) -> dict[int, _Neutralization]:
+        """Rounds of: pick the top word(s) not yet rewritten, rewrite them, re-score the new texts."""
+        settings = self.settings
+        tokenizer = self.classifier.tokenizer
+        mask_token = tokenizer.mask_token or tokenizer.unk_token or "[UNK]"
+        state = {i: _Neutralization(text=text, scores=s) for i, (_, text, s, _) in todo.items()}
+        rngs = {i: message_rng(settings.seed, mid, text) for i, (mid, text, _, _) in todo.items()}
+        active = list(state)
+        for round_index in range(settings.max_rounds):
+            rewritten = []
+            for i in active:
+                item = state[i]
+                picks = select_words(item.scores, item.excluded, settings.words_per_round)
+                if not picks:
+                    continue
+                new_text, edits = neutralize_spans(
+                    item.text, [p.span for p in picks], settings.strategy, rngs[i], mask_token=mask_token
+                )
+                for p in picks:
+                    start, end = unshift_span(p.span, item.history)
+                    item.words.append(
+                        SuspiciousWord(item.text[p.start : p.end], start, end, p.score, round_index)
+                    )
+                item.history.append(edits)
+                item.excluded = _after_edits(item.excluded, edits)
+                item.text = new_text
+                rewritten.append(i)
+            if not rewritten:
+                break
+            texts = [state[i].text if state[i].text.strip() else " " for i in rewritten]
+            encoded = encode_texts(tokenizer, texts, self.classifier.max_length)
+            for i, new_scores in zip(rewritten, self._score_encoded(encoded), strict=True):
+                state[i].scores = new_scores
+            active = [
+                i
+                for i in rewritten
+                if state[i].scores.has_candidates and state[i].scores.anomaly > float(todo[i][3] or 0.0)
+            ]
+            if not active:
+                break
+        return state
+
+    def _verdict(
+        self,
+        message_id: str,
+        text: str,
+        s: TextScores,
+        limit: float | None,
+        flagged: bool,
+        fixed: _Neutralization | None,
+        with_tokens: bool,
+        threshold: Threshold | None,
+    ) -> Verdict:
+        names = self.classifier.label_names
+        final = fixed.scores if fixed is not None else s
+        return Verdict(
+            id=message_id,
+            text=text,
+            model_id=self.model_id,
+            label=s.label,
+            label_name=names[s.label],
+            probabilities=[float(p) for p in s.probabilities],
+            anomaly_score=s.anomaly,
+            threshold=limit,
+            threshold_version=threshold.version if threshold else None,
+            flagged=flagged,
+            final_label=final.label,
+            final_label_name=names[final.label],
+            tokens=token_attributions(s) if with_tokens else [],
+            n_tokens=len(s.encoded),
+            truncated=s.encoded.truncated,
+            neutralized_text=fixed.text if fixed else None,
+            neutralized_label=fixed.scores.label if fixed else None,
+            neutralized_probabilities=[float(p) for p in fixed.scores.probabilities] if fixed else None,
+            neutralized_anomaly_score=fixed.scores.anomaly if fixed else None,
+            suspicious_words=list(fixed.words) if fixed else [],
+        )
+
+
+def _after_edits(spans: list[tuple[int, int]], edits: list[Edit]) -> list[tuple[int, int]]:
+    """Excluded spans moved through `edits`, plus the rewritten words' new spans."""
+    moved = shift_spans(spans, edits)
+    return moved + [(e.new_start, e.new_end) for e in edits if e.new_end > e.new_start]
+
+
+def token_attributions(s: TextScores) -> list[TokenAttribution]:
+    enc = s.encoded
+    out = []
+    for j, token in enumerate(enc.tokens):
+        start, end = enc.offsets[j]
+        special = enc.word_ids[j] is None
+        candidate = bool(s.candidates[j])
+        out.append(
+            TokenAttribution(
+                token=token,
+                start=None if special else start,
+                end=None if special else end,
+                attention=float(s.attention[j]),
+                gradient=float(s.gradient[j]),
+                score=float(s.score[j]) if candidate else None,
+                candidate=candidate,
+            )
+        )
+    return out

@@ -1,0 +1,30 @@
+"""Defender settings: pydantic-settings, from env vars `STREAM_GUARD_*`, a file, or keyword arguments."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_guard.neutralize import Strategy
+
+
+class DefenderSettings(BaseSettings):
+    """How a Defender scores, flags and neutralizes. Defaults follow the lab's measurements (docs/lab)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAM_GUARD_", extra="ignore")
+
+    model: str | None = Field(None, description="model directory, or 'packaged' / unset for the backbone")
+    device: str = Field("auto", description="auto, cpu or cuda[:N]")
+    max_length: int = Field(256, ge=8, le=4096, description="tokens per text; longer texts are truncated")
+    max_text_chars: int = Field(20_000, ge=1, description="longer texts are rejected, not truncated")
+    batch_size: int = Field(32, ge=1, le=4096)
+    max_batch_tokens: int = Field(16_384, ge=64, description="padded tokens per scoring batch")
+    threshold: float | None = Field(None, description="fixed threshold; unset = never flag until calibrated")
+    strategy: Strategy = Field("noise", description="how suspicious words are rewritten")
+    words_per_round: int = Field(1, ge=1, le=16, description="words neutralized per round")
+    max_rounds: int = Field(1, ge=1, le=16, description="re-score and continue while still anomalous")
+    exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
+    seed: int = Field(0, description="seed of the per-message neutralization randomness")
+    autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")

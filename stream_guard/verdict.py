@@ -1,0 +1,77 @@
+"""The defender's output: everything needed to explain one decision.
+
+Plain frozen dataclasses, so the core stays free of any wire format; `schemas/` maps them onto the
+versioned wire contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAttribution:
+    """One token of the model input, in input order (special tokens included).
+
+    `attention` is a_j (Eq. 2), `gradient` is g_j (Eq. 4), `score` is c_j (Eq. 7) or None for tokens
+    that took no part in the normalization (`candidate` False). `start`/`end` are character offsets into
+    the scored text, None for special tokens.
+    """
+
+    token: str
+    start: int | None
+    end: int | None
+    attention: float
+    gradient: float
+    score: float | None
+    candidate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SuspiciousWord:
+    """A word of the text that the neutralizer rewrote, with the score that selected it."""
+
+    word: str
+    start: int
+    end: int
+    score: float
+    iteration: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The defender's decision on one text."""
+
+    id: str
+    text: str
+    model_id: str
+    label: int
+    label_name: str
+    probabilities: list[float]
+    anomaly_score: float
+    threshold: float | None
+    flagged: bool
+    final_label: int
+    final_label_name: str
+    tokens: list[TokenAttribution]
+    n_tokens: int
+    truncated: bool = False
+    neutralized_text: str | None = None
+    neutralized_label: int | None = None
+    neutralized_probabilities: list[float] | None = None
+    neutralized_anomaly_score: float | None = None
+    suspicious_words: list[SuspiciousWord] = field(default_factory=list)
+    threshold_version: str | None = None
+
+    @property
+    def label_changed(self) -> bool:
+        return self.final_label != self.label
+
+    def top_token(self) -> TokenAttribution | None:
+        """The candidate token holding the sentence score (Eq. 8), if any."""
+        scored = [t for t in self.tokens if t.score is not None]
+        return max(scored, key=lambda t: t.score) if scored else None  # type: ignore[arg-type,return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
