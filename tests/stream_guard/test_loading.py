@@ -14,7 +14,7 @@ def test_missing_directory(tmp_path):
 
 
 def test_directory_without_config(tmp_path):
-    with pytest.raises(ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match=r"no config\.json"):
         load_classifier(tmp_path)
 
 
