@@ -1,0 +1,88 @@
+"""Calibrate the threshold on clean data: a percentile of the anomaly scores, optionally per length bucket.
+
+The paper takes the 95th percentile (65th for ALBERT) of S on a clean validation set. Because S grows
+with text length on small encoders, a single percentile mostly flags long texts; `length_edges` gives
+each token-count bucket its own percentile, so every length is flagged at about the same clean rate.
+Calibrate on data held apart from any test data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_guard.defender import Defender
+from stream_guard.threshold import Threshold
+
+MIN_PER_BUCKET = 30
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: Threshold
+    scores: np.ndarray  # (N,) anomaly scores of the clean texts
+    n_tokens: np.ndarray  # (N,) token counts
+    percentile: float
+
+    def summary(self) -> dict[str, object]:
+        qs = (50, 90, 95, 99)
+        return {
+            "n_texts": int(self.scores.size),
+            "score_mean": float(self.scores.mean()),
+            "score_std": float(self.scores.std()),
+            "quantiles": {f"p{q}": float(np.percentile(self.scores, q)) for q in qs},
+        }
+
+    def clean_flag_rate(self) -> float:
+        """Share of the calibration texts the threshold itself would flag."""
+        limits = np.array([self.threshold.for_length(int(n)) for n in self.n_tokens])
+        return float((self.scores > limits).mean())
+
+
+def bucket_thresholds(
+    scores: np.ndarray, n_tokens: np.ndarray, percentile: float, edges: Sequence[int]
+) -> tuple[list[tuple[int, float]], float]:
+    """Per-bucket percentiles; a bucket with fewer than MIN_PER_BUCKET texts merges into the next one."""
+    overall = float(np.percentile(scores, percentile))
+    buckets: list[tuple[int, float]] = []
+    lower = 0
+    for edge in sorted(set(edges)):
+        inside = (n_tokens > lower) & (n_tokens <= edge)
+        if inside.sum() < MIN_PER_BUCKET:
+            continue  # too few texts: widen into the next bucket
+        buckets.append((edge, float(np.percentile(scores[inside], percentile))))
+        lower = edge
+    rest = n_tokens > lower
+    tail = float(np.percentile(scores[rest], percentile)) if rest.sum() >= MIN_PER_BUCKET else overall
+    return buckets, tail
+
+
+def calibrate(
+    defender: Defender,
+    texts: Sequence[str],
+    *,
+    percentile: float = 95.0,
+    length_edges: Sequence[int] | None = None,
+    version: str | None = None,
+) -> Calibration:
+    """Score clean `texts` and return the threshold at `percentile` (0 < p < 100)."""
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    if not texts:
+        raise ValueError("calibration needs at least one clean text")
+    scored = defender.score(texts)
+    scores = np.array([s.anomaly for s in scored], dtype=np.float64)
+    n_tokens = np.array([len(s.encoded) for s in scored], dtype=np.int64)
+    if version is None:
+        digest = hashlib.sha256(scores.tobytes() + str(percentile).encode()).hexdigest()[:10]
+        version = f"cal-{digest}"
+    if length_edges:
+        buckets, tail = bucket_thresholds(scores, n_tokens, percentile, length_edges)
+        threshold = Threshold(value=tail, version=version, percentile=percentile, by_length=tuple(buckets))
+    else:
+        value = float(np.percentile(scores, percentile))
+        threshold = Threshold(value=value, version=version, percentile=percentile)
+    return Calibration(threshold=threshold, scores=scores, n_tokens=n_tokens, percentile=percentile)
