@@ -1,54 +1,87 @@
-"""Terminal rendering of a verdict: the decision, the score against the threshold, shaded tokens."""
+"""Terminal rendering of a decision: the verdict, the score against the threshold, shaded tokens, the
+trigger candidate and both predictions.
+
+The one terminal renderer: it reads the fields of a :class:`~stream_guard.decision.Decision`, so it
+renders a core ``Verdict`` (the ``score`` command) and a wire ``AuditRecord`` (the ``audit`` command,
+any schema version) alike.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.console import Group
 from rich.text import Text
 
-from stream_guard.verdict import Verdict
+from stream_guard.decision import Decision, label_changed, trigger_candidate, valid_span
+
+ELLIPSIS = "…"
 
 
-def shaded_text(verdict: Verdict) -> Text:
+def _clip(text: str, max_chars: int | None) -> tuple[str, int]:
+    """The text cut to `max_chars` (with a marker saying how much was cut) and the kept length."""
+    if max_chars is None or len(text) <= max_chars:
+        return text, len(text)
+    return f"{text[:max_chars]}{ELLIPSIS} (+{len(text) - max_chars} chars)", max_chars
+
+
+def shaded_text(decision: Decision, max_chars: int | None = None) -> Text:
     """The text with each candidate token's span shaded by its score c_j (red = suspicious)."""
-    text = Text(verdict.text)
-    scored = [t for t in verdict.tokens if t.score is not None and t.start is not None]
+    shown, kept = _clip(decision.text, max_chars)
+    text = Text(shown)
+    scored = [t for t in decision.tokens if t.score is not None and valid_span(t, decision.text)]
     top = max((t.score for t in scored if t.score and t.score > 0), default=0.0)
     if top <= 0:
         return text
     for token in scored:
         share = max(0.0, token.score or 0.0) / top
-        if share < 0.05:
+        start, end = token.start or 0, min(token.end or 0, kept)
+        if share < 0.05 or start >= end:
             continue
         level = int(80 + 175 * share)
         text.stylize(
-            f"bold white on rgb({level},0,0)" if share > 0.5 else f"on rgb({level},40,40)",
-            token.start,
-            token.end,
+            f"bold white on rgb({level},0,0)" if share > 0.5 else f"on rgb({level},40,40)", start, end
         )
     return text
 
 
-def render_verdict(verdict: Verdict) -> Group:
-    threshold = "none (not calibrated)" if verdict.threshold is None else f"{verdict.threshold:.3f}"
-    status = Text("FLAGGED", style="bold red") if verdict.flagged else Text("clean", style="bold green")
+def _prediction(name: str, probabilities: Sequence[float] | None) -> str:
+    return f"{name} ({max(probabilities):.2f})" if probabilities else name
+
+
+def render_verdict(decision: Decision, max_chars: int | None = None) -> Group:
+    """A block of lines for one decision; `max_chars` cuts long texts for display."""
+    threshold = "none (not calibrated)" if decision.threshold is None else f"{decision.threshold:.3f}"
+    status = Text("FLAGGED", style="bold red") if decision.flagged else Text("clean", style="bold green")
     head = Text.assemble(
-        (f"[{verdict.id}] ", "dim"),
+        (f"[{decision.id}] ", "dim"),
         status,
-        f"  label={verdict.label_name} ({max(verdict.probabilities):.2f})",
-        f"  score={verdict.anomaly_score:.3f} vs threshold {threshold}",
+        f"  label={_prediction(decision.label_name, decision.probabilities)}",
+        f"  score={decision.anomaly_score:.3f} vs threshold {threshold}",
     )
-    if verdict.truncated:
+    if decision.truncated:
         head.append("  (truncated to model limit)", style="yellow")
-    parts = [head, shaded_text(verdict)]
-    if verdict.flagged and verdict.neutralized_text is not None:
-        words = ", ".join(f"{w.word!r} ({w.score:.2f})" for w in verdict.suspicious_words) or "none"
-        parts.append(Text(f"  suspicious: {words}", style="yellow"))
-        parts.append(Text(f"  neutralized: {verdict.neutralized_text}", style="dim"))
+    parts = [head, shaded_text(decision, max_chars)]
+    if decision.flagged:
+        candidate = trigger_candidate(decision)
+        if candidate is not None:
+            parts.append(Text(f"  trigger candidate: {candidate.word!r} (c={candidate.score:.2f})", "yellow"))
+        if decision.suspicious_words:
+            words = ", ".join(f"{w.word!r} ({w.score:.2f})" for w in decision.suspicious_words)
+            parts.append(Text(f"  suspicious: {words}", style="yellow"))
+        if decision.neutralized_text is not None:
+            shown, _ = _clip(decision.neutralized_text, max_chars)
+            parts.append(Text(f"  neutralized: {shown}", style="dim"))
+        after = _prediction(decision.final_label_name, decision.neutralized_probabilities)
         parts.append(
             Text(
-                f"  final label: {verdict.final_label_name}"
-                + ("  (changed)" if verdict.label_changed else ""),
+                f"  prediction: {_prediction(decision.label_name, decision.probabilities)} -> {after}"
+                + ("  (changed)" if label_changed(decision) else ""),
                 style="bold",
             )
         )
     return Group(*parts)
+
+
+render_decision = render_verdict
+"""Alias that reads better for wire records: ``render_decision(audit_record)``."""
