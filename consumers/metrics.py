@@ -1,0 +1,78 @@
+"""The worker's Prometheus metrics, in a registry of its own (several workers can live in one process).
+
+``serve_metrics(port, registry)`` exposes ``/metrics`` over HTTP (prometheus-client's server thread).
+
+=========================================  =========  ===========================================
+metric                                     type       meaning
+=========================================  =========  ===========================================
+stream_guard_consumed_total{topic}         counter    input messages read
+stream_guard_produced_total{topic}         counter    outputs acknowledged by the broker
+stream_guard_flagged_total                 counter    verdicts over the threshold (audit topic)
+stream_guard_dead_letters_total{error}     counter    inputs sent to the dead-letter topic
+stream_guard_batch_size                    histogram  messages per scoring batch
+stream_guard_scoring_seconds               histogram  Defender.judge time per batch
+stream_guard_end_to_end_seconds            histogram  input timestamp → output acknowledged
+stream_guard_commits_total                 counter    successful offset commits
+stream_guard_threshold_value               gauge      current threshold (NaN when none)
+stream_guard_threshold                     info       current threshold version and model id
+stream_guard_threshold_updates_total       counter    thresholds applied from the topic
+stream_guard_paused                        gauge      1 while input partitions are paused
+stream_guard_assigned_partitions           gauge      input partitions owned by this worker
+=========================================  =========  ===========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+__all__ = ["WorkerMetrics", "serve_metrics"]
+
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class WorkerMetrics:
+    """The metric objects of one worker, registered in ``registry`` (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("stream_guard_consumed", "Input messages read", ["topic"], registry=r)
+        self.produced = Counter("stream_guard_produced", "Outputs acknowledged", ["topic"], registry=r)
+        self.flagged = Counter("stream_guard_flagged", "Verdicts over the threshold", registry=r)
+        self.dead_letters = Counter(
+            "stream_guard_dead_letters", "Inputs sent to the dead-letter topic", ["error"], registry=r
+        )
+        self.batch_size = Histogram(
+            "stream_guard_batch_size", "Messages per scoring batch", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.scoring_seconds = Histogram(
+            "stream_guard_scoring_seconds", "Scoring time per batch", buckets=_SECONDS_BUCKETS, registry=r
+        )
+        self.end_to_end_seconds = Histogram(
+            "stream_guard_end_to_end_seconds",
+            "Input timestamp to output acknowledged",
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.commits = Counter("stream_guard_commits", "Successful offset commits", registry=r)
+        self.threshold_value = Gauge("stream_guard_threshold_value", "Current threshold", registry=r)
+        self.threshold_value.set(float("nan"))
+        self.threshold = Info("stream_guard_threshold", "Current threshold version and model", registry=r)
+        self.threshold_updates = Counter(
+            "stream_guard_threshold_updates", "Thresholds applied from the topic", registry=r
+        )
+        self.paused = Gauge("stream_guard_paused", "1 while input partitions are paused", registry=r)
+        self.assigned = Gauge("stream_guard_assigned_partitions", "Input partitions owned", registry=r)
+
+    def set_threshold(self, value: float | None, version: str | None, model_id: str) -> None:
+        self.threshold_value.set(float("nan") if value is None else value)
+        self.threshold.info({"version": version or "", "model_id": model_id})
+
+
+def serve_metrics(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> Any:
+    """Serve ``/metrics`` on ``host:port`` in a daemon thread; returns the server (call ``shutdown()``)."""
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

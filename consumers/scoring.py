@@ -1,0 +1,106 @@
+"""What the worker carries between poll and produce, and the scoring step it runs in a thread.
+
+Kafka-free: :class:`Item` holds a message's coordinates, its raw bytes and the validation outcome;
+:func:`score_items` judges the accepted items of a batch with ``Defender.judge(tokens="flagged")`` and
+isolates a poison message: when the batch raises, each item is judged alone, and only those that still
+raise become ``internal`` dead letters — unless every one of them fails, which points at the scorer
+itself (out of memory, a broken model) and is raised so the worker stops without committing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from consumers.dead_letters import Accepted
+from schemas import DeadLetterRecord, SourceRef
+from stream_guard.defender import Defender
+from stream_guard.verdict import Verdict
+
+__all__ = ["Item", "ScoredBatch", "score_items", "token_counter"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Item:
+    """One input message on its way through the worker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None  # Kafka message timestamp, epoch seconds
+    outcome: Accepted | DeadLetterRecord
+
+    @property
+    def partition_key(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
+    @property
+    def source(self) -> SourceRef:
+        return SourceRef.from_kafka(self.topic, self.partition, self.offset, self.key)
+
+
+@dataclass
+class ScoredBatch:
+    """Verdicts (or the exception of a message that could not be scored) by index into the batch."""
+
+    results: dict[int, Verdict | Exception] = field(default_factory=dict)
+    seconds: float = 0.0
+    scored: int = 0
+
+
+def score_items(defender: Defender, items: Sequence[Item]) -> ScoredBatch:
+    """Judge the accepted items of ``items`` in one call; see the module docstring for failures."""
+    indices = [i for i, item in enumerate(items) if isinstance(item.outcome, Accepted)]
+    if not indices:
+        return ScoredBatch()
+    accepted = [items[i].outcome for i in indices]
+    texts = [a.text for a in accepted]  # type: ignore[union-attr]
+    ids = [a.message.id for a in accepted]  # type: ignore[union-attr]
+    started = time.perf_counter()
+    try:
+        verdicts: Sequence[Verdict | Exception] = defender.judge(texts, ids, tokens="flagged")
+    except Exception as error:
+        log.warning("batch scoring failed; scoring its messages one by one", error=repr(error))
+        verdicts = [_judge_one(defender, text, mid) for text, mid in zip(texts, ids, strict=True)]
+        if len(verdicts) > 1 and all(isinstance(v, Exception) for v in verdicts):
+            raise
+    return ScoredBatch(
+        results=dict(zip(indices, verdicts, strict=True)),
+        seconds=time.perf_counter() - started,
+        scored=len(indices),
+    )
+
+
+def _judge_one(defender: Defender, text: str, message_id: str) -> Verdict | Exception:
+    try:
+        return defender.judge([text], [message_id], tokens="flagged")[0]
+    except Exception as error:
+        return error
+
+
+def token_counter(defender: Defender) -> Callable[[Sequence[str]], list[int]]:
+    """Counts the tokens (special tokens included, capped at the model's max length) of texts at once."""
+    tokenizer = defender.classifier.tokenizer
+    limit = defender.classifier.max_length
+
+    def count(texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = tokenizer(
+            list(texts),
+            add_special_tokens=True,
+            truncation=True,
+            max_length=limit,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    return count
