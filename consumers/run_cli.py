@@ -128,6 +128,10 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
         if settings.thresholds_topic:
             wanted.append(settings.thresholds_topic)
         ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     try:
         worker = Worker(settings)
     except StreamGuardError as err:

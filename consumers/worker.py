@@ -84,6 +84,8 @@ __all__ = ["BatchReport", "Worker", "WorkerStats"]
 log = structlog.get_logger(__name__)
 
 _POLL_S = 0.1
+# librdkafka waits for its outstanding long-poll fetch before fetching a resumed partition: keep it short
+_CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 100}
 _BUSY_WAIT_S = 0.02
 
 
@@ -186,7 +188,9 @@ class Worker:
         listener = self._start_listener()
         producer = self._make_producer()
         consumer = self._consumer = Consumer(
-            settings.kafka.consumer_config(settings.group_id, **settings.consumer_overrides)
+            settings.kafka.consumer_config(
+                settings.group_id, **{**_CONSUMER_DEFAULTS, **settings.consumer_overrides}
+            )
         )
         self._checkpoint = Checkpoint(
             producer,
@@ -340,6 +344,9 @@ class Worker:
         if committed and offsets:
             self.stats.commits += 1
             self.metrics.commits.inc()
+        log.debug(
+            "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(scored.seconds, 4)
+        )
         if self.on_batch is not None:
             report = BatchReport(len(items), scored.scored, flagged, dead, scored.seconds, offsets)
             self.on_batch(report)

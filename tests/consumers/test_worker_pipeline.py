@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import statistics
 import time
+import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from consumers.broker import free_port
 from consumers.worker import BatchReport, Worker
 from schemas import (
     AuditRecord,
@@ -83,13 +85,23 @@ def test_mixed_stream_every_message_once_in_order_and_committed(kafka_settings, 
     threshold = _median_score(worker_defender, 120)
     values = mixed_values(120)
     sent = produce(kafka_settings, topics["input"], values)
+    port = free_port()
     settings = worker_settings(
-        kafka_settings, worker_defender, [topics["input"]], topics, threshold=threshold, thresholds_topic=None
+        kafka_settings,
+        worker_defender,
+        [topics["input"]],
+        topics,
+        threshold=threshold,
+        thresholds_topic=None,
+        metrics_port=port,
+        metrics_host="127.0.0.1",
     )
     reports: list[BatchReport] = []
     worker = Worker(settings, defender=worker_defender, on_batch=reports.append)
     with InThread(worker) as run:
         outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
         run.stop()
 
     # every input exactly once across the three topics, identified by its source coordinates
@@ -128,9 +140,25 @@ def test_mixed_stream_every_message_once_in_order_and_committed(kafka_settings, 
         assert len({p for p, _ in seq}) == 1 and seq == sorted(seq)
 
     # committed offsets are the end of the input; batches were real batches
-    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == end_offsets(sent)
+    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == end_offsets(sent, 2)
     assert sum(r.size for r in reports) == len(sent) and max(r.size for r in reports) > 1
-    assert worker.stats.consumed == len(sent) and worker.stats.dead_letters == sum(not s.valid for s in sent)
+    n_dead = sum(not s.valid for s in sent)
+    assert worker.stats.consumed == len(sent) and worker.stats.dead_letters == n_dead
+
+    # Prometheus: counts match what was read back
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples[f'stream_guard_consumed_total{{topic="{topics["input"]}"}}'] == len(sent)
+    assert samples[f'stream_guard_produced_total{{topic="{topics["dead_letter"]}"}}'] == n_dead
+    assert samples["stream_guard_flagged_total"] == len(audits)
+    assert samples["stream_guard_batch_size_count"] == len(reports)
+    assert samples["stream_guard_threshold_value"] == pytest.approx(threshold)
+    assert f'stream_guard_threshold_info{{model_id="{worker_defender.model_id}",version="static:' in metrics
+    assert samples["stream_guard_end_to_end_seconds_count"] == len(sent)
+    assert "stream_guard_paused 0.0" in metrics
 
 
 def test_threshold_update_applies_within_a_second(kafka_settings, topics, worker_defender):

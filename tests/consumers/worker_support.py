@@ -106,12 +106,13 @@ def produce(
     settings: KafkaSettings,
     topic: str,
     values: Sequence[tuple[str | None, bytes | None, bool]],
-    keys: Sequence[str] = ("k0", "k1", "k2", "k3", "k4"),
+    keys: Sequence[str] = tuple(f"k{i}" for i in range(8)),
+    producer: Any = None,
 ) -> list[Sent]:
     """Produce with keys round-robin; returns the coordinates of each message in produce order."""
     from confluent_kafka import Producer
 
-    producer = Producer(settings.producer_config())
+    producer = producer or Producer(settings.producer_config())
     sent: list[Sent | None] = [None] * len(values)
     for index, (mid, value, valid) in enumerate(values):
         key = keys[index % len(keys)]
@@ -128,10 +129,11 @@ def produce(
     return sent  # type: ignore[return-value]
 
 
-def end_offsets(sent: Sequence[Sent]) -> dict[int, int]:
-    ends: dict[int, int] = {}
+def end_offsets(sent: Sequence[Sent], partitions: int) -> dict[int, int]:
+    """The offset after the last message per partition; -1001 (no commit) for partitions left empty."""
+    ends: dict[int, int] = dict.fromkeys(range(partitions), -1001)
     for s in sent:
-        ends[s.partition] = max(ends.get(s.partition, 0), s.offset + 1)
+        ends[s.partition] = max(ends[s.partition], s.offset + 1)
     return ends
 
 
@@ -258,3 +260,79 @@ def identity(out: Output) -> tuple[int, int]:
 
 def iter_records(outputs: Sequence[Output], kind: type) -> Iterator[Any]:
     return (o.record for o in outputs if isinstance(o.record, kind))
+
+
+class OutputCollector:
+    """Reads output topics from the beginning in a thread, while the test does other things."""
+
+    def __init__(self, settings: KafkaSettings, topics: dict[str, type]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.outputs: list[Output] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        consumer = Consumer(self.settings.consumer_config(f"collector-{uuid.uuid4().hex[:8]}"))
+        metadata = consumer.list_topics(timeout=10).topics
+        partitions = [
+            TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics for p in metadata[t].partitions
+        ]
+        consumer.assign(partitions)
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, 0.05):
+                    if msg.error():
+                        continue
+                    record = decode(self.topics[msg.topic()], msg.value())
+                    key = msg.key().decode() if msg.key() is not None else None
+                    self.outputs.append(Output(msg.topic(), msg.partition(), key, record))
+        finally:
+            consumer.close()
+
+    def __enter__(self) -> OutputCollector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def sources(self) -> set[tuple[int, int]]:
+        return {identity(o) for o in list(self.outputs)}
+
+
+class Trickle:
+    """Produces ``values`` to ``topic`` in a thread, ``per_tick`` messages every ``tick`` seconds."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        values: Sequence[tuple[str | None, bytes | None, bool]],
+        per_tick: int = 8,
+        tick: float = 0.05,
+    ) -> None:
+        self.sent: list[Sent] = []
+        self._args = (settings, topic, values, per_tick, tick)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from confluent_kafka import Producer
+
+        settings, topic, values, per_tick, tick = self._args
+        producer = Producer(settings.producer_config())
+        for start in range(0, len(values), per_tick):
+            self.sent.extend(produce(settings, topic, values[start : start + per_tick], producer=producer))
+            time.sleep(tick)
+
+    def start(self) -> Trickle:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float = 60.0) -> list[Sent]:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "producer did not finish"
+        return self.sent
