@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import typer
+
 from consumers import audit_cli as _audit_cli  # noqa: F401  (registers `audit`)
+from consumers import calibrate_cli, demo
 from consumers import replay_cli as _replay_cli  # noqa: F401  (registers `replay`)
 from stream_guard.cli import app
+
+app.command("calibrate")(calibrate_cli.calibrate_command)
+app.command("demo")(demo.demo_command)
+
+
+@app.command("broker")
+def broker_command(
+    port: int | None = typer.Option(None, "--port", "-p", help="TCP port (default: a free one)"),
+) -> None:
+    """Run an embedded, in-memory Kafka-protocol broker (Tansu) in the foreground until Ctrl-C."""
+    from consumers.broker import run_broker
+
+    raise typer.Exit(run_broker(port))
 
 
 def main() -> None:
