@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics, in a registry of its own (several workers can live in one process).
+"""What the worker counts: Prometheus metrics in a registry of its own (several workers can live in one
+process), plain :class:`WorkerStats` counters and the :class:`BatchReport` passed to ``on_batch``.
 
 ``serve_metrics(port, registry)`` exposes ``/metrics`` over HTTP (prometheus-client's server thread).
 
@@ -23,11 +24,12 @@ stream_guard_assigned_partitions           gauge      input partitions owned by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
-__all__ = ["WorkerMetrics", "serve_metrics"]
+__all__ = ["BatchReport", "WorkerMetrics", "WorkerStats", "serve_metrics"]
 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -76,3 +78,28 @@ def serve_metrics(port: int, registry: CollectorRegistry, host: str = "0.0.0.0")
     """Serve ``/metrics`` on ``host:port`` in a daemon thread; returns the server (call ``shutdown()``)."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server
+
+
+@dataclass
+class WorkerStats:
+    """Plain counters, for in-process users (the Prometheus metrics hold the same and more)."""
+
+    consumed: int = 0
+    produced: dict[str, int] = field(default_factory=dict)  # acknowledged outputs per topic
+    flagged: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    commits: int = 0
+    threshold_updates: int = 0
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One committed batch, passed to ``on_batch``."""
+
+    size: int
+    scored: int
+    flagged: int
+    dead_letters: int
+    scoring_seconds: float
+    offsets: dict[tuple[str, int], int]  # committed: next offset to read per input partition

@@ -12,15 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
-from consumers.dead_letters import Accepted
+from consumers.dead_letters import Accepted, validate_message
 from schemas import DeadLetterRecord, SourceRef
 from stream_guard.defender import Defender
 from stream_guard.verdict import Verdict
 
-__all__ = ["Item", "ScoredBatch", "score_items", "token_counter"]
+__all__ = ["Item", "ScoredBatch", "item_from_message", "score_items", "token_counter"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,16 @@ class Item:
     @property
     def source(self) -> SourceRef:
         return SourceRef.from_kafka(self.topic, self.partition, self.offset, self.key)
+
+
+def item_from_message(msg: Any, clean: Callable[[object], str], max_bytes: int | None) -> Item:
+    """An Item for a confluent-kafka message (not an error event): coordinates, bytes, validation."""
+    topic, partition, offset, key, value = msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()
+    ts_type, ts_ms = msg.timestamp()
+    source = SourceRef.from_kafka(topic, partition, offset, key)
+    outcome = validate_message(value, key, source, clean=clean, max_bytes=max_bytes)
+    timestamp = ts_ms / 1000.0 if ts_type != 0 else None  # 0: TIMESTAMP_NOT_AVAILABLE
+    return Item(topic, partition, offset, key, value, timestamp, outcome)
 
 
 @dataclass

@@ -62,19 +62,18 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from consumers.checkpoint import Checkpoint
-from consumers.dead_letters import Accepted, internal_dead_letter, validate_message
-from consumers.metrics import WorkerMetrics, serve_metrics
-from consumers.scoring import Item, ScoredBatch, score_items, token_counter
+from consumers.dead_letters import Accepted, internal_dead_letter
+from consumers.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
+from consumers.scoring import Item, ScoredBatch, item_from_message, score_items, token_counter
 from consumers.threshold_listener import ThresholdListener
 from consumers.wire import verdict_to_record
 from consumers.worker_settings import WorkerSettings
-from schemas import DeadLetterRecord, SourceRef, ThresholdUpdate, encode
+from schemas import DeadLetterRecord, ThresholdUpdate, encode
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
@@ -87,31 +86,6 @@ _POLL_S = 0.1
 # librdkafka waits for its outstanding long-poll fetch before fetching a resumed partition: keep it short
 _CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 100}
 _BUSY_WAIT_S = 0.02
-
-
-@dataclass
-class WorkerStats:
-    """Plain counters, for in-process users (the Prometheus metrics hold the same and more)."""
-
-    consumed: int = 0
-    produced: dict[str, int] = field(default_factory=dict)  # acknowledged outputs per topic
-    flagged: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    commits: int = 0
-    threshold_updates: int = 0
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """One committed batch, passed to ``on_batch``."""
-
-    size: int
-    scored: int
-    flagged: int
-    dead_letters: int
-    scoring_seconds: float
-    offsets: dict[tuple[str, int], int]  # committed: next offset to read per input partition
 
 
 class Worker:
@@ -178,30 +152,16 @@ class Worker:
 
         Raises whatever stopped it abnormally (e.g. DeliveryError), after closing without a commit.
         """
-        from confluent_kafka import Consumer
-
         external = stop
         settings = self.settings
-        server = None
-        if settings.metrics_port:
-            server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
-        listener = self._start_listener()
-        producer = self._make_producer()
-        consumer = self._consumer = Consumer(
-            settings.kafka.consumer_config(
-                settings.group_id, **{**_CONSUMER_DEFAULTS, **settings.consumer_overrides}
-            )
-        )
-        self._checkpoint = Checkpoint(
-            producer,
-            consumer,
-            flush_timeout_s=settings.flush_timeout_s,
-            on_delivered=self._delivered,
-            transactional=settings.transactional,
-        )
+        server = listener = producer = consumer = None
         executor = ThreadPoolExecutor(1, thread_name_prefix="scorer")
-        log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
         try:
+            if settings.metrics_port:
+                server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
+            listener = self._start_listener()
+            producer, consumer = self._make_clients()
+            log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
             consumer.subscribe(
                 settings.input_topics,
                 on_assign=self._on_assign,
@@ -218,10 +178,11 @@ class Worker:
             raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
-            consumer.close()
+            if consumer is not None:
+                consumer.close()  # leaves the group (the revoke callback commits nothing new)
             self._assigned.clear()
             self.metrics.assigned.set(0)
-            if not self._failed:
+            if producer is not None and not self._failed:
                 producer.flush(settings.flush_timeout_s)
             if listener is not None:
                 listener.stop()
@@ -253,7 +214,7 @@ class Worker:
             self._resume()
 
     def _accept(self, messages: list[Any]) -> None:
-        from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
+        from confluent_kafka import KafkaError, KafkaException
 
         items: list[Item] = []
         for msg in messages:
@@ -264,25 +225,8 @@ class Worker:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", error=str(error))
                 continue
-            topic, partition, offset, key, value = (
-                msg.topic(),
-                msg.partition(),
-                msg.offset(),
-                msg.key(),
-                msg.value(),
-            )
-            ts_type, ts_ms = msg.timestamp()
-            source = SourceRef.from_kafka(topic, partition, offset, key)
-            outcome = validate_message(
-                value,
-                key,
-                source,
-                clean=self.defender.clean,
-                max_bytes=self.settings.max_message_bytes,
-            )
-            timestamp = ts_ms / 1000.0 if ts_type != TIMESTAMP_NOT_AVAILABLE else None
-            items.append(Item(topic, partition, offset, key, value, timestamp, outcome))
-            self.metrics.consumed.labels(topic).inc()
+            items.append(item_from_message(msg, self.defender.clean, self.settings.max_message_bytes))
+            self.metrics.consumed.labels(msg.topic()).inc()
         self.stats.consumed += len(items)
         accepted = [item.outcome.text for item in items if isinstance(item.outcome, Accepted)]
         counts = iter(self._count_tokens(accepted))
@@ -357,7 +301,8 @@ class Worker:
             self._finish_inflight()
         assert self._checkpoint is not None
         self._checkpoint.commit()
-        log.info("uncommitted buffered messages left for the next owner", count=len(self._batcher))
+        if len(self._batcher):
+            log.info("buffered messages left uncommitted for the next owner", count=len(self._batcher))
 
     # -- pause / resume -----------------------------------------------------------------------------
     def _pause(self) -> None:
@@ -411,8 +356,9 @@ class Worker:
         self.metrics.assigned.set(len(self._assigned))
 
     # -- producer, thresholds, delivery -------------------------------------------------------------
-    def _make_producer(self) -> Any:
-        from confluent_kafka import Producer
+    def _make_clients(self) -> tuple[Any, Any]:
+        """The output producer (transactional when asked) and the input consumer, with the checkpoint."""
+        from confluent_kafka import Consumer, Producer
 
         settings = self.settings
         overrides = dict(settings.producer_overrides)
@@ -421,7 +367,18 @@ class Worker:
         producer = Producer(settings.kafka.producer_config(**overrides))
         if settings.transactional:
             producer.init_transactions(settings.flush_timeout_s)
-        return producer
+        consumer_overrides = {**_CONSUMER_DEFAULTS, **settings.consumer_overrides}
+        consumer = self._consumer = Consumer(
+            settings.kafka.consumer_config(settings.group_id, **consumer_overrides)
+        )
+        self._checkpoint = Checkpoint(
+            producer,
+            consumer,
+            flush_timeout_s=settings.flush_timeout_s,
+            on_delivered=self._delivered,
+            transactional=settings.transactional,
+        )
+        return producer, consumer
 
     def _start_listener(self) -> ThresholdListener | None:
         settings = self.settings

@@ -15,10 +15,16 @@ from tests.consumers.worker_support import (
     committed,
     end_offsets,
     mixed_values,
+    one_torch_thread,
     tiny_defender,
     wait_for,
     worker_settings,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture

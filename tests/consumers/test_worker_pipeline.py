@@ -28,6 +28,7 @@ from tests.consumers.worker_support import (
     end_offsets,
     identity,
     mixed_values,
+    one_torch_thread,
     produce,
     read_outputs,
     text_for,
@@ -35,6 +36,11 @@ from tests.consumers.worker_support import (
     wait_for,
     worker_settings,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture
@@ -197,3 +203,43 @@ def test_threshold_update_applies_within_a_second(kafka_settings, topics, worker
     judged = [o for o in after if identity(o) in new_sources and not isinstance(o.record, DeadLetterRecord)]
     assert judged and all(o.record.threshold_version == "v2" for o in judged)
     assert all(isinstance(o.record, AuditRecord) for o in judged), "every text scores above -1e6"
+
+
+def test_transactional_mode_commits_outputs_and_offsets_together(kafka_settings, topics, worker_defender):
+    values = mixed_values(48)
+    sent = produce(kafka_settings, topics["input"], values)
+    settings = worker_settings(
+        kafka_settings, worker_defender, [topics["input"]], topics, threshold=0.0, transactional=True
+    )
+    worker = Worker(settings, defender=worker_defender)
+    with InThread(worker) as run:
+        # read_committed (librdkafka's default isolation level): only committed transactions are visible
+        outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
+        run.stop()
+    assert sorted(identity(o) for o in outputs) == sorted((s.partition, s.offset) for s in sent)
+    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == end_offsets(sent, 2)
+    assert worker.stats.commits >= 1
+
+
+def test_an_output_that_cannot_be_written_stops_the_worker_without_commit(
+    kafka_settings, topics, worker_defender
+):
+    from confluent_kafka import KafkaException
+
+    sent = produce(kafka_settings, topics["input"], mixed_values(12))
+    # audit records carry every token's attributions: far over a 1000-byte message limit
+    settings = worker_settings(
+        kafka_settings,
+        worker_defender,
+        [topics["input"]],
+        topics,
+        threshold=-1e9,
+        producer_overrides={"message.max.bytes": 1000},
+    )
+    worker = Worker(settings, defender=worker_defender)
+    run = InThread(worker).__enter__()
+    run.thread.join(30)
+    assert not run.thread.is_alive(), "the worker should have stopped on its own"
+    assert isinstance(run.error, KafkaException), repr(run.error)  # raised by produce(): too large
+    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == {0: -1001, 1: -1001}
+    assert len(sent) == 12

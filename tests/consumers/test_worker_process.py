@@ -30,11 +30,17 @@ from tests.consumers.worker_support import (
     committed,
     end_offsets,
     mixed_values,
+    one_torch_thread,
     tiny_defender,
     wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
 
 
 @pytest.fixture

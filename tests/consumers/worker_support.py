@@ -336,3 +336,18 @@ class Trickle:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "producer did not finish"
         return self.sent
+
+
+def one_torch_thread() -> Iterator[None]:
+    """For a module-scoped autouse fixture: score with one torch thread, restore the setting after.
+
+    On this 2-core machine, shared with other jobs, two intra-op threads made scoring 30x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
