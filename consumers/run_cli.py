@@ -21,45 +21,45 @@ from stream_guard.cli.common import DeviceOpt, ModelOpt, fail
 @app.command("run")
 def run_command(
     bootstrap_servers: str | None = typer.Option(
-        None, "--bootstrap-servers", "-b", help="host:port list [env STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS]"
+        None, "--bootstrap-servers", "-b", help="host:port list (env STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS)"
     ),
     model: str | None = ModelOpt,
     device: str | None = DeviceOpt,
     group_id: str | None = typer.Option(
-        None, "--group-id", "-g", help="consumer group [env STREAM_GUARD_GROUP_ID]"
+        None, "--group-id", "-g", help="consumer group (env STREAM_GUARD_GROUP_ID)"
     ),
     input_topics: list[str] | None = typer.Option(
-        None, "--input-topic", "-i", help="input topic, repeatable [env STREAM_GUARD_INPUT_TOPICS, a,b,c]"
+        None, "--input-topic", "-i", help="input topic, repeatable (env STREAM_GUARD_INPUT_TOPICS, a,b,c)"
     ),
     predictions_topic: str | None = typer.Option(
-        None, "--predictions-topic", help="clean verdicts [env STREAM_GUARD_PREDICTIONS_TOPIC]"
+        None, "--predictions-topic", help="clean verdicts (env STREAM_GUARD_PREDICTIONS_TOPIC)"
     ),
     audit_topic: str | None = typer.Option(
-        None, "--audit-topic", help="flagged verdicts [env STREAM_GUARD_AUDIT_TOPIC]"
+        None, "--audit-topic", help="flagged verdicts (env STREAM_GUARD_AUDIT_TOPIC)"
     ),
     dead_letter_topic: str | None = typer.Option(
-        None, "--dead-letter-topic", help="malformed input [env STREAM_GUARD_DEAD_LETTER_TOPIC]"
+        None, "--dead-letter-topic", help="malformed input (env STREAM_GUARD_DEAD_LETTER_TOPIC)"
     ),
     thresholds_topic: str | None = typer.Option(
-        None, "--thresholds-topic", help="threshold updates; '' = off [env STREAM_GUARD_THRESHOLDS_TOPIC]"
+        None, "--thresholds-topic", help="threshold updates; '' = off (env STREAM_GUARD_THRESHOLDS_TOPIC)"
     ),
     threshold: float | None = typer.Option(
-        None, "--threshold", "-t", help="start threshold [env STREAM_GUARD_THRESHOLD]"
+        None, "--threshold", "-t", help="start threshold (env STREAM_GUARD_THRESHOLD)"
     ),
     max_batch_size: int | None = typer.Option(
-        None, "--max-batch-size", help="messages per batch [env STREAM_GUARD_MAX_BATCH_SIZE]"
+        None, "--max-batch-size", help="messages per batch (env STREAM_GUARD_MAX_BATCH_SIZE)"
     ),
     max_batch_tokens: int | None = typer.Option(
-        None, "--max-batch-tokens", help="padded tokens per batch [env STREAM_GUARD_MAX_BATCH_TOKENS]"
+        None, "--max-batch-tokens", help="padded tokens per batch (env STREAM_GUARD_MAX_BATCH_TOKENS)"
     ),
     max_wait_ms: float | None = typer.Option(
-        None, "--max-wait-ms", help="longest wait for a batch to fill [env STREAM_GUARD_MAX_WAIT_MS]"
+        None, "--max-wait-ms", help="longest wait for a batch to fill (env STREAM_GUARD_MAX_WAIT_MS)"
     ),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Prometheus /metrics port, 0 = off [env STREAM_GUARD_METRICS_PORT]"
+        None, "--metrics-port", help="Prometheus /metrics port, 0 = off (env STREAM_GUARD_METRICS_PORT)"
     ),
     transactional: bool | None = typer.Option(
-        None, "--transactional/--no-transactional", help="exactly-once [env STREAM_GUARD_TRANSACTIONAL]"
+        None, "--transactional/--no-transactional", help="exactly-once (env STREAM_GUARD_TRANSACTIONAL)"
     ),
     create_topics: bool = typer.Option(
         False, "--create-topics", help="create missing input/output topics (1 partition each) first"
