@@ -7,6 +7,7 @@ import typer
 from consumers import audit_cli as _audit_cli  # noqa: F401  (registers `audit`)
 from consumers import calibrate_cli, demo
 from consumers import replay_cli as _replay_cli  # noqa: F401  (registers `replay`)
+from consumers import run_cli as _run_cli  # noqa: F401  (registers `run`)
 from stream_guard.cli import app
 
 app.command("calibrate")(calibrate_cli.calibrate_command)
