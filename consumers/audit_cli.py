@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import typer
 from rich.console import Console
 
@@ -46,6 +47,9 @@ def audit_command(
     min_score: float | None = typer.Option(None, "--min-score", help="only records scoring at least this"),
     max_chars: int = typer.Option(2000, "--max-chars", help="cut longer texts in the terminal view"),
     top: int = typer.Option(10, "--top", help="rows of the trigger report"),
+    report_json: str | None = typer.Option(
+        None, "--trigger-report", help="write the trigger report (JSON) here"
+    ),
     title: str = typer.Option("stream-guard audit report", "--title", help="title of the HTML report"),
 ) -> None:
     """Render each flagged decision: the text shaded by token score, the trigger candidate, both
@@ -103,6 +107,13 @@ def audit_command(
         except OSError as exc:
             fail(f"cannot write {html_out}: {exc}")
         err.print(f"HTML report: {html_out} ({builder.n_flagged} flagged of {builder.n_records} records)")
+    if report_json is not None:
+        try:
+            Path(report_json).write_bytes(
+                orjson.dumps(triggers.report().to_dict(), option=orjson.OPT_INDENT_2)
+            )
+        except OSError as exc:
+            fail(f"cannot write {report_json}: {exc}")
     summary = f"{shown} decisions shown; {bad} unreadable records skipped; {dead} dead letters ignored"
     if json_out:
         err.print(summary)

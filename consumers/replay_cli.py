@@ -135,6 +135,9 @@ def replay_command(
         None, "--dead-letter-topic", help="publish dead letters here"
     ),
     scored_at: str | None = typer.Option(None, "--scored-at", help="fixed scored_at for every record"),
+    compare_with: str | None = typer.Option(
+        None, "--compare", help="B side: a number is another threshold, anything else another model"
+    ),
     compare_model: str | None = typer.Option(None, "--compare-model", help="B side: another model"),
     compare_threshold: float | None = typer.Option(
         None, "--compare-threshold", help="B side: another threshold"
@@ -173,6 +176,11 @@ def replay_command(
         fail("--batch-size must be >= 1")
     if input_path not in (None, "-") and not Path(input_path).is_file():
         fail(f"input file not found: {input_path}")
+    if compare_with is not None:
+        try:
+            compare_threshold = float(compare_with)
+        except ValueError:
+            compare_model = compare_with
     fixed_time = parse_time(scored_at) if scored_at else None
     flags = dict(
         strategy=strategy, words_per_round=words_per_round, max_rounds=max_rounds, max_length=max_length

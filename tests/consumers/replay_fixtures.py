@@ -6,11 +6,14 @@ conftest is shared with the other consumer tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pytest
+import structlog
 
 from stream_guard.calibration import calibrate
 from stream_guard.defender import Defender
@@ -31,6 +34,19 @@ ODD_TEXTS = (
     "tabs\tand\nnewlines\r\nand a bell\x07 inside",
     ("a very long review that goes on " * 400) + "cf",  # ~12,800 chars: truncated to the model limit
 )
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Commands run in-process point structlog and the root logger at the test runner's captured stderr,
+    which is closed afterwards: put both back so later tests (and their loggers) keep working."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @dataclass(frozen=True)

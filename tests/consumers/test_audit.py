@@ -16,7 +16,15 @@ from consumers.replay import RawMessage, replay
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, encode
 from stream_guard.audit_html import render_html
 from stream_guard.render import render_decision
-from tests.consumers.replay_fixtures import ODD_TEXTS, TRIGGER, Backdoor, make_backdoor, traffic, write_jsonl
+from tests.consumers.replay_fixtures import (
+    ODD_TEXTS,
+    TRIGGER,
+    Backdoor,
+    make_backdoor,
+    restore_logging,  # noqa: F401  (autouse)
+    traffic,
+    write_jsonl,
+)
 
 runner = CliRunner()
 V0 = {  # schema version 0: only the fields every version carries
@@ -162,15 +170,16 @@ def test_audit_command_on_files(replayed, tmp_path) -> None:
     assert passed.exit_code == 0
     assert passed.stdout_bytes.splitlines() == flagged  # byte for byte, for other tools
 
-    report = tmp_path / "report.html"
-    html = runner.invoke(
-        app, ["audit", "-i", str(replayed), "--html", str(report), "--title", "audit <test>"]
-    )
+    report, triggers = tmp_path / "report.html", tmp_path / "triggers.json"
+    args = ["--html", str(report), "--title", "audit <test>", "--trigger-report", str(triggers)]
+    html = runner.invoke(app, ["audit", "-i", str(replayed), *args])
     assert html.exit_code == 0, html.output
     page = report.read_text(encoding="utf-8")
     assert page.count('class="card"') == len(flagged) and "audit &lt;test&gt;" in page
     assert f'<span class="trig">{TRIGGER}</span>' in page
     assert f"<b>{TRIGGER}</b><span>top trigger candidate" in page
+    ranking = orjson.loads(triggers.read_bytes())
+    assert ranking["rows"][0]["word"] == TRIGGER and ranking["n_flagged"] == len(flagged)
 
 
 def test_audit_usage_errors(tmp_path) -> None:

@@ -21,7 +21,13 @@ from consumers.replay_sources import csv_messages, file_messages, jsonl_messages
 from consumers.wire import verdict_to_record
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, decode, encode
 from stream_guard.errors import StreamGuardError
-from tests.consumers.replay_fixtures import Backdoor, make_backdoor, traffic, write_jsonl
+from tests.consumers.replay_fixtures import (
+    Backdoor,
+    make_backdoor,
+    restore_logging,  # noqa: F401  (autouse)
+    traffic,
+    write_jsonl,
+)
 
 runner = CliRunner()
 
@@ -207,6 +213,11 @@ def test_compare_two_thresholds(backdoor, messages, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert f"they disagree on {len(found)}" in result.output
     assert [d["id"] for d in records(diffs)] == [d.id for d in found]
+    alias = run_replay(
+        backdoor, "-i", str(source), "-o", str(tmp_path / "alias.jsonl"), "--compare", str(lower)
+    )
+    assert f"they disagree on {len(found)}" in alias.output
+    assert (tmp_path / "alias.jsonl").read_bytes() == out.read_bytes()
 
 
 def test_compare_two_models_reports_label_disagreements(backdoor, messages, tmp_path_factory) -> None:

@@ -159,8 +159,8 @@ def test_trigger_report_names_the_trigger_first(tmp_path: Path, trigger: str) ->
     classifier = load_classifier(build_backdoored_model(tmp_path / "model", trigger), device="cpu")
     defender = Defender(classifier, DefenderSettings(device="cpu"))
     movies = load_dataset("movies")
-    calibration_texts = [movies.texts[i] for i in range(0, 6000, 30)]  # 200 clean texts
-    traffic = movies.subset(list(range(6001, 10500, 30)))  # held apart from calibration
+    calibration_texts = [movies.texts[i] for i in range(0, 6000, 50)]  # 120 clean texts
+    traffic = movies.subset(list(range(6001, 10500, 45)))  # held apart from calibration
     defender.set_threshold(calibrate(defender, calibration_texts, percentile=95).threshold)
     poisoned = poison_test_set(traffic, BadNetsAttack(triggers=(trigger,)), target_label=1)
     clean = defender.judge(traffic.texts, [f"clean-{i}" for i in range(len(traffic))])
