@@ -154,6 +154,7 @@ def test_sigkill_then_restart_loses_nothing_and_sigterm_commits(
     counts = Counter((o.record.source.partition, o.record.source.offset) for o in outputs.outputs)
     assert set(counts) == wanted
     duplicates = {coords for coords, n in counts.items() if n > 1}
+    print(f"SIGKILL: {len(duplicates)} inputs produced twice; committed at the kill: {at_kill}")
     # only what the killed worker had not committed can repeat
     assert all(offset >= max(at_kill.get(partition, 0), 0) for partition, offset in duplicates), (
         duplicates,
