@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
-from stream_guard.defender import Defender
 from stream_guard.errors import StreamGuardError
 from stream_guard.logs import configure_logging
 from stream_guard.settings import DefenderSettings
+
+if TYPE_CHECKING:  # torch loads only when a command builds a defender, so --help stays fast
+    from stream_guard.defender import Defender
 
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory, or 'packaged' [env STREAM_GUARD_MODEL]")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda[:N] [env STREAM_GUARD_DEVICE]")
@@ -38,6 +40,8 @@ def settings_from(**flags: Any) -> DefenderSettings:
 
 
 def build_defender(settings: DefenderSettings) -> Defender:
+    from stream_guard.defender import Defender
+
     configure_logging()
     try:
         return Defender.from_settings(settings)
