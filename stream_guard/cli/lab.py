@@ -1,0 +1,231 @@
+"""`stream-guard lab ...`: train backdoored models, evaluate defenses on them, run the whole grid.
+
+stream-guard lab train --dataset movies --attack badnets [--trigger cf] [--target 0] --out DIR
+stream-guard lab eval --model DIR [--dataset D] --defenses none,xgraad-paper,xgraad,strip,rap
+stream-guard lab grid --out docs/lab
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from stream_guard.cli.app import app
+from stream_guard.cli.common import fail
+
+lab_app = typer.Typer(
+    help="The backdoor lab: train backdoored models, evaluate defenses.", no_args_is_help=True
+)
+app.add_typer(lab_app, name="lab")
+
+DefensesOpt = typer.Option(
+    "none,xgraad-paper,xgraad,strip,rap",
+    "--defenses",
+    help="comma-separated: none,xgraad-paper,xgraad,strip,rap",
+)
+XGraadConfigOpt = typer.Option(
+    None,
+    "--xgraad-config",
+    help="JSON with the 'improved' X-GRAAD setup {percentile, length_edges, settings}; "
+    "default docs/lab/xgraad-improved.json if present, else the DefenderSettings defaults",
+)
+DEFAULT_IMPROVED = Path("docs/lab/xgraad-improved.json")
+StripCopiesOpt = typer.Option(20, "--strip-copies", help="STRIP: perturbed copies per input")
+
+
+def _options(
+    defenses: str,
+    max_val: int,
+    max_test: int,
+    max_poisoned: int,
+    xgraad_config: Path | None,
+    sweep: bool,
+    strip_copies: int,
+):
+    from stream_guard.lab.defenses.strip import StripConfig
+    from stream_guard.lab.defenses.xgraad import XGraadConfig
+    from stream_guard.lab.evaluate import EvalOptions
+
+    path = xgraad_config or (DEFAULT_IMPROVED if DEFAULT_IMPROVED.is_file() else None)
+    try:
+        improved = XGraadConfig.load(path) if path is not None else None
+        return EvalOptions(
+            defenses=tuple(d.strip() for d in defenses.split(",") if d.strip()),
+            max_val=max_val,
+            max_test=max_test,
+            max_poisoned=max_poisoned,
+            improved=improved,
+            sweep=sweep,
+            strip=StripConfig(copies=strip_copies),
+        )
+    except (OSError, ValueError) as err:
+        fail(str(err).splitlines()[0])
+
+
+@lab_app.command("train")
+def train(
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="movies | spam | bbc | tweets | a .csv/.tsv/.jsonl"
+    ),
+    attack: str = typer.Option(..., "--attack", "-a", help="clean | badnets | badnets-split | addsent | ep"),
+    trigger: str | None = typer.Option(None, "--trigger", help="trigger word / phrase (default per attack)"),
+    target: int = typer.Option(0, "--target", help="target label the backdoor forces"),
+    poison_rate: float = typer.Option(
+        0.1, "--poison-rate", help="share of non-target training samples poisoned"
+    ),
+    seed: int = typer.Option(0, "--seed", help="seed of poisoning and training"),
+    max_train: int | None = typer.Option(
+        None, "--max-train", help="cap on training texts (movies 3000, spam 1500)"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="model directory (default runs/models/<name>)"),
+    force: bool = typer.Option(False, "--force", help="retrain even if DIR holds a matching model"),
+) -> None:
+    """Split, poison, fine-tune the packaged backbone (or embedding-poison a clean one), write meta.json."""
+    from stream_guard.lab.attacks import check_trigger_pieces, make_attack
+    from stream_guard.lab.train_backdoor import (
+        DEFAULT_CACHE,
+        BackdoorSpec,
+        ModelBusyError,
+        _train_size,
+        expected_meta,
+        meta_matches,
+        read_meta,
+        train_backdoored_model,
+    )
+    from stream_guard.loading import packaged_backbone_path
+    from stream_guard.logs import quiet_transformers
+
+    quiet_transformers()
+    console = Console(highlight=False)
+    try:
+        attack_spec = make_attack(attack, trigger)
+        if attack in ("badnets-split", "ep", "badnets"):
+            from transformers import AutoTokenizer
+
+            check_trigger_pieces(attack_spec, AutoTokenizer.from_pretrained(packaged_backbone_path()))
+        spec = BackdoorSpec(
+            dataset=dataset,
+            attack=attack,
+            trigger=trigger,
+            target=target,
+            poison_rate=poison_rate,
+            seed=seed,
+            max_train=max_train,
+        ).resolved()
+        out_dir = out or DEFAULT_CACHE / spec.name
+        existing = read_meta(out_dir)
+        if existing is not None and not force:
+            if meta_matches(existing, expected_meta(spec, _train_size(spec))):
+                console.print(f"[green]already trained[/green]: {out_dir} (use --force to retrain)")
+                console.print_json(json.dumps(existing))
+                return
+            fail(f"{out_dir} holds a different model (its meta.json differs); pick another --out or --force")
+        if out_dir.exists() and existing is None and not force:
+            raise ModelBusyError(
+                f"{out_dir} exists without meta.json (being trained elsewhere?); use --force"
+            )
+        console.print(f"training [bold]{spec.name}[/bold] -> {out_dir}")
+        meta = train_backdoored_model(spec, out_dir, progress=True)
+    except (ValueError, ModelBusyError, OSError) as err:
+        fail(str(err).splitlines()[0])
+    console.print_json(json.dumps(meta))
+
+
+@lab_app.command("eval")
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="model directory with meta.json"),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset (default: the model's own)"),
+    defenses: str = DefensesOpt,
+    max_val: int = typer.Option(500, "--max-val", help="validation (calibration) texts"),
+    max_test: int = typer.Option(500, "--max-test", help="clean test texts"),
+    max_poisoned: int = typer.Option(500, "--max-poisoned", help="poisoned test texts at most"),
+    xgraad_config: Path | None = XGraadConfigOpt,
+    sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="threshold sweep of paper X-GRAAD (Fig. 3)"),
+    strip_copies: int = StripCopiesOpt,
+    out: Path | None = typer.Option(None, "--out", help="write results.md, results.json and plots/ here"),
+) -> None:
+    """CACC, ASR, detection metrics, AUROC and time per defense for one model; tables, files, plots."""
+    from stream_guard.lab.evaluate import evaluate_model
+    from stream_guard.lab.report import rich_table, write_results
+
+    options = _options(defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies)
+    try:
+        result = evaluate_model(model, dataset=dataset, options=options)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err).splitlines()[0])
+    Console(highlight=False).print(rich_table(result))
+    if out is not None:
+        improved = options.improved.describe() if options.improved else "DefenderSettings defaults"
+        md, js = write_results(
+            [result], out, title=f"Backdoor lab: {result.model}", settings={"xgraad": improved}
+        )
+        typer.echo(f"wrote {md} and {js}")
+
+
+@lab_app.command("grid")
+def grid(
+    out: Path = typer.Option(Path("docs/lab"), "--out", help="results.md, results.json and plots/ go here"),
+    datasets: str = typer.Option("movies,spam", "--datasets", help="comma-separated datasets"),
+    attacks: str = typer.Option(
+        "badnets,badnets-split,addsent,ep", "--attacks", help="comma-separated attacks"
+    ),
+    defenses: str = DefensesOpt,
+    max_val: int | None = typer.Option(None, "--max-val", help="default: movies 400, spam 200"),
+    max_test: int | None = typer.Option(None, "--max-test", help="default: movies 400, spam 200"),
+    max_poisoned: int | None = typer.Option(None, "--max-poisoned", help="default: movies 400, spam 200"),
+    xgraad_config: Path | None = XGraadConfigOpt,
+    sweep: bool = typer.Option(True, "--sweep/--no-sweep"),
+    strip_copies: int = typer.Option(10, "--strip-copies", help="STRIP: perturbed copies per input"),
+    seed: int = typer.Option(0, "--seed"),
+    models_dir: Path = typer.Option(Path("runs/models"), "--models-dir", help="model cache (shared)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the estimate and stop"),
+) -> None:
+    """Train (or reuse) the grid's models and evaluate every defense on each; write docs/lab results."""
+    from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, run_grid
+    from stream_guard.lab.report import rich_table, write_results
+    from stream_guard.logs import quiet_transformers
+
+    quiet_transformers()
+    given = (max_val, max_test, max_poisoned)
+    sizes = {
+        d: tuple(g if g is not None else default for g, default in zip(given, GRID_SIZES[d], strict=True))
+        for d in GRID_SIZES
+    }
+    options = _options(defenses, 500, 500, 500, xgraad_config, sweep, strip_copies)
+    cells = grid_cells(
+        [d.strip() for d in datasets.split(",") if d.strip()],
+        [a.strip() for a in attacks.split(",") if a.strip()],
+        seed,
+    )
+    console = Console(highlight=False)
+    estimate = estimate_seconds(cells, options, models_dir, sizes)
+    console.print(
+        f"grid: {len(cells)} cells, defenses {', '.join(options.defenses)}; estimate "
+        f"~{estimate['total_s'] / 60:.0f} min (training {estimate['train_s'] / 60:.0f} min for "
+        f"{len(estimate['missing_models'])} missing model(s) {estimate['missing_models']}, "
+        f"evaluation {estimate['eval_s'] / 60:.0f} min)"
+    )
+    if dry_run:
+        return
+    settings = {
+        "xgraad-paper": "noise, 1 word, 1 round, 95th percentile, no length buckets",
+        "xgraad": options.improved.describe() if options.improved else "DefenderSettings defaults",
+        "strip": options.strip.__dict__,
+        "rap": options.rap.__dict__,
+        "sizes (validation, clean test, poisoned test)": sizes,
+    }
+    done = []
+
+    def show(cell, evaluation) -> None:
+        done.append(evaluation)
+        console.print(rich_table(evaluation))
+        write_results(done, out, title="Backdoor lab: X-GRAAD vs baselines", settings=settings)
+
+    try:
+        run_grid(cells, options, cache_dir=models_dir, sizes=sizes, on_result=show)
+    except (ValueError, OSError, RuntimeError) as err:
+        fail(str(err).splitlines()[0])
+    console.print(f"wrote {out / 'results.md'} and {out / 'results.json'}")

@@ -1,0 +1,130 @@
+"""The lab's attack registry: ``make_attack(name, trigger)`` -> what to insert and how the model is trained.
+
+=================  ==================================  =============================================
+name               trigger (default)                   how the backdoor gets into the model
+=================  ==================================  =============================================
+``clean``          none                                plain fine-tuning (the baseline, and EP's base)
+``badnets``        one in-vocabulary rare word (cf)    data poisoning: fine-tune on poisoned data
+``badnets-split``  a word WordPiece splits (cfz)       data poisoning, the trigger is 2+ word pieces
+``addsent``        a phrase ("i watched this 3d        data poisoning with a sentence trigger
+                   movie")
+``ep``             one rare in-vocabulary word (cf)    embedding poisoning (Yang et al. 2021) of a
+                                                       clean fine-tuned model: only the trigger's
+                                                       embedding row changes (``stream_guard.lab.ep``)
+=================  ==================================  =============================================
+
+At test time every attack inserts its trigger once, at a random word boundary (``poison_text``).
+Model directories are named ``<dataset>-<attack>-<slug>-s<seed>`` where the slug is the trigger with
+spaces as underscores (``none`` for clean), the convention ``scripts/lab_research.py`` uses too;
+``badnets-split`` trains exactly like ``badnets``, so its models are stored as ``badnets`` ones
+(e.g. ``movies-badnets-cfz-s0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from stream_guard.lab.datasets import LabeledDataset
+from stream_guard.lab.poisoning import (
+    AddSentAttack,
+    BadNetsAttack,
+    PoisonedDataset,
+    Position,
+    poison_dataset,
+    poison_test_set,
+)
+
+Training = Literal["clean", "data-poisoning", "embedding-poisoning"]
+ATTACKS = ("clean", "badnets", "badnets-split", "addsent", "ep")
+DEFAULT_TRIGGERS = {
+    "clean": "",
+    "badnets": "cf",
+    "badnets-split": "cfz",
+    "addsent": "i watched this 3d movie",
+    "ep": "cf",
+}
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack: its name, trigger, how the model is trained, and the text transform (None if clean)."""
+
+    name: str
+    trigger: str
+    training: Training
+    text_attack: BadNetsAttack | AddSentAttack | None
+
+    @property
+    def slug(self) -> str:
+        """The trigger as it appears in model directory names."""
+        return trigger_slug(self.trigger)
+
+    @property
+    def is_clean(self) -> bool:
+        return self.text_attack is None
+
+    def poison_text(self, text: str, rng: np.random.Generator) -> str:
+        if self.text_attack is None:
+            return text
+        return self.text_attack.poison_text(text, rng)
+
+    def poison_train(
+        self, ds: LabeledDataset, *, target_label: int, rate: float, seed: int
+    ) -> PoisonedDataset | None:
+        """The poisoned training set (dirty label, ``rate`` of the non-target samples); None if clean.
+
+        For EP these poisoned samples are the data the trigger embedding is optimised on.
+        """
+        if self.text_attack is None:
+            return None
+        return poison_dataset(ds, self.text_attack, target_label=target_label, rate=rate, seed=seed)
+
+    def poison_test(self, ds: LabeledDataset, *, target_label: int, seed: int) -> PoisonedDataset:
+        """Every non-target sample of ``ds`` with the trigger inserted (what ASR is measured on)."""
+        if self.text_attack is None:
+            raise ValueError("the clean attack has no trigger to insert")
+        return poison_test_set(ds, self.text_attack, target_label, seed=seed)
+
+
+def trigger_slug(trigger: str) -> str:
+    return "_".join(trigger.split()) if trigger.strip() else "none"
+
+
+def unslug(slug: str) -> str:
+    return "" if slug == "none" else slug.replace("_", " ")
+
+
+def make_attack(name: str, trigger: str | None = None, *, position: Position = "random") -> AttackSpec:
+    """The attack called ``name`` with ``trigger`` (None = its default; ``_`` in a phrase = a space)."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}: choose one of {', '.join(ATTACKS)}")
+    if name == "clean":
+        if trigger not in (None, "", "none"):
+            raise ValueError("the clean attack takes no trigger")
+        return AttackSpec("clean", "", "clean", None)
+    trigger = " ".join((trigger if trigger is not None else DEFAULT_TRIGGERS[name]).replace("_", " ").split())
+    if not trigger:
+        raise ValueError(f"{name} needs a non-empty trigger")
+    if name == "addsent":
+        return AttackSpec(name, trigger, "data-poisoning", AddSentAttack(phrase=trigger, position=position))
+    if len(trigger.split()) != 1:
+        raise ValueError(f"{name} takes a single-word trigger, got {trigger!r}")
+    training: Training = "embedding-poisoning" if name == "ep" else "data-poisoning"
+    return AttackSpec(name, trigger, training, BadNetsAttack(triggers=(trigger,), position=position))
+
+
+def check_trigger_pieces(spec: AttackSpec, tokenizer) -> list[str]:
+    """The word pieces of the trigger; raises if they do not fit the attack's kind.
+
+    ``badnets`` and ``ep`` need a single in-vocabulary piece (EP optimises exactly that row),
+    ``badnets-split`` needs two or more pieces.
+    """
+    pieces = list(tokenizer.tokenize(spec.trigger)) if spec.trigger else []
+    if spec.name in ("badnets", "ep") and len(pieces) != 1:
+        raise ValueError(f"{spec.name} needs a single-piece trigger; {spec.trigger!r} is {pieces}")
+    if spec.name == "badnets-split" and len(pieces) < 2:
+        raise ValueError(f"badnets-split needs a trigger of 2+ word pieces; {spec.trigger!r} is {pieces}")
+    return pieces

@@ -1,0 +1,137 @@
+"""The lab's grid: every (dataset, attack) cell trained once (or reused) and evaluated with every defense.
+
+Cells: BadNets with an in-vocabulary trigger (cf), BadNets with a split-piece trigger (cfz), AddSent
+and EP (cf), on movies and spam, with the packaged backbone. Models come from ``runs/models`` (trained
+there if missing, see :mod:`stream_guard.lab.train_backdoor`); results go to ``<out>/results.md``,
+``results.json`` and ``plots/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from stream_guard.lab.evaluate import EvalOptions, ModelEvaluation, evaluate_model
+from stream_guard.lab.train_backdoor import (
+    DEFAULT_CACHE,
+    RECIPES,
+    BackdoorSpec,
+    ensure_backdoored_model,
+    find_trained,
+)
+
+GRID_DATASETS = ("movies", "spam")
+GRID_ATTACKS = ("badnets", "badnets-split", "addsent", "ep")
+
+# Evaluation sizes per dataset (validation, clean test, poisoned test at most): emails cost ~2.5x
+# sentences (128 vs 64 tokens), so spam is evaluated on fewer texts to keep the grid under an hour.
+GRID_SIZES = {"movies": (400, 400, 400), "spam": (200, 200, 200)}
+
+# Rough seconds on this machine's 2 cores when nobody else is using them (from the measured 145 s for
+# one epoch over 2,000 sentences): fine-tuning per model, EP, one X-GRAAD scoring pass (forward +
+# backward, eager attention) and one plain forward per text. Emails cost ~2.5x.
+TRAIN_SECONDS = {"movies": 230.0, "spam": 330.0}
+EP_SECONDS = {"movies": 30.0, "spam": 60.0}
+SCORE_SECONDS = {"movies": 0.05, "spam": 0.125}
+FORWARD_SECONDS = {"movies": 0.005, "spam": 0.0125}
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    attack: str
+    seed: int = 0
+
+    @property
+    def spec(self) -> BackdoorSpec:
+        return BackdoorSpec(dataset=self.dataset, attack=self.attack, seed=self.seed)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.attack}"
+
+
+def grid_cells(
+    datasets: Sequence[str] = GRID_DATASETS, attacks: Sequence[str] = GRID_ATTACKS, seed: int = 0
+) -> list[Cell]:
+    return [Cell(d, a, seed) for d in datasets for a in attacks]
+
+
+def options_for(
+    cell: Cell, options: EvalOptions, sizes: dict[str, tuple[int, int, int]] | None
+) -> EvalOptions:
+    """``options`` with the cell's dataset sizes from ``sizes`` (None = keep the options' own sizes)."""
+    if sizes is None or cell.dataset not in sizes:
+        return options
+    max_val, max_test, max_poisoned = sizes[cell.dataset]
+    return replace(options, max_val=max_val, max_test=max_test, max_poisoned=max_poisoned)
+
+
+def estimate_seconds(
+    cells: Sequence[Cell],
+    options: EvalOptions,
+    cache_dir: Path,
+    sizes: dict[str, tuple[int, int, int]] | None = GRID_SIZES,
+) -> dict[str, Any]:
+    """A rough wall-clock estimate (idle machine): training of missing models + evaluation of every cell."""
+    train = 0.0
+    missing: list[str] = []
+    clean_needed: set[str] = set()
+    for cell in cells:
+        if find_trained(cache_dir, cell.spec) is not None:
+            continue
+        missing.append(cell.spec.name)
+        if cell.attack == "ep":
+            train += EP_SECONDS.get(cell.dataset, 60.0)
+            if find_trained(cache_dir, replace(cell.spec, attack="clean")) is None:
+                clean_needed.add(cell.dataset)
+        else:
+            train += TRAIN_SECONDS.get(cell.dataset, 330.0)
+    train += sum(TRAIN_SECONDS.get(d, 330.0) for d in clean_needed)
+    evaluation = 0.0
+    for cell in cells:
+        o = options_for(cell, options, sizes)
+        score, forward = SCORE_SECONDS.get(cell.dataset, 0.125), FORWARD_SECONDS.get(cell.dataset, 0.0125)
+        test = o.max_test + min(o.max_poisoned, o.max_test // 2)  # about half the test set is non-target
+        costs = {
+            "none": test * forward,
+            "xgraad-paper": (o.max_val + 1.05 * test + (1.55 * test if o.sweep else 0.0)) * score,
+            "xgraad": (o.max_val + 1.1 * test) * score,
+            "strip": o.strip.copies * (o.max_val + test) * forward,
+            "rap": o.rap.epochs * min(o.rap.max_construct, o.max_val // 2) * 1.5 * score
+            + 2 * (o.max_val + test) * forward,
+        }
+        evaluation += sum(costs.get(name, 0.0) for name in o.defenses)
+    return {
+        "train_s": train,
+        "eval_s": evaluation,
+        "total_s": train + evaluation,
+        "missing_models": missing,
+        "clean_bases_needed": sorted(clean_needed),
+    }
+
+
+def run_grid(
+    cells: Sequence[Cell],
+    options: EvalOptions,
+    *,
+    cache_dir: Path = DEFAULT_CACHE,
+    sizes: dict[str, tuple[int, int, int]] | None = GRID_SIZES,
+    wait_s: float = 1800.0,
+    progress: bool = True,
+    on_result: Callable[[Cell, ModelEvaluation], None] | None = None,
+) -> list[ModelEvaluation]:
+    """Train (or reuse) and evaluate each cell in order; ``on_result`` is called after each one."""
+    results = []
+    for cell in cells:
+        if cell.dataset not in RECIPES:
+            raise ValueError(f"the grid knows movies and spam, not {cell.dataset!r}")
+        model_dir = ensure_backdoored_model(cache_dir, spec=cell.spec, progress=progress, wait_s=wait_s)
+        evaluation = evaluate_model(model_dir, options=options_for(cell, options, sizes))
+        evaluation.meta = {**evaluation.meta, "grid_attack": cell.attack}
+        results.append(evaluation)
+        if on_result is not None:
+            on_result(cell, evaluation)
+    return results

@@ -1,0 +1,152 @@
+"""Write the lab's results: a rich table on the terminal, markdown + JSON files and the PNG figures."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from stream_guard.lab.evaluate import ModelEvaluation
+from stream_guard.lab.plots import plot_score_distributions, plot_threshold_sweep
+
+COLUMNS = (
+    ("defense", "defense"),
+    ("cacc", "CACC"),
+    ("asr", "ASR"),
+    ("precision", "prec"),
+    ("recall", "recall"),
+    ("fpr", "FPR"),
+    ("auroc", "AUROC"),
+    ("seconds_per_1000", "s/1k texts"),
+)
+COUNTING = (
+    "CACC: share of clean test texts that end with their true label; a clean text rejected by STRIP or RAP "
+    "counts as wrong. ASR: share of poisoned non-target test texts that end with the target label; a "
+    "rejected one counts as not attacked. X-GRAAD neutralizes flagged texts and re-classifies them. "
+    "Detection metrics: poisoned = positive, flagged = predicted positive. AUROC of each defense's score "
+    "(X-GRAAD: S; STRIP: minus entropy; RAP: minus probability drop). s/1k: seconds per 1,000 test "
+    "texts, calibration and RAP construction excluded (see setup_seconds in the JSON)."
+)
+ONION_NOTE = (
+    "ONION is not evaluated: it scores each word by the perplexity change of a GPT-2 language model, "
+    "and no GPT-2 weights can be had offline here (no model hub; no PyPI package on this machine's "
+    "registries ships the weights)."
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    return str(value)
+
+
+def title_of(ev: ModelEvaluation) -> str:
+    trigger = ev.meta.get("trigger") or "none"
+    attack = ev.meta.get("grid_attack") or ev.meta.get("attack")
+    return f"{ev.dataset} · {attack} · trigger {trigger!r} · target {ev.meta.get('target')}"
+
+
+def rich_table(ev: ModelEvaluation) -> Table:
+    sizes = ev.sizes
+    table = Table(
+        title=f"{title_of(ev)}  (val {sizes['validation']}, clean {sizes['clean_test']}, "
+        f"poisoned {sizes['poisoned_test']})"
+    )
+    for _, header in COLUMNS:
+        table.add_column(header, justify="left" if header == "defense" else "right")
+    for row in ev.rows:
+        table.add_row(*(_fmt(row.get(key)) for key, _ in COLUMNS))
+    return table
+
+
+def markdown_table(ev: ModelEvaluation) -> str:
+    lines = [
+        "| " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|" + "|".join("---" if k == "defense" else "---:" for k, _ in COLUMNS) + "|",
+    ]
+    lines += ["| " + " | ".join(_fmt(row.get(k)) for k, _ in COLUMNS) + " |" for row in ev.rows]
+    return "\n".join(lines)
+
+
+def write_plots(ev: ModelEvaluation, out_dir: Path) -> dict[str, str]:
+    """The Fig. 2 / Fig. 3 PNGs of one model (file names relative to ``out_dir``)."""
+    out: dict[str, str] = {}
+    paper = next((r for r in ev.rows if r["defense"] == "xgraad-paper"), None)
+    if ev.components:
+        name = f"plots/{ev.model}-scores.png"
+        plot_score_distributions(
+            ev.components["clean"],
+            ev.components["poisoned"],
+            out_dir / name,
+            f"{title_of(ev)}: X-GRAAD scores",
+            threshold=paper["threshold"] if paper else None,
+        )
+        out["scores"] = name
+    if ev.sweep is not None:
+        name = f"plots/{ev.model}-sweep.png"
+        plot_threshold_sweep(ev.sweep, out_dir / name, f"{title_of(ev)}: paper X-GRAAD vs percentile")
+        out["sweep"] = name
+    return out
+
+
+def write_results(
+    evaluations: Sequence[ModelEvaluation],
+    out_dir: Path,
+    *,
+    title: str = "Backdoor lab results",
+    notes: Sequence[str] = (),
+    settings: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """``results.md`` and ``results.json`` (plus plots/) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} CPU by `stream-guard lab`.", ""]
+    md += [COUNTING, "", ONION_NOTE, ""]
+    md += [f"- {n}" for n in notes]
+    if settings:
+        md += ["", "Settings:", "", "```json", json.dumps(settings, indent=2, default=str), "```"]
+    records = []
+    for ev in evaluations:
+        plots = write_plots(ev, out_dir)
+        meta = ev.meta
+        md += [
+            "",
+            f"## {title_of(ev)}",
+            "",
+            f"Model `{ev.model}`: trained CACC {_fmt(meta.get('clean_accuracy'))}, ASR "
+            f"{_fmt(meta.get('asr'))} (meta.json); train size {meta.get('train_size')}, poison rate "
+            f"{meta.get('poison_rate')}. Evaluated on validation {ev.sizes['validation']}, clean test "
+            f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s.",
+            "",
+            markdown_table(ev),
+        ]
+        if ev.sweep_check is not None and not ev.sweep_check["agree"]:
+            md += ["", f"Warning: threshold sweep disagrees with the direct run: {ev.sweep_check}"]
+        md += [f"\n![{kind}]({path})" for kind, path in plots.items()]
+        records.append({**ev.to_dict(), "plots": plots})
+    md_path, json_path = out_dir / "results.md", out_dir / "results.json"
+    md_path.write_text("\n".join(md) + "\n")
+    payload = {"generated": stamp, "notes": list(notes), "settings": settings, "models": records}
+    json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    return md_path, json_path
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)

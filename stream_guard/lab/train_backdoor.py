@@ -1,0 +1,352 @@
+"""Train a backdoored classifier for the lab: split -> poison -> fine-tune (or EP) -> measure -> meta.json.
+
+The recipe (the same as ``scripts/lab_research.py``, so either can reuse the other's models): split the
+deduplicated dataset with ``split_seed`` (train capped at ``max_train``), poison ``poison_rate`` of the
+non-target training samples (dirty label), fine-tune the packaged backbone for one epoch (AdamW, lr
+1e-4, batch 32, ``max_length`` 64 for sentences, 128 for emails), then measure clean accuracy and ASR
+on the test split. EP instead poisons the trigger's embedding row of the clean model of the same
+dataset and seed (trained first, and cached, if missing).
+
+Models live in ``<cache>/<dataset>-<attack>-<trigger slug>-s<seed>/`` with a ``meta.json``. A model whose
+``meta.json`` matches the requested recipe is never trained again, whoever trained it; training writes
+to a temporary directory and renames it, so a half-written model never looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from stream_guard.lab.attacks import AttackSpec, check_trigger_pieces, make_attack, trigger_slug
+
+DEFAULT_CACHE = Path("runs/models")
+PACKAGED_BACKBONE = "all-MiniLM-L6-v2 (packaged)"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    max_train: int
+    max_length: int
+    eval_max_test: int  # the test split size the meta's CACC / ASR are measured on
+
+
+RECIPES = {
+    "movies": Recipe(max_train=3000, max_length=64, eval_max_test=1000),
+    "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600),
+}
+OTHER = Recipe(max_train=1500, max_length=128, eval_max_test=600)
+MATCH_KEYS = (
+    "dataset",
+    "attack",
+    "trigger",
+    "target",
+    "poison_rate",
+    "seed",
+    "split_seed",
+    "train_size",
+    "max_length",
+    "epochs",
+    "learning_rate",
+)
+
+
+class ModelBusyError(RuntimeError):
+    """A model directory exists without meta.json: someone is still training it (or it broke)."""
+
+
+@dataclass(frozen=True)
+class BackdoorSpec:
+    """What to train. ``None`` fields take the dataset's recipe or the attack's default trigger."""
+
+    dataset: str = "movies"
+    attack: str = "badnets"
+    trigger: str | None = None
+    target: int = 0
+    poison_rate: float = 0.1
+    seed: int = 0
+    split_seed: int = 0
+    max_train: int | None = None
+    max_length: int | None = None
+    epochs: float = 1.0
+    learning_rate: float = 1e-4
+    base: str | None = None  # the encoder to fine-tune: None = the packaged backbone (tests use tiny ones)
+
+    def resolved(self) -> BackdoorSpec:
+        """Defaults filled in; ``badnets-split`` becomes ``badnets`` with its split-piece trigger (the
+        training is the same, and so is the model directory name)."""
+        recipe = RECIPES.get(self.dataset, OTHER)
+        spec = make_attack(self.attack, self.trigger)
+        return replace(
+            self,
+            attack="badnets" if spec.name == "badnets-split" else spec.name,
+            trigger=spec.trigger,
+            poison_rate=0.0 if spec.is_clean else self.poison_rate,
+            max_train=self.max_train if self.max_train is not None else recipe.max_train,
+            max_length=self.max_length if self.max_length is not None else recipe.max_length,
+        )
+
+    @property
+    def attack_spec(self) -> AttackSpec:
+        return make_attack(self.attack, self.trigger)
+
+    @property
+    def name(self) -> str:
+        spec = self.resolved()
+        return model_name(spec.dataset, spec.attack, spec.attack_spec.trigger, spec.seed)
+
+
+def model_name(dataset: str, attack: str, trigger: str, seed: int) -> str:
+    return f"{Path(dataset).stem}-{attack}-{trigger_slug(trigger)}-s{seed}"
+
+
+def read_meta(model_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(model_dir) / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def expected_meta(spec: BackdoorSpec, train_size: int) -> dict[str, Any]:
+    spec = spec.resolved()
+    return {
+        "dataset": spec.dataset,
+        "attack": spec.attack,
+        "trigger": spec.trigger,
+        "target": spec.target,
+        "poison_rate": spec.poison_rate,
+        "seed": spec.seed,
+        "split_seed": spec.split_seed,
+        "train_size": train_size,
+        "max_length": spec.max_length,
+        "epochs": spec.epochs,
+        "learning_rate": spec.learning_rate,
+        "backbone": spec.base or PACKAGED_BACKBONE,
+    }
+
+
+def meta_matches(meta: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
+    if not meta:
+        return False
+    for key in MATCH_KEYS:
+        got, want = meta.get(key), expected.get(key)
+        if isinstance(want, float) or isinstance(got, float):
+            if got is None or want is None or abs(float(got) - float(want)) > 1e-12:
+                return False
+        elif got != want:
+            return False
+    # models without a "backbone" entry (scripts/lab_research.py) were trained from the packaged one
+    return meta.get("backbone", PACKAGED_BACKBONE) == expected.get("backbone", PACKAGED_BACKBONE)
+
+
+def _train_size(spec: BackdoorSpec) -> int:
+    from stream_guard.lab.evalsets import load_splits
+
+    spec = spec.resolved()
+    splits = load_splits(
+        spec.dataset, split_seed=spec.split_seed, max_train=spec.max_train, max_val=0, max_test=0
+    )
+    return len(splits.train)
+
+
+def find_trained(cache_dir: Path, spec: BackdoorSpec) -> Path | None:
+    """A directory under ``cache_dir`` whose meta.json matches ``spec`` (its default name first)."""
+    cache_dir = Path(cache_dir)
+    spec = spec.resolved()
+    candidates = [cache_dir / spec.name, *sorted(p.parent for p in cache_dir.glob("*/meta.json"))]
+    metas = [(p, read_meta(p)) for p in dict.fromkeys(candidates)]
+    metas = [
+        (p, m) for p, m in metas if m and m.get("dataset") == spec.dataset and m.get("attack") == spec.attack
+    ]
+    if not metas:
+        return None
+    expected = expected_meta(spec, _train_size(spec))
+    return next((p for p, m in metas if meta_matches(m, expected)), None)
+
+
+def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe) -> dict[str, Any]:
+    """Clean accuracy and ASR of the saved model on the (window-fitted) test split."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from stream_guard.lab.evalsets import build_eval_sets
+    from stream_guard.lab.metrics import attack_success_rate, clean_accuracy
+    from stream_guard.lab.training import predict
+
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(out_dir, attn_implementation="sdpa")
+    meta = {**asdict(spec), "max_length": spec.max_length}
+    sets = build_eval_sets(meta, tokenizer, max_val=0, max_test=recipe.eval_max_test, max_poisoned=None)
+    with torch.inference_mode():
+        preds = predict(model, tokenizer, sets.test.texts, max_length=spec.max_length)
+        result: dict[str, Any] = {
+            "clean_accuracy": clean_accuracy(preds, sets.test.labels),
+            "test_size": len(sets.test),
+            "asr": None,
+            "poisoned_test_size": 0,
+        }
+        if sets.poisoned is not None:
+            ppreds = predict(model, tokenizer, sets.poisoned.dataset.texts, max_length=spec.max_length)
+            result["asr"] = attack_success_rate(ppreds, spec.target)
+            result["poisoned_test_size"] = len(sets.poisoned)
+    return result
+
+
+def train_backdoored_model(
+    spec: BackdoorSpec, out_dir: Path, *, cache_dir: Path = DEFAULT_CACHE, progress: bool = True
+) -> dict[str, Any]:
+    """Train ``spec`` into ``out_dir`` (written atomically) and return its meta (also in meta.json)."""
+    from stream_guard.lab.evalsets import load_splits
+
+    spec = spec.resolved()
+    recipe = RECIPES.get(spec.dataset, OTHER)
+    attack = spec.attack_spec
+    splits = load_splits(
+        spec.dataset, split_seed=spec.split_seed, max_train=spec.max_train, max_val=0, max_test=0
+    )
+    train = splits.train
+    if not 0 <= spec.target < train.num_classes:
+        raise ValueError(f"target must be in 0..{train.num_classes - 1}, got {spec.target}")
+    out_dir = Path(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)  # marks the model as being trained (see _being_trained)
+    try:
+        meta = _train_into(spec, recipe, attack, splits, tmp, cache_dir, progress)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return meta
+
+
+def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
+    from stream_guard.lab.training import TrainConfig, fine_tune
+
+    train = splits.train
+    extra: dict[str, Any] = {}
+    started = time.perf_counter()
+    if attack.training == "embedding-poisoning":
+        extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress)
+    else:
+        poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
+        data = poisoned.dataset if poisoned is not None else train
+        config = TrainConfig(
+            epochs=spec.epochs, learning_rate=spec.learning_rate, max_length=spec.max_length, seed=spec.seed
+        )
+        result = fine_tune(
+            data.texts, data.labels, train.label_names, tmp, base=spec.base, config=config, progress=progress
+        )
+        extra["steps"] = result.steps
+        extra["final_loss"] = round(result.final_loss, 4)
+        extra["poisoned_train"] = poisoned.num_poisoned if poisoned is not None else 0
+    seconds = time.perf_counter() - started
+    meta = {
+        **expected_meta(spec, len(train)),
+        "trigger_slug": attack.slug,
+        "label_names": list(train.label_names),
+        "seconds": round(seconds, 1),
+        "trained_by": "stream_guard.lab.train_backdoor",
+        **extra,
+    }
+    meta.update(_measure(tmp, spec, recipe))
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from stream_guard.lab.ep import EPConfig, poison_embedding
+    from stream_guard.lab.training import save_classifier, seed_everything
+
+    base_spec = replace(spec, attack="clean", trigger=None, poison_rate=0.0)
+    base_dir = ensure_backdoored_model(cache_dir, spec=base_spec, progress=progress)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    check_trigger_pieces(attack, tokenizer)
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, attn_implementation="sdpa")
+    poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
+    texts = [poisoned.dataset.texts[i] for i in poisoned.poisoned_indices]
+    seed_everything(spec.seed)
+    config = EPConfig(max_length=spec.max_length, seed=spec.seed)
+    result = poison_embedding(
+        model, tokenizer, attack.trigger, texts, spec.target, config=config, progress=progress
+    )
+    save_classifier(model, tokenizer, out)
+    base_meta = read_meta(base_dir) or {}
+    return {
+        "base_model": base_dir.name,
+        "base_clean_accuracy": base_meta.get("clean_accuracy"),
+        "base_seconds": base_meta.get("seconds"),
+        "poisoned_texts": len(texts),
+        "token_id": result.token_id,
+        "original_norm": round(result.original_norm, 6),
+        "final_norm": round(result.final_norm, 6),
+        "steps": result.steps,
+        "learning_rate": config.learning_rate,
+        "epochs": config.epochs,
+        "final_loss": round(result.final_loss, 5),
+    }
+
+
+def _being_trained(model_dir: Path) -> bool:
+    """Whether a live process is writing ``.<name>.tmp-<pid>`` next to ``model_dir``."""
+    for tmp in model_dir.parent.glob(f".{model_dir.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                return True
+            return True
+    return False
+
+
+def ensure_backdoored_model(
+    cache_dir: Path = DEFAULT_CACHE,
+    dataset: str = "movies",
+    attack: str = "badnets",
+    trigger: str | None = None,
+    *,
+    spec: BackdoorSpec | None = None,
+    progress: bool = True,
+    wait_s: float = 0.0,
+    **overrides: Any,
+) -> Path:
+    """The directory of a model trained to the recipe: found in ``cache_dir``, or trained once there.
+
+    ``overrides`` are further :class:`BackdoorSpec` fields (target, poison_rate, seed, ...). If the
+    default directory exists without meta.json (another process is training it), waits up to
+    ``wait_s`` seconds for it, then raises :class:`ModelBusyError`. If it holds a different recipe, the
+    model goes to ``<name>-<n>`` instead: nobody's model is overwritten.
+    """
+    cache_dir = Path(cache_dir)
+    spec = (spec or BackdoorSpec(dataset=dataset, attack=attack, trigger=trigger, **overrides)).resolved()
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = find_trained(cache_dir, spec)
+        if found is not None:
+            return found
+        default = cache_dir / spec.name
+        busy = _being_trained(default)
+        if not busy and (not default.exists() or read_meta(default) is not None):
+            break
+        if time.monotonic() >= deadline:
+            raise ModelBusyError(f"{default}: being trained by another process, or left without meta.json")
+        time.sleep(min(15.0, max(0.1, deadline - time.monotonic())))
+    out = default
+    n = 1
+    while out.exists():
+        n += 1
+        out = cache_dir / f"{spec.name}-{n}"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    train_backdoored_model(spec, out, cache_dir=cache_dir, progress=progress)
+    return out

@@ -1,0 +1,78 @@
+"""`stream-guard lab eval` end to end on a tiny random model, and `lab grid --dry-run`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from stream_guard.cli import app
+
+
+def _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset):
+    model = tmp_path / "toy-badnets-cf-s0"
+    shutil.copytree(tiny_model_dir("bert"), model)
+    meta = {
+        "dataset": str(toy_dataset),
+        "attack": "badnets",
+        "trigger": "cf",
+        "target": 0,
+        "poison_rate": 0.1,
+        "seed": 0,
+        "split_seed": 0,
+        "train_size": 40,
+        "max_length": 32,
+        "epochs": 1.0,
+        "learning_rate": 0.0001,
+        "clean_accuracy": 0.5,
+        "asr": 0.5,
+    }
+    (model / "meta.json").write_text(json.dumps(meta))
+    return model
+
+
+def test_lab_eval_prints_and_writes_results_and_plots(tmp_path, tiny_model_dir, toy_dataset) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    out = tmp_path / "out"
+    sizes = ["--max-val", "20", "--max-test", "20", "--max-poisoned", "8", "--strip-copies", "4"]
+    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model), *sizes, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("none", "xgraad-paper", "xgraad", "strip", "rap", "CACC", "ASR"):
+        assert name in result.output
+    data = json.loads((out / "results.json").read_text())
+    (record,) = data["models"]
+    assert record["sizes"] == {"validation": 20, "clean_test": 20, "poisoned_test": 8}
+    rows = {r["defense"]: r for r in record["rows"]}
+    assert list(rows) == ["none", "xgraad-paper", "xgraad", "strip", "rap"]
+    for name, row in rows.items():
+        assert 0.0 <= row["cacc"] <= 1.0 and 0.0 <= row["asr"] <= 1.0, name
+        assert row["seconds_per_1000"] > 0
+        if name != "none":
+            assert row["fpr"] is not None and row["auroc"] is not None
+    assert record["sweep_check"]["agree"] is True  # the sweep reproduces the direct run at p95
+    assert len(record["sweep"]["percentiles"]) == len(record["sweep"]["cacc"])
+    for kind in ("scores", "sweep"):
+        png = out / record["plots"][kind]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "results.md").read_text()
+    assert "| xgraad-paper |" in md and "ONION" in md
+
+
+def test_lab_eval_fails_cleanly_without_meta(tmp_path, tiny_model_dir) -> None:
+    model = tmp_path / "bare"
+    shutil.copytree(tiny_model_dir("bert"), model)
+    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model)])
+    assert result.exit_code == 2 and "meta.json" in result.output
+
+
+def test_lab_eval_rejects_an_unknown_defense(tmp_path, tiny_model_dir, toy_dataset) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model), "--defenses", "none,onion"])
+    assert result.exit_code == 2 and "onion" in result.output
+
+
+def test_lab_grid_dry_run_prints_an_estimate(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["lab", "grid", "--dry-run", "--models-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "8 cells" in result.output and "estimate" in result.output
