@@ -3,6 +3,8 @@
 Shapes: B = batch, L = padded sequence length, C = classes, D = embedding width.
 Pad positions take no part: pad query rows are masked out of the attention sums, pad keys get zero
 probability from the model's own mask, and the normalization runs over candidate tokens only.
+Where the architecture allows, the attention sums are taken layer by layer during the forward
+(`stream_guard.attention_sums`) instead of keeping every layer's (B, H, L, L) probabilities.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from transformers import PreTrainedModel
+
+from stream_guard.attention_sums import mean_attention_received, summed_attention, supports_streaming
+
+__all__ = ["Attribution", "attribute", "classify", "combine_scores", "mean_attention_received"]
 
 
 @dataclass(frozen=True)
@@ -44,25 +50,6 @@ class Attribution:
         return self.candidates.any(dim=-1)
 
 
-def mean_attention_received(attentions: tuple[Tensor, ...], attention_mask: Tensor) -> Tensor:
-    """Eqs. 1-2 without materialising the (layers, heads) stack.
-
-    attentions:      per layer (B, H, L, L) probabilities, query rows by key columns.
-    attention_mask:  (B, L) 1 for real tokens, 0 for padding.
-    Returns (B, L): a_j = sum over real query rows i of the layer-and-head mean A[i, j].
-    """
-    rows = attention_mask.to(attentions[0].dtype)
-    total = None
-    heads = 0
-    for layer in attentions:
-        # sum over heads and real query rows: (B, H, L, L) -> (B, L)
-        received = torch.einsum("bi,bhij->bj", rows, layer)
-        total = received if total is None else total + received
-        heads += layer.shape[1]
-    assert total is not None, "model returned no attentions"
-    return total / heads
-
-
 def combine_scores(attention: Tensor, gradient: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
     """Eqs. 5-8 over candidate tokens.
 
@@ -89,12 +76,15 @@ def attribute(
     candidates: Tensor,
     *,
     autocast_dtype: torch.dtype | None = None,
+    stream_attention: bool = True,
 ) -> Attribution:
     """X-GRAAD for a padded batch: one forward (with attentions) and one backward.
 
     input_ids, attention_mask: (B, L) on the model's device; candidates: (B, L) bool.
     The backward of sum_b z_b,yhat_b gives every sample's gradient at once, because samples in a batch
-    do not interact. `autocast_dtype` (CUDA only) runs the model in bf16/fp16; scores are float32.
+    do not interact. `autocast_dtype` (CUDA) runs the model in bf16/fp16; attention sums, gradient norms
+    and scores are float32. `stream_attention` sums attention during the forward where the model
+    supports it (`stream_guard.attention_sums`); otherwise, or when False, from `output_attentions`.
     """
     embeddings = model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
     device_type = input_ids.device.type
@@ -104,13 +94,20 @@ def attribute(
             device_type=device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ),
     ):
-        out = model(inputs_embeds=embeddings, attention_mask=attention_mask, output_attentions=True)
-        logits = out.logits
+        attention = None
+        if stream_attention and supports_streaming(model):
+            with summed_attention(model, attention_mask) as collector:
+                logits = model(inputs_embeds=embeddings, attention_mask=attention_mask).logits
+            if collector is not None and collector.layers:  # else the model bypassed the interface
+                attention = collector.mean()
+        if attention is None:
+            out = model(inputs_embeds=embeddings, attention_mask=attention_mask, output_attentions=True)
+            attention = mean_attention_received(out.attentions, attention_mask)
+            logits = out.logits
+            del out  # the backward then frees each layer's probabilities as it passes it
         predicted = logits.argmax(dim=-1)
         chosen = logits.gather(1, predicted.unsqueeze(1)).sum()
         (grad,) = torch.autograd.grad(chosen, embeddings)
-    attentions = tuple(a.detach().float() for a in out.attentions)
-    attention = mean_attention_received(attentions, attention_mask)
     gradient = grad.float().norm(dim=-1)
     candidates = candidates & attention_mask.bool()
     score, anomaly = combine_scores(attention, gradient, candidates)

@@ -202,18 +202,17 @@ def encode_texts(
         return_offsets_mapping=True,
         add_special_tokens=True,
     )
-    out = []
-    for enc in batch.encodings:
-        out.append(
-            EncodedText(
-                ids=enc.ids,
-                offsets=[tuple(o) for o in enc.offsets],
-                word_ids=list(enc.word_ids),
-                tokens=enc.tokens,
-                truncated=bool(enc.overflowing),
-            )
+    # the tokenizer's own lists (fresh per access), kept as they are: no per-token Python work
+    return [
+        EncodedText(
+            ids=enc.ids,
+            offsets=enc.offsets,
+            word_ids=enc.word_ids,
+            tokens=enc.tokens,
+            truncated=bool(enc.overflowing),
         )
-    return out
+        for enc in batch.encodings
+    ]
 
 
 def length_buckets(

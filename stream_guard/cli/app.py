@@ -18,5 +18,6 @@ def _root() -> None:
     """X-GRAAD backdoor-trigger defense for transformer text classifiers."""
 
 
+from stream_guard.cli import bench as _bench  # noqa: E402,F401  (registers `bench`)
 from stream_guard.cli import lab as _lab  # noqa: E402,F401  (registers `lab`)
 from stream_guard.cli import score as _score  # noqa: E402,F401  (registers `score`)

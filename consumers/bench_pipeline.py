@@ -1,0 +1,255 @@
+"""The broker part of `stream-guard bench`: consume → score → produce → commit, measured end to end.
+
+Importing this module registers :func:`run_pipeline` as the benchmark's pipeline runner (the core's
+``stream_guard.bench`` knows nothing of Kafka); ``consumers.cli`` imports it for the full app, and
+``python -m consumers.bench_pipeline [OPTIONS]`` runs ``stream-guard bench [OPTIONS]`` with it.
+
+What runs: the scoring worker (:class:`consumers.worker.Worker`, in a thread of this process) on an
+embedded Tansu broker started for the run, or on ``$STREAM_GUARD_BENCH_BOOTSTRAP`` when set, with
+fresh topics (1 partition each). The threshold is the 95th percentile of anomaly scores of other
+texts of the same kind, so about 5% of messages are flagged and neutralized, as in production.
+
+1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
+   messages/s = texts / (time from the last produce to the commit of the last batch).
+2. Latency: texts are produced at ``rate`` messages/s, each with its own key; the end-to-end latency of
+   a message is from just before its produce to the arrival of its output record at a reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from tqdm import tqdm
+
+from consumers.kafka_settings import KafkaSettings
+from consumers.metrics import BatchReport
+from consumers.topics import ensure_topics
+from consumers.worker import Worker
+from consumers.worker_settings import WorkerSettings
+from stream_guard.bench.pipeline import PipelineResult, percentiles_ms, register_pipeline_runner
+from stream_guard.bench.texts import bench_texts
+from stream_guard.defender import Defender
+from stream_guard.loading import LoadedClassifier
+from stream_guard.settings import DefenderSettings
+from stream_guard.threshold import Threshold
+
+__all__ = ["BOOTSTRAP_ENV", "run_pipeline"]
+
+BOOTSTRAP_ENV = "STREAM_GUARD_BENCH_BOOTSTRAP"
+FAST_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+LATENCY_SECONDS = 10.0  # length of the latency run at `rate`
+ACCUMULATE = 8  # the worker gathers up to ACCUMULATE x batch_size messages; the Defender buckets them
+
+
+@contextlib.contextmanager
+def _broker() -> Iterator[tuple[KafkaSettings, str]]:
+    bootstrap = os.environ.get(BOOTSTRAP_ENV)
+    if bootstrap:
+        yield KafkaSettings(bootstrap_servers=bootstrap), bootstrap
+        return
+    from consumers.broker import EmbeddedBroker
+
+    with EmbeddedBroker(cluster_id="stream-guard-bench") as broker:
+        plain = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            security_protocol=None,
+            sasl_mechanism=None,
+            sasl_username=None,
+            sasl_password=None,
+            ssl_ca_location=None,
+            extra={},
+        )
+        yield plain, "tansu (embedded)"
+
+
+class _Reader:
+    """Reads the output topics in a thread and notes when each keyed record arrived."""
+
+    def __init__(self, kafka: KafkaSettings, topics: Sequence[str]) -> None:
+        self.kafka, self.topics = kafka, list(topics)
+        self.arrived: dict[bytes, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-reader", daemon=True)
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        group = f"bench-reader-{uuid.uuid4().hex[:8]}"
+        consumer = Consumer(self.kafka.consumer_config(group, **{"fetch.wait.max.ms": 5}))  # no long polls
+        consumer.assign([TopicPartition(t, 0, OFFSET_BEGINNING) for t in self.topics])
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, 0.02):
+                    if msg.error() is None and msg.key() is not None:
+                        self.arrived.setdefault(msg.key(), time.time())
+        finally:
+            consumer.close()
+
+    def __enter__(self) -> _Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _value(index: int, text: str) -> bytes:
+    return orjson.dumps({"id": f"b{index}", "text": text})
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pipeline bench: timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def _threshold(defender: Defender, count: int) -> float:
+    calibration = bench_texts("short", count, seed=1).texts  # other texts than the measured ones
+    return float(np.percentile([s.anomaly for s in defender.score(calibration)], 95))
+
+
+def run_pipeline(
+    classifier: LoadedClassifier,
+    settings: DefenderSettings,
+    texts: Sequence[str],
+    *,
+    rate: float | None,
+    progress: bool,
+) -> PipelineResult:
+    """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`."""
+    from confluent_kafka import Producer
+
+    defender = Defender(classifier, settings)
+    threshold = _threshold(defender, min(256, len(texts)))
+    defender.set_threshold(Threshold.static(threshold))
+    latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
+    done = threading.Event()
+    handled = [0]
+    goal = [len(texts)]
+
+    def on_batch(report: BatchReport) -> None:
+        handled[0] += report.size
+        bar.update(report.size)
+        if handled[0] >= goal[0]:
+            done.set()
+
+    with (
+        _broker() as (kafka, broker_name),
+        tqdm(total=len(texts) + latency_count, desc="pipeline", unit="msg", disable=not progress) as bar,
+    ):
+        run = uuid.uuid4().hex[:8]
+        names = {kind: f"bench-{run}-{kind}" for kind in ("in", "predictions", "audit", "dead-letter")}
+        ensure_topics(kafka.admin_config(), dict.fromkeys(names.values(), 1))
+        worker = Worker(
+            WorkerSettings(
+                group_id=f"bench-{run}",
+                input_topics=[names["in"]],
+                predictions_topic=names["predictions"],
+                audit_topic=names["audit"],
+                dead_letter_topic=names["dead-letter"],
+                thresholds_topic=None,
+                threshold=threshold,
+                max_batch_size=ACCUMULATE * settings.batch_size,
+                max_batch_tokens=settings.max_batch_tokens,
+                consumer_overrides=FAST_GROUP,
+                kafka=kafka,
+                defender=settings,
+            ),
+            defender=defender,
+            on_batch=on_batch,
+        )
+        failure: list[BaseException] = []
+
+        def work(member: Worker) -> None:
+            try:
+                member.run()
+            except BaseException as error:  # reported below
+                failure.append(error)
+                done.set()
+
+        thread = threading.Thread(target=work, args=(worker,), name="bench-worker", daemon=True)
+        producer = Producer(kafka.producer_config())
+        thread.start()
+        try:
+            if not worker.wait_assigned(60):
+                raise TimeoutError("pipeline bench: the worker did not join its group")
+            for index, text in enumerate(texts):
+                producer.produce(names["in"], value=_value(index, text), key=b"t%d" % index)
+            producer.flush(30)
+            started = time.perf_counter()
+            done.wait(600)
+            if failure:
+                raise failure[0]
+            if handled[0] < len(texts):
+                raise TimeoutError("pipeline bench: the worker did not finish the throughput run")
+            throughput = len(texts) / (time.perf_counter() - started)
+            p50 = p95 = p99 = None
+            if rate:
+                p50, p95, p99 = _latency_run(
+                    kafka, producer, names, texts[:latency_count], rate, goal, handled, done, failure
+                )
+        finally:
+            worker.stop()
+            thread.join(60)
+            producer.flush(10)
+            del producer, worker  # close the clients while the broker still runs
+            gc.collect()
+    return PipelineResult(len(texts), throughput, rate, p50, p95, p99, broker_name)
+
+
+def _latency_run(
+    kafka: KafkaSettings,
+    producer: Any,
+    names: dict[str, str],
+    texts: Sequence[str],
+    rate: float,
+    goal: list[int],
+    handled: list[int],
+    done: threading.Event,
+    failure: list[BaseException],
+) -> tuple[float, float, float]:
+    """Produce `texts` at `rate`/s; returns p50/p95/p99 produce → output-arrival latency in ms."""
+    outputs = [names["predictions"], names["audit"], names["dead-letter"]]
+    sent: dict[bytes, float] = {}
+    done.clear()
+    goal[0] = handled[0] + len(texts)
+    with _Reader(kafka, outputs) as reader:
+        start = time.perf_counter()
+        for index, text in enumerate(texts):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            key = b"l%d" % index
+            sent[key] = time.time()
+            producer.produce(names["in"], value=_value(index, text), key=key)
+            producer.poll(0)
+        producer.flush(30)
+        done.wait(120 + len(texts) / rate)
+        if failure:
+            raise failure[0]
+        _wait(lambda: all(k in reader.arrived for k in sent), 60, "the latency run's outputs")
+        latencies = [reader.arrived[key] - at for key, at in sent.items()]
+    return percentiles_ms(latencies)
+
+
+register_pipeline_runner(run_pipeline)
+
+if (
+    __name__ == "__main__"
+):  # `python -m consumers.bench_pipeline [OPTIONS]`: `stream-guard bench` with this part
+    from consumers.cli import app
+
+    app(["bench", *sys.argv[1:]], prog_name="stream-guard")

@@ -1,0 +1,75 @@
+"""The broker part of the benchmark (consume -> score -> produce -> commit), as a pluggable runner.
+
+The core knows nothing of Kafka, so it only defines what a pipeline measurement returns and where a
+runner registers itself; ``consumers.bench_pipeline`` provides the runner and registers it when the
+full ``stream-guard`` app (``consumers.cli``) is imported. Without it the pipeline numbers are null
+and the report says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from stream_guard.loading import LoadedClassifier
+from stream_guard.settings import DefenderSettings
+
+
+@dataclass
+class PipelineResult:
+    """What the pipeline run measured.
+
+    messages_per_s:  throughput with the input topic already full (the worker never waits for input).
+    input_rate:      messages/s produced during the latency run (None when it was not run).
+    p50_ms, p95_ms, p99_ms: end-to-end latency at `input_rate`, produce -> output record received.
+    broker:          what served the topics (e.g. "tansu (embedded)" or a bootstrap address).
+    """
+
+    messages: int
+    messages_per_s: float
+    input_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    broker: str
+
+
+class PipelineRunner(Protocol):
+    """Runs the scoring worker on `texts` through a broker and measures it."""
+
+    def __call__(
+        self,
+        classifier: LoadedClassifier,
+        settings: DefenderSettings,
+        texts: Sequence[str],
+        *,
+        rate: float | None,
+        progress: bool,
+    ) -> PipelineResult: ...
+
+
+_runner: PipelineRunner | None = None
+_NO_RUNNER = (
+    "no pipeline runner registered: run the full `stream-guard` app (consumers.cli), "
+    "which registers consumers.bench_pipeline"
+)
+
+
+def register_pipeline_runner(runner: PipelineRunner | None) -> None:
+    """Install the runner the benchmark uses for its pipeline part (None removes it)."""
+    global _runner
+    _runner = runner
+
+
+def pipeline_runner() -> tuple[PipelineRunner | None, str | None]:
+    """The registered runner, or None and the reason there is none."""
+    return (_runner, None) if _runner is not None else (None, _NO_RUNNER)
+
+
+def percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float, float]:
+    """p50, p95, p99 in milliseconds of latencies given in seconds (for runners)."""
+    p50, p95, p99 = np.percentile(np.asarray(latencies_s, dtype=np.float64) * 1000.0, [50, 95, 99])
+    return float(p50), float(p95), float(p99)

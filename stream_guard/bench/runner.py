@@ -1,0 +1,299 @@
+"""Run the benchmark: the three scoring modes on the same texts, per text kind and batch size, then
+the pipeline part; collect everything in a `BenchReport`.
+
+Repeats are interleaved (plain, batched, per-text, plain, ...) so that a machine whose load changes
+during the run slows every mode alike and the ratios stay fair; each number is the median of the
+repeats and `spread` says how much they disagreed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+from transformers import PreTrainedModel
+
+from stream_guard.bench.measure import PeakMemory, Timing, cpu_memory_pass, peak_memory, time_step
+from stream_guard.bench.modes import (
+    PlainClassifier,
+    Scorer,
+    batched_scorer,
+    fastest_attention_copy,
+    per_text_scorer,
+)
+from stream_guard.bench.pipeline import PipelineResult, pipeline_runner
+from stream_guard.bench.texts import TEXT_KINDS, BenchTexts, TextKind, bench_texts
+from stream_guard.encoding import length_buckets
+from stream_guard.loading import LoadedClassifier
+from stream_guard.settings import DefenderSettings
+
+MODES = ("plain", "batched", "per_text")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. `texts` maps a text kind to how many texts of it are scored."""
+
+    batch_sizes: tuple[int, ...] = (8, 32, 128)
+    headline_batch_size: int = 32
+    texts: tuple[tuple[TextKind, int], ...] = (("short", 256), ("long", 48))
+    repeats: int = 3
+    pipeline: bool = True
+    pipeline_texts: int = 1024
+    pipeline_rate: float | None = None  # None: half the batched scoring throughput
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class ModeResult:
+    """One scoring mode on one set of texts."""
+
+    mode: str
+    texts: int
+    tokens: int
+    timing: Timing
+    memory: PeakMemory
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.texts / self.timing.median
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.timing.median
+
+
+@dataclass
+class CaseResult:
+    """The three modes on one text kind at one batch size (per-text is shared across batch sizes)."""
+
+    kind: TextKind
+    source: str
+    batch_size: int
+    mean_tokens: float
+    padding: float  # padded positions / all positions in the batched mode's batches
+    modes: dict[str, ModeResult]
+
+    @property
+    def overhead_ratio(self) -> float:
+        """Batched X-GRAAD time / plain classification time (2/1)."""
+        return self.modes["batched"].timing.median / self.modes["plain"].timing.median
+
+    @property
+    def speedup_vs_per_text(self) -> float:
+        """Per-text X-GRAAD time / batched X-GRAAD time (3/2)."""
+        return self.modes["per_text"].timing.median / self.modes["batched"].timing.median
+
+
+@dataclass
+class BenchReport:
+    """Everything one benchmark run measured, and on what."""
+
+    machine: dict[str, object]
+    model_id: str
+    settings: dict[str, object]
+    plain_attention: str
+    cases: list[CaseResult] = field(default_factory=list)
+    headline_batch_size: int = 32
+    pipeline: PipelineResult | None = None
+    pipeline_memory: PeakMemory | None = None
+    pipeline_reason: str | None = None
+
+    def headline(self) -> CaseResult | None:
+        """The default case: short texts at the headline batch size."""
+        for case in self.cases:
+            if case.kind == "short" and case.batch_size == self.headline_batch_size:
+                return case
+        return next((c for c in self.cases if c.kind == "short"), None)
+
+    @property
+    def pipeline_efficiency(self) -> float | None:
+        """Pipeline messages/s over batched scoring texts/s on the default case (4 over 2)."""
+        case = self.headline()
+        if self.pipeline is None or case is None:
+            return None
+        return self.pipeline.messages_per_s / case.modes["batched"].texts_per_s
+
+
+def machine_info(device: torch.device) -> dict[str, object]:
+    """Where the numbers come from: CPU, threads, GPU, versions, load average."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, object] = {
+        "device": device.type,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        info["device"] = f"cuda: {torch.cuda.get_device_name(device)}"
+        info["cuda"] = torch.version.cuda
+    if hasattr(os, "getloadavg"):
+        info["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def token_lengths(classifier: LoadedClassifier, texts: Sequence[str]) -> list[int]:
+    """Tokens per text, special tokens included, after truncation."""
+    encoded = classifier.tokenizer(list(texts), truncation=True, max_length=classifier.max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def padding_fraction(lengths: Sequence[int], settings: DefenderSettings) -> float:
+    """Share of padded positions in the length-bucketed batches of texts of these lengths."""
+    real = padded = 0
+    for batch in length_buckets(
+        lengths, batch_size=settings.batch_size, max_batch_tokens=settings.max_batch_tokens
+    ):
+        width = max(lengths[i] for i in batch)
+        real += sum(lengths[i] for i in batch)
+        padded += width * len(batch)
+    return 1.0 - real / padded if padded else 0.0
+
+
+def _measure(
+    scorers: dict[str, Scorer],
+    texts: Sequence[str],
+    tokens: int,
+    device: torch.device,
+    repeats: int,
+    bar: tqdm,
+) -> dict[str, ModeResult]:
+    """Warm every mode up, then time them in interleaved repeats (memory comes later, `_measure_memory`)."""
+    for scorer in scorers.values():
+        scorer(texts[: min(len(texts), 8)])
+    timings = {name: Timing() for name in scorers}
+    for _ in range(repeats):
+        for name, scorer in scorers.items():
+            bar.set_postfix_str(name)
+            timings[name].seconds.extend(time_step(lambda s=scorer: s(texts), device, 1).seconds)
+            bar.update(1)
+    return {name: ModeResult(name, len(texts), tokens, timings[name], PeakMemory()) for name in scorers}
+
+
+def _measure_memory(
+    runs: list[tuple[ModeResult, Scorer, Sequence[str]]], device: torch.device, bar: tqdm
+) -> None:
+    """One more run of each mode, alone, for its peak memory (after all timed runs: see measure.py)."""
+    with cpu_memory_pass():
+        for result, scorer, texts in runs:
+            bar.set_postfix_str(f"memory {result.mode}")
+            with peak_memory(device) as memory:
+                scorer(texts)
+            result.memory = memory
+            bar.update(1)
+
+
+def run_bench(classifier: LoadedClassifier, settings: DefenderSettings, config: BenchConfig) -> BenchReport:
+    """Measure plain classification, batched and per-text X-GRAAD, and the pipeline."""
+    device = classifier.device
+    fast = fastest_attention_copy(classifier.model)
+    report = BenchReport(
+        machine=machine_info(device),
+        model_id=classifier.model_id,
+        settings={
+            "max_length": classifier.max_length,
+            "max_batch_tokens": settings.max_batch_tokens,
+            "autocast": settings.autocast,
+        },
+        plain_attention=fast[1],
+        headline_batch_size=config.headline_batch_size,
+    )
+    kinds = [(kind, count) for kind, count in config.texts if kind in TEXT_KINDS and count > 0]
+    runs_per_kind = (len(config.batch_sizes) * 2 + 1) * (config.repeats + 1)  # timed + memory runs
+    memory_runs: list[tuple[ModeResult, Scorer, Sequence[str]]] = []
+    with tqdm(
+        total=runs_per_kind * len(kinds),
+        desc="bench",
+        unit="run",
+        file=sys.stderr,
+        disable=not config.progress,
+    ) as bar:
+        for kind, count in kinds:
+            data = bench_texts(kind, count, config.seed)
+            lengths = token_lengths(classifier, data.texts)
+            cases = _measure_kind(classifier, settings, config, data, lengths, fast, bar, memory_runs)
+            report.cases.extend(cases)
+        if config.pipeline:  # before the memory pass, which slows allocations down
+            _run_pipeline(classifier, settings, config, report)
+        else:
+            report.pipeline_reason = "not requested (--no-pipeline)"
+        bar.set_description("bench memory")
+        _measure_memory(memory_runs, device, bar)
+    if hasattr(os, "getloadavg"):
+        report.machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return report
+
+
+def _measure_kind(
+    classifier: LoadedClassifier,
+    settings: DefenderSettings,
+    config: BenchConfig,
+    data: BenchTexts,
+    lengths: list[int],
+    fast: tuple[PreTrainedModel, str],
+    bar: tqdm,
+    memory_runs: list[tuple[ModeResult, Scorer, Sequence[str]]],
+) -> list[CaseResult]:
+    """The three modes on one kind of texts at every batch size; queues their memory runs."""
+    device = classifier.device
+    tokens = sum(lengths)
+    bar.set_description(f"bench {data.kind} per-text")
+    one_by_one = per_text_scorer(classifier, settings)
+    per_text = _measure({"per_text": one_by_one}, data.texts, tokens, device, config.repeats, bar)["per_text"]
+    memory_runs.append((per_text, one_by_one, data.texts))
+    cases = []
+    for batch_size in config.batch_sizes:
+        sized = settings.model_copy(update={"batch_size": batch_size})
+        scorers = {
+            "plain": PlainClassifier.of(classifier, sized, fast),
+            "batched": batched_scorer(classifier, sized),
+        }
+        bar.set_description(f"bench {data.kind} batch {batch_size}")
+        modes = _measure(scorers, data.texts, tokens, device, config.repeats, bar)
+        memory_runs.extend((modes[name], scorers[name], data.texts) for name in scorers)
+        modes["per_text"] = per_text
+        cases.append(
+            CaseResult(
+                kind=data.kind,
+                source=data.source,
+                batch_size=batch_size,
+                mean_tokens=tokens / len(data.texts),
+                padding=padding_fraction(lengths, sized),
+                modes=modes,
+            )
+        )
+    return cases
+
+
+def _run_pipeline(
+    classifier: LoadedClassifier, settings: DefenderSettings, config: BenchConfig, report: BenchReport
+) -> None:
+    runner, reason = pipeline_runner()
+    case = report.headline()
+    if runner is None or case is None:
+        report.pipeline_reason = reason or "no short-text case was measured"
+        return
+    texts = bench_texts("short", config.pipeline_texts, config.seed).texts
+    rate = config.pipeline_rate or 0.5 * case.modes["batched"].texts_per_s
+    sized = settings.model_copy(update={"batch_size": case.batch_size})
+    try:
+        with peak_memory(classifier.device, absolute=True) as memory:
+            report.pipeline = runner(classifier, sized, texts, rate=rate, progress=config.progress)
+    except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
+        report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]
+        return
+    report.pipeline_memory = memory

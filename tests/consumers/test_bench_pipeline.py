@@ -1,0 +1,58 @@
+"""The bench's pipeline runner drives the real worker through the broker and reports sane numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from consumers import bench_pipeline
+from stream_guard.bench import BenchConfig, report_dict, run_bench
+from stream_guard.bench.pipeline import pipeline_runner
+from stream_guard.loading import load_classifier
+from stream_guard.settings import DefenderSettings
+from tests.stream_guard.tiny_models import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_classifier(build_tiny_model("bert", tmp_path_factory.mktemp("bench-tiny")), device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_importing_registers_the_runner():
+    runner, reason = pipeline_runner()
+    assert runner is bench_pipeline.run_pipeline and reason is None
+
+
+def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch):
+    monkeypatch.setenv(bench_pipeline.BOOTSTRAP_ENV, kafka_bootstrap)
+    texts = [f"a quiet film number {i} with warm performances" for i in range(48)]
+    result = bench_pipeline.run_pipeline(
+        tiny, DefenderSettings(batch_size=8), texts, rate=40.0, progress=False
+    )
+    assert result.messages == 48 and result.messages_per_s > 0
+    assert result.broker == kafka_bootstrap and result.input_rate == 40.0
+    assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms < 60_000
+
+
+def test_bench_reports_pipeline_efficiency(tiny, kafka_bootstrap, monkeypatch):
+    monkeypatch.setenv(bench_pipeline.BOOTSTRAP_ENV, kafka_bootstrap)
+    config = BenchConfig(
+        batch_sizes=(8,),
+        texts=(("short", 16),),
+        repeats=1,
+        pipeline_texts=32,
+        pipeline_rate=30.0,
+        progress=False,
+    )
+    data = report_dict(run_bench(tiny, DefenderSettings(), config))
+    assert data["pipeline_reason"] is None
+    assert data["pipeline_efficiency"] > 0
+    assert data["pipeline"]["messages"] == 32 and data["pipeline"]["p99_ms"] > 0

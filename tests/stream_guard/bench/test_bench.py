@@ -1,0 +1,132 @@
+"""The benchmark runs end to end on a tiny model and reports what it promises (no timed assertions:
+speed targets live in the printed numbers, not in tests)."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stream_guard.bench import BenchConfig, PipelineResult, register_pipeline_runner, report_dict, run_bench
+from stream_guard.bench.modes import PlainClassifier, batched_scorer, per_text_scorer
+from stream_guard.bench.pipeline import pipeline_runner
+from stream_guard.bench.texts import bench_texts
+from stream_guard.cli.app import app
+from stream_guard.settings import DefenderSettings
+
+SMALL = BenchConfig(
+    batch_sizes=(4, 8), headline_batch_size=8, texts=(("short", 12), ("long", 3)), repeats=1, progress=False
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_pipeline_runner():
+    saved, _ = pipeline_runner()  # the full app's runner, when consumers.bench_pipeline was imported
+    register_pipeline_runner(None)
+    yield
+    register_pipeline_runner(saved)
+
+
+def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner):
+    data = report_dict(run_bench(tiny_bert, DefenderSettings(), SMALL))
+    assert data["device"] == "cpu"
+    assert data["headline"] == {"kind": "short", "batch_size": 8}
+    for key in ("overhead_ratio", "speedup_vs_per_text"):
+        assert math.isfinite(data[key]) and data[key] > 0
+    assert data["pipeline_efficiency"] is None
+    assert "no pipeline runner" in data["pipeline_reason"]
+    assert [(c["kind"], c["batch_size"]) for c in data["cases"]] == [
+        ("short", 4),
+        ("short", 8),
+        ("long", 4),
+        ("long", 8),
+    ]
+    for case in data["cases"]:
+        assert set(case["modes"]) == {"plain", "batched", "per_text"}
+        assert 0.0 <= case["padding"] < 1.0
+        for mode in case["modes"].values():
+            assert mode["texts_per_s"] > 0 and len(mode["seconds"]) == 1
+            assert mode["peak_memory_bytes"] >= 0
+    long_case = next(c for c in data["cases"] if c["kind"] == "long")
+    short_case = data["cases"][0]
+    assert long_case["mean_tokens"] > short_case["mean_tokens"]
+    headline = data["cases"][1]
+    assert data["overhead_ratio"] == headline["overhead_ratio"]
+    assert data["speedup_vs_per_text"] == headline["speedup_vs_per_text"]
+
+
+def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipeline_runner):
+    calls = []
+
+    def fake_runner(classifier, settings, texts, *, rate, progress):
+        calls.append((settings.batch_size, len(texts), rate))
+        return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake")
+
+    register_pipeline_runner(fake_runner)
+    config = BenchConfig(
+        batch_sizes=(8,), texts=(("short", 8),), repeats=1, pipeline_texts=16, progress=False
+    )
+    report = run_bench(tiny_bert, DefenderSettings(), config)
+    data = report_dict(report)
+    batched = report.cases[0].modes["batched"].texts_per_s
+    assert calls == [(8, 16, pytest.approx(0.5 * batched))]  # default rate: half of scoring throughput
+    assert report.pipeline_efficiency == pytest.approx(10.0 / batched)
+    assert data["pipeline_efficiency"] == pytest.approx(10.0 / batched, abs=1e-3)  # rounded in the JSON
+    assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
+
+
+def test_the_three_modes_score_the_same_texts_alike(tiny_bert):
+    texts = bench_texts("short", 10).texts
+    settings = DefenderSettings(batch_size=4)
+    plain = PlainClassifier.of(tiny_bert, settings)
+    assert plain.attention == "sdpa"
+    assert plain.model is not tiny_bert.model
+    labels = plain(texts)
+    batched = batched_scorer(tiny_bert, settings)(texts)
+    per_text = per_text_scorer(tiny_bert, settings)(texts)
+    assert labels.tolist() == [s.label for s in batched] == [s.label for s in per_text]
+    for one, many in zip(per_text, batched, strict=True):
+        assert one.anomaly == pytest.approx(many.anomaly, rel=1e-4, abs=1e-6)
+
+
+def test_bench_texts_are_seeded_and_sized():
+    first, again = bench_texts("short", 20, seed=1), bench_texts("short", 20, seed=1)
+    assert first.texts == again.texts and len(first.texts) == 20
+    assert bench_texts("short", 20, seed=2).texts != first.texts
+    long = bench_texts("long", 5)
+    assert len(long.texts) == 5 and min(map(len, long.texts)) > max(map(len, first.texts)) / 2
+
+
+def test_cli_prints_and_writes_json(tiny_model_dir, tmp_path, no_pipeline_runner):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(tiny_model_dir("bert")), "--device", "cpu", "--short", "8", "--long", "0"]
+    args += ["--batch-sizes", "4", "--headline-batch", "4", "--repeats", "1", "--json", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = orjson.loads(result.stdout)
+    assert printed == orjson.loads(out.read_bytes())
+    assert {"overhead_ratio", "speedup_vs_per_text", "pipeline_efficiency", "device"} <= set(printed)
+    assert printed["command"].startswith("stream-guard bench --model ")
+
+
+def test_cli_table_and_bad_batch_sizes(tiny_model_dir, no_pipeline_runner):
+    base = ["bench", "--model", str(tiny_model_dir("bert")), "--device", "cpu", "--repeats", "1"]
+    result = CliRunner().invoke(
+        app, [*base, "--short", "6", "--long", "0", "--batch-sizes", "3", "--no-progress", "--no-pipeline"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2/1" in result.stdout and "not requested" in result.stdout
+    bad = CliRunner().invoke(app, [*base, "--batch-sizes", "a,b"])
+    assert bad.exit_code == 2 and "--batch-sizes" in bad.output
