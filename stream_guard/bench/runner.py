@@ -41,7 +41,7 @@ class BenchConfig:
 
     batch_sizes: tuple[int, ...] = (8, 32, 128)
     headline_batch_size: int = 32
-    texts: tuple[tuple[TextKind, int], ...] = (("short", 256), ("long", 48))
+    texts: tuple[tuple[TextKind, int], ...] = (("short", 256), ("long", 32))
     repeats: int = 3
     pipeline: bool = True
     pipeline_texts: int = 1024

@@ -43,7 +43,7 @@ def bench(
     batch_sizes: str = typer.Option("8,32,128", help="comma-separated batch sizes to measure"),
     headline_batch: int = typer.Option(32, "--headline-batch", help="batch size of the headline ratios"),
     short: int = typer.Option(256, help="short texts (movie-review sentences) to score; 0 skips them"),
-    long: int = typer.Option(48, help="long texts (emails) to score; 0 skips them"),
+    long: int = typer.Option(32, help="long texts (emails) to score; 0 skips them"),
     repeats: int = typer.Option(3, min=1, help="timed repeats of every mode (the median is reported)"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)"),
     autocast: str = typer.Option("auto", help="auto (bf16/fp16 on CUDA, none on CPU) | none | bf16 | fp16"),
