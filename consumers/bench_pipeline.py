@@ -48,7 +48,6 @@ __all__ = ["BOOTSTRAP_ENV", "run_pipeline"]
 BOOTSTRAP_ENV = "STREAM_GUARD_BENCH_BOOTSTRAP"
 FAST_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
 LATENCY_SECONDS = 10.0  # length of the latency run at `rate`
-ACCUMULATE = 8  # the worker gathers up to ACCUMULATE x batch_size messages; the Defender buckets them
 
 
 @contextlib.contextmanager
@@ -127,9 +126,14 @@ def run_pipeline(
     texts: Sequence[str],
     *,
     rate: float | None,
+    worker_batch: int,
     progress: bool,
 ) -> PipelineResult:
-    """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`."""
+    """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.
+
+    The worker gathers up to `worker_batch` messages per scoring call; the Defender sorts them by
+    length into batches of `settings.batch_size` within `settings.max_batch_tokens`.
+    """
     from confluent_kafka import Producer
 
     defender = Defender(classifier, settings)
@@ -162,7 +166,7 @@ def run_pipeline(
                 dead_letter_topic=names["dead-letter"],
                 thresholds_topic=None,
                 threshold=threshold,
-                max_batch_size=ACCUMULATE * settings.batch_size,
+                max_batch_size=worker_batch,
                 max_batch_tokens=settings.max_batch_tokens,
                 consumer_overrides=FAST_GROUP,
                 kafka=kafka,
@@ -196,6 +200,7 @@ def run_pipeline(
             if handled[0] < len(texts):
                 raise TimeoutError("pipeline bench: the worker did not finish the throughput run")
             throughput = len(texts) / (time.perf_counter() - started)
+            flagged = worker.stats.flagged
             p50 = p95 = p99 = None
             if rate:
                 p50, p95, p99 = _latency_run(
@@ -207,7 +212,7 @@ def run_pipeline(
             producer.flush(10)
             del producer, worker  # close the clients while the broker still runs
             gc.collect()
-    return PipelineResult(len(texts), throughput, rate, p50, p95, p99, broker_name)
+    return PipelineResult(len(texts), throughput, rate, p50, p95, p99, broker_name, worker_batch, flagged)
 
 
 def _latency_run(

@@ -26,6 +26,8 @@ class PipelineResult:
     input_rate:      messages/s produced during the latency run (None when it was not run).
     p50_ms, p95_ms, p99_ms: end-to-end latency at `input_rate`, produce -> output record received.
     broker:          what served the topics (e.g. "tansu (embedded)" or a bootstrap address).
+    worker_batch:    messages the worker gathered per scoring call at most.
+    flagged:         messages flagged (and neutralized) in the throughput run.
     """
 
     messages: int
@@ -35,10 +37,16 @@ class PipelineResult:
     p95_ms: float | None
     p99_ms: float | None
     broker: str
+    worker_batch: int = 0
+    flagged: int = 0
 
 
 class PipelineRunner(Protocol):
-    """Runs the scoring worker on `texts` through a broker and measures it."""
+    """Runs the scoring worker on `texts` through a broker and measures it.
+
+    `settings.batch_size` is the model's batch; `worker_batch` the messages the worker gathers per
+    scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input.
+    """
 
     def __call__(
         self,
@@ -47,6 +55,7 @@ class PipelineRunner(Protocol):
         texts: Sequence[str],
         *,
         rate: float | None,
+        worker_batch: int,
         progress: bool,
     ) -> PipelineResult: ...
 

@@ -69,6 +69,8 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "p95_ms": _rounded(pipeline.p95_ms, 2),
             "p99_ms": _rounded(pipeline.p99_ms, 2),
             "broker": pipeline.broker,
+            "worker_batch": pipeline.worker_batch,
+            "flagged": pipeline.flagged,
             "process_peak_memory_bytes": report.pipeline_memory.bytes if report.pipeline_memory else None,
         },
     }
@@ -110,7 +112,8 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
     if pipeline is not None:
         efficiency = report.pipeline_efficiency
         console.print(
-            f"4 pipeline ({pipeline.broker}, batch {report.headline_batch_size}): "
+            f"4 pipeline ({pipeline.broker}; worker gathers {pipeline.worker_batch}, model batch "
+            f"{report.headline_batch_size}; {pipeline.flagged}/{pipeline.messages} flagged): "
             f"{pipeline.messages_per_s:.1f} msg/s = {100 * (efficiency or 0):.0f}% of X-GRAAD scoring; "
             f"latency at {pipeline.input_rate or 0:.0f} msg/s: p50 {pipeline.p50_ms or 0:.0f} ms, "
             f"p95 {pipeline.p95_ms or 0:.0f} ms, p99 {pipeline.p99_ms or 0:.0f} ms; "

@@ -46,6 +46,7 @@ class BenchConfig:
     pipeline: bool = True
     pipeline_texts: int = 1024
     pipeline_rate: float | None = None  # None: half the batched scoring throughput
+    worker_batch: int | None = None  # None: 8 x the headline batch size
     seed: int = 0
     progress: bool = True
 
@@ -292,7 +293,14 @@ def _run_pipeline(
     sized = settings.model_copy(update={"batch_size": case.batch_size})
     try:
         with peak_memory(classifier.device, absolute=True) as memory:
-            report.pipeline = runner(classifier, sized, texts, rate=rate, progress=config.progress)
+            report.pipeline = runner(
+                classifier,
+                sized,
+                texts,
+                rate=rate,
+                worker_batch=config.worker_batch or 8 * case.batch_size,
+                progress=config.progress,
+            )
     except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
         report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]
         return

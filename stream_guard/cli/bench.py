@@ -50,6 +50,9 @@ def bench(
     pipeline: bool = typer.Option(True, help="also measure the broker pipeline (full app only)"),
     pipeline_texts: int = typer.Option(1024, help="messages sent through the pipeline"),
     rate: float | None = typer.Option(None, help="input msg/s of the latency run (default: half of 2)"),
+    worker_batch: int | None = typer.Option(
+        None, min=1, help="messages the worker gathers per scoring call (default: 8 x --headline-batch)"
+    ),
     seed: int = typer.Option(0, help="seed of the text sample"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the JSON object here"),
@@ -85,6 +88,7 @@ def bench(
             pipeline=pipeline,
             pipeline_texts=pipeline_texts,
             pipeline_rate=rate,
+            worker_batch=worker_batch,
             seed=seed,
             progress=progress,
         )
@@ -99,6 +103,7 @@ def bench(
         + ["--autocast", settings.autocast, "--seed", str(seed)]
         + (["--pipeline-texts", str(pipeline_texts)] if pipeline else ["--no-pipeline"])
         + (["--rate", str(rate)] if rate else [])
+        + (["--worker-batch", str(worker_batch)] if worker_batch else [])
     )
     data = report_dict(report, command)
     encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2)

@@ -71,8 +71,8 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
 def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipeline_runner):
     calls = []
 
-    def fake_runner(classifier, settings, texts, *, rate, progress):
-        calls.append((settings.batch_size, len(texts), rate))
+    def fake_runner(classifier, settings, texts, *, rate, worker_batch, progress):
+        calls.append((settings.batch_size, len(texts), rate, worker_batch))
         return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake")
 
     register_pipeline_runner(fake_runner)
@@ -82,7 +82,8 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     report = run_bench(tiny_bert, DefenderSettings(), config)
     data = report_dict(report)
     batched = report.cases[0].modes["batched"].texts_per_s
-    assert calls == [(8, 16, pytest.approx(0.5 * batched))]  # default rate: half of scoring throughput
+    # default rate: half of the scoring throughput; the worker gathers 8 model batches
+    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64)]
     assert report.pipeline_efficiency == pytest.approx(10.0 / batched)
     assert data["pipeline_efficiency"] == pytest.approx(10.0 / batched, abs=1e-3)  # rounded in the JSON
     assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
