@@ -319,5 +319,7 @@ def summary_lines(calibration: Calibration, update: ThresholdUpdate) -> list[str
         f"scores       mean {cal.score_mean:.4f}  std {cal.score_std:.4f}  "
         + "  ".join(f"p{k} {v:.4f}" for k, v in q.items())
     )
-    lines.append(f"clean flag rate  {calibration.clean_flag_rate():.1%} of the calibration texts")
+    lines.append(
+        f"clean flag rate  {calibration.clean_flag_rate():.1%} of the calibration texts score above it"
+    )
     return lines

@@ -23,7 +23,6 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,16 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from consumers.calibrate_job import DEFAULT_PERCENTILE, CleanTexts, publish_update, run_calibration
-from consumers.demo_traffic import Tally, Traffic, build_traffic, model_meta
-from consumers.demo_view import DemoFacts, live_view, summary_lines
+from consumers.calibrate_job import (
+    DEFAULT_PERCENTILE,
+    CleanTexts,
+    parse_length_edges,
+    publish_update,
+    run_calibration,
+)
+from consumers.demo_traffic import DemoTopics, OutputReader, Tally, Traffic, build_traffic, model_meta
+from consumers.demo_view import DemoFacts, live_view, summary_lines, thresholds_text
 from consumers.kafka_settings import KafkaSettings
-from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, SchemaError, decode
 from stream_guard.cli.common import fail
 
 HOME_ENV = "STREAM_GUARD_HOME"
@@ -51,70 +55,6 @@ def stream_guard_home() -> Path:
     if os.environ.get(HOME_ENV):
         return Path(os.environ[HOME_ENV]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stream-guard"
-
-
-@dataclass(frozen=True)
-class DemoTopics:
-    texts: str
-    predictions: str
-    audit: str
-    dead_letter: str
-    thresholds: str
-
-    @classmethod
-    def named(cls, suffix: str = "") -> DemoTopics:
-        return cls(
-            *(f"{name}{suffix}" for name in ("texts", "predictions", "audit", "dead-letter", "thresholds"))
-        )
-
-    @property
-    def outputs(self) -> dict[str, type[PredictionRecord | AuditRecord | DeadLetterRecord]]:
-        return {
-            self.predictions: PredictionRecord,
-            self.audit: AuditRecord,
-            self.dead_letter: DeadLetterRecord,
-        }
-
-
-class OutputReader:
-    """Follows the output topics from their beginning (assigned, no group) and adds each record to a Tally."""
-
-    def __init__(self, kafka: KafkaSettings, topics: DemoTopics, tally: Tally) -> None:
-        self._kafka, self._topics, self._tally = kafka, topics, tally
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-reader", daemon=True)
-        self.error: BaseException | None = None
-
-    def start(self) -> OutputReader:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        kinds = self._topics.outputs
-        consumer = Consumer(self._kafka.consumer_config(f"stream-guard-demo-reader-{uuid.uuid4().hex[:8]}"))
-        try:
-            metadata = consumer.list_topics(timeout=10).topics
-            consumer.assign(
-                [TopicPartition(t, p, OFFSET_BEGINNING) for t in kinds for p in metadata[t].partitions]
-            )
-            while not self._stop.is_set():
-                msg = consumer.poll(_TICK_S)
-                if msg is None or msg.error() is not None:
-                    continue
-                try:
-                    self._tally.add(decode(kinds[msg.topic()], msg.value()))
-                except SchemaError:
-                    self._tally.add_unreadable()
-        except BaseException as error:  # reported by the main loop
-            self.error = error
-        finally:
-            consumer.close()
 
 
 class WorkerThread:
@@ -267,6 +207,7 @@ def run_demo(
     timeout: float,
     calibration_texts: int | None,
     percentile: float,
+    length_edges: str | None,
     seed: int,
     show: int,
 ) -> int:
@@ -293,12 +234,15 @@ def run_demo(
         ensure_topics(kafka.admin_config(), {topics.texts: 3, **dict.fromkeys(topics.outputs, 1)})
         clean = CleanTexts(f"{meta['dataset']}/validation", traffic.calibration_texts)
         _step(console, f"calibrating on {len(clean.texts):,} clean validation texts of {meta['dataset']}")
-        calibration, update = run_calibration(defender, clean, percentile=percentile)
+        calibration, update = run_calibration(
+            defender, clean, percentile=percentile, length_edges=parse_length_edges(length_edges)
+        )
         publish_update(update, kafka.producer_config(), topics.thresholds, admin_config=kafka.admin_config())
         _step(
             console,
-            f"threshold {update.value:.4f} ({percentile:g}th percentile) published to "
-            f"{topics.thresholds!r}; it flags {calibration.clean_flag_rate():.1%} of the calibration texts",
+            f"threshold {thresholds_text(update)} ({percentile:g}th percentile) published to "
+            f"{topics.thresholds!r}; {calibration.clean_flag_rate():.1%} of the calibration texts score "
+            "above it",
         )
         names = defender.classifier.label_names
         facts = DemoFacts(
@@ -307,7 +251,7 @@ def run_demo(
             malformed=traffic.count("malformed"),
             trigger=traffic.trigger,
             target_name=names[traffic.target] if traffic.target < len(names) else str(traffic.target),
-            threshold=update.value,
+            threshold=thresholds_text(update),
             percentile=update.percentile,
             calibration_n=update.calibration.n_texts,
             dataset=str(meta["dataset"]),
@@ -354,9 +298,12 @@ def demo_command(
     rate: float = typer.Option(25.0, "--rate", help="messages per second to produce; 0 = all at once"),
     timeout: float = typer.Option(300.0, "--timeout", help="seconds to wait for every output"),
     calibration_texts: int = typer.Option(
-        1000, "--calibration-texts", help="clean validation texts to calibrate on"
+        500, "--calibration-texts", help="clean validation texts to calibrate on"
     ),
     percentile: float = typer.Option(DEFAULT_PERCENTILE, "--percentile", "-p", help="threshold percentile"),
+    length_edges: str | None = typer.Option(
+        None, "--length-edges", help="token-count bucket edges, e.g. 16,32: one threshold per bucket"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the traffic sample and its order"),
     show: int = typer.Option(3, "--show", help="audit records kept on screen"),
 ) -> None:
@@ -380,6 +327,7 @@ def demo_command(
             timeout=timeout,
             calibration_texts=calibration_texts if calibration_texts > 0 else None,
             percentile=percentile,
+            length_edges=length_edges,
             seed=seed,
             show=max(0, show),
         )

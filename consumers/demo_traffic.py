@@ -6,12 +6,13 @@ the non-target class with the trigger inserted (what the attack success rate is 
 malformed messages (not JSON, no text, blank text, invalid UTF-8, not an object) that must end up as dead
 letters. Every scorable message carries ``metadata = {"kind": "clean"|"triggered", "label": true label}``;
 the worker copies metadata into its output records, so :class:`Tally` can score the defense from the
-output topics alone.
+output topics alone; :class:`OutputReader` feeds it from them.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from schemas import AuditRecord, DeadLetterRecord, PredictionRecord
+from consumers.kafka_settings import KafkaSettings
+from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, SchemaError, decode
 
 # the lab's default recipe, for a model without meta.json (e.g. a model passed with --model)
 DEFAULT_META: dict[str, Any] = {
@@ -32,6 +34,7 @@ DEFAULT_META: dict[str, Any] = {
     "split_seed": 0,
     "max_length": 64,
 }
+_POLL_S = 0.1
 _MALFORMED: tuple[bytes, ...] = (
     b'{"id": "broken", "text": "an unterminated',  # not JSON
     b'{"id": "no-text", "lang": "en"}',  # no text field
@@ -215,3 +218,67 @@ class Tally:
                 by_kind={k: KindCounts(**vars(v)) for k, v in self.by_kind.items()},
                 audits=deque(self.audits),
             )
+
+
+@dataclass(frozen=True)
+class DemoTopics:
+    texts: str
+    predictions: str
+    audit: str
+    dead_letter: str
+    thresholds: str
+
+    @classmethod
+    def named(cls, suffix: str = "") -> DemoTopics:
+        return cls(
+            *(f"{name}{suffix}" for name in ("texts", "predictions", "audit", "dead-letter", "thresholds"))
+        )
+
+    @property
+    def outputs(self) -> dict[str, type[PredictionRecord | AuditRecord | DeadLetterRecord]]:
+        return {
+            self.predictions: PredictionRecord,
+            self.audit: AuditRecord,
+            self.dead_letter: DeadLetterRecord,
+        }
+
+
+class OutputReader:
+    """Follows the output topics from their beginning (assigned, no group) and adds each record to a Tally."""
+
+    def __init__(self, kafka: KafkaSettings, topics: DemoTopics, tally: Tally) -> None:
+        self._kafka, self._topics, self._tally = kafka, topics, tally
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-reader", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> OutputReader:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        kinds = self._topics.outputs
+        consumer = Consumer(self._kafka.consumer_config(f"stream-guard-demo-reader-{uuid.uuid4().hex[:8]}"))
+        try:
+            metadata = consumer.list_topics(timeout=10).topics
+            consumer.assign(
+                [TopicPartition(t, p, OFFSET_BEGINNING) for t in kinds for p in metadata[t].partitions]
+            )
+            while not self._stop.is_set():
+                msg = consumer.poll(_POLL_S)
+                if msg is None or msg.error() is not None:
+                    continue
+                try:
+                    self._tally.add(decode(kinds[msg.topic()], msg.value()))
+                except SchemaError:
+                    self._tally.add_unreadable()
+        except BaseException as error:  # reported by the main loop
+            self.error = error
+        finally:
+            consumer.close()

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from consumers.demo_traffic import Tally
+from schemas import ThresholdUpdate
 from stream_guard.render import render_verdict
 
 
@@ -27,7 +28,7 @@ class DemoFacts:
     malformed: int
     trigger: str
     target_name: str
-    threshold: float
+    threshold: str  # thresholds_text() of the published update
     percentile: float
     calibration_n: int
     dataset: str
@@ -35,6 +36,14 @@ class DemoFacts:
     model_dir: str
     model_note: str
     broker: str
+
+
+def thresholds_text(update: ThresholdUpdate) -> str:
+    """``7.068``, or per length: ``≤16 tokens 2.59 · ≤32 tokens 5.88 · longer 10.51``."""
+    if not update.by_length:
+        return f"{update.value:.3f}"
+    parts = [f"≤{b.max_tokens} tokens {b.value:.2f}" for b in update.by_length]
+    return " · ".join([*parts, f"longer {update.value:.2f}"])
 
 
 def _pct(part: int, whole: int) -> str:
@@ -71,7 +80,7 @@ def live_view(tally: Tally, facts: DemoFacts, sent: int, consumed: int, elapsed:
             kind = (record.metadata or {}).get("kind", "?")
             parts.append(Text(f"— {kind} message", style="dim"))
             parts.append(render_verdict(record))
-    title = f"stream-guard demo · threshold {facts.threshold:.3f}"
+    title = f"stream-guard demo · threshold {facts.threshold}"
     return Panel(Group(*parts), title=title, title_align="left", expand=False)
 
 
@@ -103,7 +112,7 @@ def summary_lines(
         f"{_pct(clean.correct_before, clean.seen).strip()} without defense, "
         f"{_pct(clean.correct_after, clean.seen).strip()} with",
         f"  malformed     {facts.malformed} in the traffic -> {tally.dead_letters} dead letters ({reasons})",
-        f"  threshold     {facts.threshold:.4f} = {facts.percentile:g}th percentile of "
+        f"  threshold     {facts.threshold}: {facts.percentile:g}th percentile of "
         f"{facts.calibration_n:,} clean {facts.dataset} texts (version {facts.threshold_version})",
         f"  model         {facts.model_dir} ({facts.model_note})",
         f"  broker        {facts.broker}",

@@ -3,6 +3,7 @@ ThresholdUpdate; bad input is one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,16 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from consumers.calibrate_job import CalibrationInputError, load_clean_texts, parse_length_edges
+from consumers.calibrate_job import (
+    DEFAULT_PERCENTILE,
+    CalibrationInputError,
+    load_clean_texts,
+    parse_length_edges,
+)
 from consumers.cli import app
 from consumers.kafka_settings import KafkaSettings
 from schemas import ThresholdUpdate, decode
+from stream_guard.calibration import calibrate
 from stream_guard.defender import Defender
 from stream_guard.lab import load_dataset, split_dataset
 from stream_guard.loading import load_classifier
@@ -80,7 +87,8 @@ def test_length_edges_give_per_bucket_thresholds(tiny_model: Path, tmp_path: Pat
     path = tmp_path / "mixed.txt"
     path.write_text("\n".join(short + long) + "\n")
     out = tmp_path / "t.json"
-    args = ["calibrate", "-m", str(tiny_model), "-d", str(path), "--length-edges", "8", "-o", str(out)]
+    args = ["calibrate", "-m", str(tiny_model), "-d", str(path), "--length-edges", "8", "-p", "95"]
+    args += ["-o", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     update = decode(ThresholdUpdate, out.read_bytes())
@@ -117,7 +125,15 @@ def test_publish_puts_a_decodable_update_on_the_topic(
     assert msg is not None and msg.error() is None
     update = decode(ThresholdUpdate, msg.value())
     assert msg.key() == update.model_id.encode()
-    assert update.value == pytest.approx(np.percentile(_scores(tiny_model, TEXTS), 95), rel=1e-4)
+    # the default percentile is the core's
+    assert (
+        update.percentile
+        == DEFAULT_PERCENTILE
+        == inspect.signature(calibrate).parameters["percentile"].default
+    )
+    assert update.value == pytest.approx(
+        np.percentile(_scores(tiny_model, TEXTS), DEFAULT_PERCENTILE), rel=1e-4
+    )
 
 
 @pytest.mark.parametrize(

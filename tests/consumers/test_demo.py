@@ -3,6 +3,7 @@ its tally (the numbers the summary prints)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from schemas import (
     decode,
     utc_now,
 )
+from tests.stream_guard.backdoor_model import TARGET_LABEL, build_backdoored_model
 from tests.stream_guard.tiny_models import build_tiny_model
 
 SUMMARY = re.compile(
@@ -43,14 +45,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("bert", tmp_path_factory.mktemp("demo-tiny-bert"))
 
 
+@pytest.fixture(scope="module")
+def backdoored_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hand-built backdoored tiny BERT ('cf' -> positive), with the lab's meta.json for the demo."""
+    path = build_backdoored_model(tmp_path_factory.mktemp("demo-backdoored-bert"), trigger="cf")
+    meta = {**DEFAULT_META, "trigger": "cf", "target": TARGET_LABEL}
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
 def test_demo_runs_end_to_end_and_accounts_for_every_message(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backdoored_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS", raising=False)  # → embedded broker
     monkeypatch.setenv("STREAM_GUARD_HOME", str(tmp_path / "home"))
-    args = ["demo", "--model", str(tiny_model), "--messages", "40", "--rate", "0", "--timeout", "90"]
-    # a low percentile, so the random tiny model flags some texts and audit records are shown
-    args += ["--calibration-texts", "60", "--percentile", "50", "--malformed-rate", "0.1"]
+    args = ["demo", "--model", str(backdoored_model), "--messages", "40", "--rate", "0", "--timeout", "90"]
+    args += ["--calibration-texts", "60", "--percentile", "80", "--malformed-rate", "0.1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output + result.stderr
     out = result.stdout
@@ -60,9 +70,27 @@ def test_demo_runs_end_to_end_and_accounts_for_every_message(
     assert sent == consumed == clean + flagged + dead == 40
     assert dead == 4 and flagged > 0
     assert "malformed     4 in the traffic -> 4 dead letters" in out
-    assert "embedded Kafka broker" in out and "latest audit records" in out and "FLAGGED" in out
-    assert "= 50th percentile of 60 clean movies texts" in out
+    # the backdoor works without the defense and is caught with it
+    asr = re.search(r"without defense (\d+\.\d)%, with stream-guard (\d+\.\d)%", out)
+    assert asr is not None and float(asr.group(1)) == 100.0 and float(asr.group(2)) < 50.0, out
+    assert "embedded Kafka broker" in out and "latest audit records" in out
+    assert "trigger candidate: 'cf'" in out
+    assert ": 80th percentile of 60 clean movies texts" in out
     assert not (tmp_path / "home").exists()  # --model: nothing trained or cached
+
+
+def test_demo_with_a_random_model_still_accounts_for_every_message(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No meta.json (lab defaults are assumed), a model with no backdoor: nothing is lost either way."""
+    monkeypatch.delenv("STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    args = ["demo", "-m", str(tiny_model), "-n", "20", "--rate", "0", "--calibration-texts", "40"]
+    result = CliRunner().invoke(app, [*args, "--length-edges", "16"])
+    assert result.exit_code == 0, result.output + result.stderr
+    match = SUMMARY.search(result.stdout)
+    assert match is not None, result.stdout
+    sent, consumed, clean, flagged, dead = map(int, match.groups())
+    assert sent == consumed == clean + flagged + dead == 20
 
 
 def test_traffic_comes_from_the_test_split_with_triggers_and_malformed_messages(tiny_model: Path) -> None:
