@@ -313,6 +313,12 @@ def demo_command(
     from stream_guard.errors import StreamGuardError
     from stream_guard.logs import configure_logging
 
+    if messages < 1 or not (0 <= trigger_rate <= 1 and 0 <= malformed_rate <= 1 and 0 < percentile < 100):
+        fail("need --messages >= 1, rates in [0, 1] and a percentile in (0, 100)")
+    try:
+        parse_length_edges(length_edges)
+    except ValueError as error:
+        fail(str(error))
     configure_logging(level="WARNING")  # the live view is the output; warnings and errors still show
     console = Console(highlight=False)
     try:
@@ -334,6 +340,9 @@ def demo_command(
     except KeyboardInterrupt:
         console.print("interrupted: stopped cleanly", style="yellow")
         raise typer.Exit(130) from None
-    except (StreamGuardError, KafkaException, ValueError, RuntimeError, TimeoutError, OSError) as error:
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        fail(f"Kafka at {bootstrap_servers or 'STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS'}: {reason}", code=1)
+    except (StreamGuardError, ValueError, RuntimeError, TimeoutError, OSError) as error:
         fail(str(error).splitlines()[0] if str(error) else repr(error), code=1)
     raise typer.Exit(code)

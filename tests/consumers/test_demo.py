@@ -152,3 +152,12 @@ def test_tally_counts_attack_success_with_and_without_the_defense() -> None:
     assert [r.id for r in snap.audits] == ["t1", "c2"]
     tally.add(_record("t3", "triggered", label=0, true=1, final=1, flagged=True))
     assert [r.id for r in tally.snapshot().audits] == ["c2", "t3"]
+
+
+@pytest.mark.parametrize("bad", [["--trigger-rate", "2"], ["--messages", "0"], ["--length-edges", "a"]])
+def test_bad_demo_options_fail_before_anything_starts(bad: list[str]) -> None:
+    result = CliRunner().invoke(app, ["demo", "--model", "/no/such/model", *bad])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "embedded Kafka broker" not in result.stdout
