@@ -113,17 +113,19 @@ def _accepts_connections(host: str, port: int) -> bool:
         return False
 
 
-def _pdeathsig_hook() -> Callable[[], None] | None:
-    """Linux: a ``preexec_fn`` that has the kernel SIGKILL the broker when its parent thread dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here, not in the forked child
-    except (OSError, AttributeError):
-        return None
+def _child_hook(die_with_parent: bool) -> Callable[[], None]:
+    """A ``preexec_fn``: SIGINT back to its default (a parent started with ``&`` from a script passes
+    it on ignored, and the broker would then ignore Ctrl-C) and, on Linux, have the kernel SIGKILL the
+    broker when its parent thread dies."""
+    prctl = None
+    if die_with_parent and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here, not in the forked child
 
     def hook() -> None:  # pragma: no cover - runs in the child between fork and exec
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
     return hook
 
@@ -285,7 +287,7 @@ class EmbeddedBroker:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop it in order
-                preexec_fn=_pdeathsig_hook() if self.die_with_parent else None,
+                preexec_fn=_child_hook(self.die_with_parent),
             )
         except OSError as exc:
             self.stop()

@@ -14,8 +14,8 @@ from stream_guard.settings import DefenderSettings
 if TYPE_CHECKING:  # torch loads only when a command builds a defender, so --help stays fast
     from stream_guard.defender import Defender
 
-ModelOpt = typer.Option(None, "--model", "-m", help="model directory, or 'packaged' [env STREAM_GUARD_MODEL]")
-DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda[:N] [env STREAM_GUARD_DEVICE]")
+ModelOpt = typer.Option(None, "--model", "-m", help="model directory, or 'packaged' (env STREAM_GUARD_MODEL)")
+DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda[:N] (env STREAM_GUARD_DEVICE)")
 ThresholdOpt = typer.Option(None, "--threshold", "-t", help="flag texts scoring above this")
 StrategyOpt = typer.Option(None, "--strategy", help="neutralization: noise | delete | mask")
 WordsOpt = typer.Option(None, "--words-per-round", help="words neutralized per round")
