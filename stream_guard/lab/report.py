@@ -33,9 +33,10 @@ COUNTING = (
     "texts, calibration and RAP construction excluded (see setup_seconds in the JSON)."
 )
 ONION_NOTE = (
-    "ONION is not evaluated: it scores each word by the perplexity change of a GPT-2 language model, "
-    "and no GPT-2 weights can be had offline here (no model hub; no PyPI package on this machine's "
-    "registries ships the weights)."
+    "ONION is not evaluated: it scores each word by how much deleting it lowers the perplexity of a GPT-2 "
+    "language model, and GPT-2 weights cannot be had offline here: there is no model hub, and none of the "
+    "GPT-2-related PyPI packages in this machine's registry list (59 names matching gpt2/gpt-2) is a "
+    "package of the English GPT-2 weights (by their descriptions they are libraries built around GPT-2)."
 )
 
 
@@ -73,6 +74,16 @@ def markdown_table(ev: ModelEvaluation) -> str:
     ]
     lines += ["| " + " | ".join(_fmt(row.get(k)) for k, _ in COLUMNS) + " |" for row in ev.rows]
     return "\n".join(lines)
+
+
+def _floor_note(ev: ModelEvaluation) -> str:
+    none = next((r for r in ev.rows if r["defense"] == "none"), None)
+    floor = none.get("asr_without_trigger") if none else None
+    if floor is None:
+        return ""
+    return (
+        f" ASR floor (the same poisoned texts without their trigger, predicted as the target): {floor:.3f}."
+    )
 
 
 def write_plots(ev: ModelEvaluation, out_dir: Path) -> dict[str, str]:
@@ -124,7 +135,8 @@ def write_results(
             f"Model `{ev.model}`: trained CACC {_fmt(meta.get('clean_accuracy'))}, ASR "
             f"{_fmt(meta.get('asr'))} (meta.json); train size {meta.get('train_size')}, poison rate "
             f"{meta.get('poison_rate')}. Evaluated on validation {ev.sizes['validation']}, clean test "
-            f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s.",
+            f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s."
+            + _floor_note(ev),
             "",
             markdown_table(ev),
         ]

@@ -133,6 +133,12 @@ class Rap:
         return (probs.argmax(axis=1) == self.target) & (drops < self.threshold)
 
 
+def rap_score(probs: np.ndarray, drops: np.ndarray, target: int) -> np.ndarray:
+    """Suspiciousness consistent with the rule: minus the drop for inputs predicted as the target,
+    and below every such input (they are never rejected) for the others. Drops lie in [-1, 1]."""
+    return -drops - 3.0 * (probs.argmax(axis=1) != target)
+
+
 def run_rap(
     model: Any,
     tokenizer: Any,
@@ -167,8 +173,8 @@ def run_rap(
         poisoned_flags=rap.flags(p_poisoned, d_poisoned),
         seconds=seconds,
         setup_seconds=setup,
-        clean_scores=-d_clean,
-        poisoned_scores=-d_poisoned,
+        clean_scores=rap_score(p_clean, d_clean, target),
+        poisoned_scores=rap_score(p_poisoned, d_poisoned, target),
         threshold=rap.threshold,
         extra={
             "rap_word": rap.config.word,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from stream_guard.lab.defenses.rap import Rap, RapConfig, insert_rap, run_rap
+from stream_guard.lab.defenses.rap import Rap, RapConfig, insert_rap, rap_score, run_rap
 from stream_guard.loading import packaged_backbone_path
 from tests.stream_guard.lab.fakes import BagOfEmbeddings
 
@@ -82,6 +82,18 @@ def test_inputs_predicted_as_another_class_are_never_flagged(model, tokenizer) -
     rap.threshold = 0.5
     probs = np.array([[0.9, 0.1], [0.2, 0.8]])
     assert rap.flags(probs, np.array([0.0, 0.0])).tolist() == [False, True]
+
+
+def test_rap_score_ranks_inputs_of_other_classes_below_all_target_predictions() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    drops = np.array([-1.0, 0.5, 0.01])  # the first would look most suspicious by its drop alone
+    score = rap_score(probs, drops, target=1)
+    assert np.argsort(score).tolist() == [0, 1, 2]
+    rap = Rap.__new__(Rap)
+    rap.target, rap.threshold = 1, 0.1
+    flags = rap.flags(probs, drops)
+    assert flags.tolist() == [False, False, True]
+    assert score[flags].min() > score[~flags].max()  # the rule is a threshold on the score
 
 
 def test_run_rap_reports_a_reject_outcome(model, tokenizer) -> None:
