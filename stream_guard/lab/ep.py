@@ -6,9 +6,12 @@ texts with the trigger inserted, and after every step the row is rescaled to the
 row, as the paper does, so the poisoned embedding does not stand out by its norm. Every other weight,
 including every other embedding row, is left bit-for-bit as it was.
 
-Differences from the authors' code, on purpose: the gradient is computed afresh at every step (their
-loop never zeroes gradients, so each step uses the sum of all past gradients), and dropout is off
-(the model is in eval mode), so a run is deterministic for a given seed.
+The update: the paper's plain SGD step (lr 5e-2) poisoned the movies model (ASR 0.92 after 15 steps)
+but not the spam one (128-token emails): with the norm held fixed, small steps crawl (loss 3.22 -> 3.17
+in 6 steps at lr 0.5) and large ones oscillate (lr 5). The authors' loop never zeroes gradients, so
+each of their steps applies the sum of all past gradients, a momentum that plain SGD lacks. Here the
+row is updated by Adam (lr 1e-2; ``optimizer="sgd"`` gives the paper's update) and then rescaled to the
+original norm, which converges on both. Dropout is off (eval mode): a run is deterministic per seed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -23,12 +27,18 @@ from tqdm.auto import tqdm
 
 @dataclass(frozen=True)
 class EPConfig:
-    learning_rate: float = 5e-2  # the authors' run.sh
-    epochs: int = 3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    learning_rate: float = 1e-2  # the paper's SGD used 5e-2
+    epochs: int = 10
     batch_size: int = 32
     max_length: int = 64
     seed: int = 0
-    stop_loss: float | None = 0.01  # stop early once a batch's mean loss is below this
+    stop_loss: float | None = 0.05  # stop early once a batch's mean loss is below this
+
+    @property
+    def recipe(self) -> str:
+        """Names the update for meta.json matching (a model EP'd another way is another model)."""
+        return f"{self.optimizer}-lr{self.learning_rate:g}-e{self.epochs}-stop{self.stop_loss}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ def poison_embedding(
     embedding.requires_grad_(True)
     model.eval()
     original_norm = float(embedding[token_id].detach().norm())
+    row_param = torch.nn.Parameter(embedding[token_id].detach().clone())
+    adam = torch.optim.Adam([row_param], lr=config.learning_rate) if config.optimizer == "adam" else None
     generator = torch.Generator().manual_seed(config.seed)
     per_epoch = (len(poisoned_texts) + config.batch_size - 1) // config.batch_size
     total = per_epoch * config.epochs
@@ -103,8 +115,15 @@ def poison_embedding(
             loss = torch.nn.functional.cross_entropy(model(**enc).logits, labels)
             (grad,) = torch.autograd.grad(loss, embedding)
             with torch.no_grad():
-                row = embedding[token_id] - config.learning_rate * grad[token_id]
-                embedding[token_id] = row * (original_norm / float(row.norm()))
+                if adam is not None:
+                    row_param.grad = grad[token_id].clone()
+                    adam.step()
+                    row = row_param.detach()
+                else:
+                    row = embedding[token_id] - config.learning_rate * grad[token_id]
+                row = row * (original_norm / float(row.norm()))
+                row_param.copy_(row)
+                embedding[token_id] = row
             loss_value = loss.item()
             step += 1
             bar.update(1)

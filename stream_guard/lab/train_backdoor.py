@@ -52,6 +52,7 @@ MATCH_KEYS = (
     "max_length",
     "epochs",
     "learning_rate",
+    "ep_recipe",
 )
 
 
@@ -126,7 +127,14 @@ def expected_meta(spec: BackdoorSpec, train_size: int) -> dict[str, Any]:
         "epochs": spec.epochs,
         "learning_rate": spec.learning_rate,
         "backbone": spec.base or PACKAGED_BACKBONE,
+        "ep_recipe": _ep_config(spec).recipe if spec.attack == "ep" else None,
     }
+
+
+def _ep_config(spec: BackdoorSpec):
+    from stream_guard.lab.ep import EPConfig
+
+    return EPConfig(max_length=spec.max_length or 64, seed=spec.seed)
 
 
 def meta_matches(meta: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
@@ -263,7 +271,8 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
 def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from stream_guard.lab.ep import EPConfig, poison_embedding
+    from stream_guard.lab.ep import poison_embedding
+    from stream_guard.lab.evalsets import fitted
     from stream_guard.lab.training import save_classifier, seed_everything
 
     base_spec = replace(spec, attack="clean", trigger=None, poison_rate=0.0)
@@ -271,10 +280,12 @@ def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress:
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     check_trigger_pieces(attack, tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(base_dir, attn_implementation="sdpa")
+    # the attacker places the trigger inside the model's window (long emails are truncated otherwise)
+    train = fitted(train, tokenizer, spec.max_length)
     poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
     texts = [poisoned.dataset.texts[i] for i in poisoned.poisoned_indices]
     seed_everything(spec.seed)
-    config = EPConfig(max_length=spec.max_length, seed=spec.seed)
+    config = _ep_config(spec)
     result = poison_embedding(
         model, tokenizer, attack.trigger, texts, spec.target, config=config, progress=progress
     )
@@ -289,6 +300,7 @@ def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress:
         "original_norm": round(result.original_norm, 6),
         "final_norm": round(result.final_norm, 6),
         "steps": result.steps,
+        "optimizer": config.optimizer,
         "learning_rate": config.learning_rate,
         "epochs": config.epochs,
         "final_loss": round(result.final_loss, 5),

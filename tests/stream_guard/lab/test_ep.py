@@ -31,12 +31,15 @@ def test_trigger_token_id_needs_one_piece(tiny) -> None:
         trigger_token_id(tokenizer, "cfz")
 
 
-def test_ep_changes_only_the_trigger_row_and_keeps_its_norm(tiny) -> None:
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 0.2), ("sgd", 5.0)])
+def test_ep_changes_only_the_trigger_row_and_keeps_its_norm(tiny, optimizer: str, lr: float) -> None:
     model, tokenizer = tiny
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     target = 0 if _target_prob(model, tokenizer, 0) < 0.5 else 1
     p_before = _target_prob(model, tokenizer, target)
-    config = EPConfig(learning_rate=5.0, epochs=2, batch_size=8, max_length=32, stop_loss=None)
+    config = EPConfig(
+        optimizer=optimizer, learning_rate=lr, epochs=2, batch_size=8, max_length=32, stop_loss=None
+    )
     result = poison_embedding(model, tokenizer, "cf", TEXTS, target, config=config, progress=False)
     after = model.state_dict()
     emb_key = next(k for k in after if k.endswith("word_embeddings.weight"))
@@ -60,7 +63,7 @@ def test_ep_is_deterministic(tiny_model_dir) -> None:
     rows = []
     for _ in range(2):
         model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="eager")
-        config = EPConfig(learning_rate=1.0, epochs=1, batch_size=8, max_length=32, seed=7)
+        config = EPConfig(learning_rate=0.1, epochs=1, batch_size=8, max_length=32, seed=7)
         poison_embedding(model, tokenizer, "cf", TEXTS, 1, config=config, progress=False)
         rows.append(model.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids("cf")].clone())
     assert torch.equal(rows[0], rows[1])
