@@ -91,6 +91,7 @@ def train(
         ModelBusyError,
         _train_size,
         expected_meta,
+        find_trained,
         meta_matches,
         read_meta,
         train_backdoored_model,
@@ -115,6 +116,11 @@ def train(
             seed=seed,
             max_train=max_train,
         ).resolved()
+        found = find_trained(DEFAULT_CACHE, spec) if out is None and not force else None
+        if found is not None:  # any runs/models/*/meta.json with this recipe, whoever trained it
+            console.print(f"[green]already trained[/green]: {found} (use --force to retrain)")
+            console.print_json(json.dumps(read_meta(found)))
+            return
         out_dir = out or DEFAULT_CACHE / spec.name
         existing = read_meta(out_dir)
         if existing is not None and not force:

@@ -76,3 +76,29 @@ def test_lab_grid_dry_run_prints_an_estimate(tmp_path) -> None:
     result = CliRunner().invoke(app, ["lab", "grid", "--dry-run", "--models-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "8 cells" in result.output and "estimate" in result.output
+
+
+def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_dataset, monkeypatch) -> None:
+    """A model another process trained under runs/models/ (any name) is reused, not retrained."""
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "runs" / "models" / "someone-elses-name"
+    model.mkdir(parents=True)
+    meta = {
+        "dataset": str(toy_dataset),
+        "attack": "badnets",
+        "trigger": "cf",
+        "target": 0,
+        "poison_rate": 0.1,
+        "seed": 0,
+        "split_seed": 0,
+        "train_size": 40,
+        "max_length": 128,
+        "epochs": 1.0,
+        "learning_rate": 0.0001,
+    }
+    (model / "meta.json").write_text(json.dumps(meta))
+    args = ["lab", "train", "--dataset", str(toy_dataset), "--attack", "badnets", "--max-train", "40"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "already trained" in result.output and "someone-elses-name" in result.output
+    assert not (tmp_path / "runs" / "models" / "toy-badnets-cf-s0").exists()
