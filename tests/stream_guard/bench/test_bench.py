@@ -84,8 +84,11 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     batched = report.cases[0].modes["batched"].texts_per_s
     # default rate: half of the scoring throughput; the worker gathers 8 model batches
     assert calls == [(8, 16, pytest.approx(0.5 * batched), 64)]
-    assert report.pipeline_efficiency == pytest.approx(10.0 / batched)
-    assert data["pipeline_efficiency"] == pytest.approx(10.0 / batched, abs=1e-3)  # rounded in the JSON
+    scoring = report.pipeline_scoring  # scoring only, the pipeline's 16 texts, timed before and after
+    assert scoring is not None and scoring.texts == 16 and len(scoring.timing.seconds) == 2
+    assert report.pipeline_efficiency == pytest.approx(10.0 / scoring.texts_per_s)
+    assert data["pipeline_efficiency"] == pytest.approx(10.0 / scoring.texts_per_s, abs=1e-3)  # rounded
+    assert data["pipeline_vs_headline"] == pytest.approx(10.0 / batched, abs=1e-3)
     assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
 
 
