@@ -18,6 +18,9 @@ from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
 
 MIN_PER_BUCKET = 30
+# The lab's measured default (docs/lab/research.md): with length-normalised scores and confirmation by
+# prediction change, the 80th percentile neutralizes the texts worth checking; the paper used the 95th.
+DEFAULT_PERCENTILE = 80.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def calibrate(
     defender: Defender,
     texts: Sequence[str],
     *,
-    percentile: float = 95.0,
+    percentile: float = DEFAULT_PERCENTILE,
     length_edges: Sequence[int] | None = None,
     version: str | None = None,
 ) -> Calibration:
@@ -76,6 +79,22 @@ def calibrate(
     scored = defender.score(texts)
     scores = np.array([s.anomaly for s in scored], dtype=np.float64)
     n_tokens = np.array([len(s.encoded) for s in scored], dtype=np.int64)
+    return calibration_from_scores(scores, n_tokens, percentile, length_edges=length_edges, version=version)
+
+
+def calibration_from_scores(
+    scores: np.ndarray,
+    n_tokens: np.ndarray,
+    percentile: float,
+    *,
+    length_edges: Sequence[int] | None = None,
+    version: str | None = None,
+) -> Calibration:
+    """The threshold at `percentile` of already computed clean anomaly scores (N,) with token counts (N,)."""
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    if scores.size == 0:
+        raise ValueError("calibration needs at least one clean text")
     if version is None:
         digest = hashlib.sha256(scores.tobytes() + str(percentile).encode()).hexdigest()[:10]
         version = f"cal-{digest}"

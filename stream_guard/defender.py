@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from stream_guard.anomaly import rank_tokens
 from stream_guard.attribution import attribute
 from stream_guard.encoding import EncodedText, TokenTables, encode_texts, length_buckets, pad_batch
 from stream_guard.loading import LoadedClassifier, load_classifier
@@ -35,9 +36,10 @@ class TextScores:
     probabilities: np.ndarray  # (C,)
     attention: np.ndarray  # (n,)
     gradient: np.ndarray  # (n,)
-    score: np.ndarray  # (n,) NaN off-candidate
+    score: np.ndarray  # (n,) c_j (Eq. 7), NaN off-candidate
     candidates: np.ndarray  # (n,) bool
-    anomaly: float
+    anomaly: float  # S: max of `ranking`
+    ranking: np.ndarray  # (n,) c_j after word aggregation / normalization (settings); NaN off-candidate
 
     @property
     def label(self) -> int:
@@ -131,22 +133,60 @@ class Defender:
         gradient = result.gradient.cpu().numpy()
         score = result.score.cpu().numpy()
         cands = result.candidates.cpu().numpy()
-        anomaly = result.anomaly.cpu().numpy()
         out = []
         for row, enc in enumerate(encoded):
             n = len(enc)
             out.append(
-                TextScores(
-                    encoded=enc,
-                    probabilities=probabilities[row],
-                    attention=attention[row, :n],
-                    gradient=gradient[row, :n],
-                    score=score[row, :n],
-                    candidates=cands[row, :n],
-                    anomaly=float(anomaly[row]),
+                self.finish_scores(
+                    enc,
+                    probabilities[row],
+                    attention[row, :n],
+                    gradient[row, :n],
+                    score[row, :n],
+                    cands[row, :n],
                 )
             )
         return out
+
+    def finish_scores(
+        self,
+        encoded: EncodedText,
+        probabilities: np.ndarray,
+        attention: np.ndarray,
+        gradient: np.ndarray,
+        score: np.ndarray,
+        candidates: np.ndarray,
+    ) -> TextScores:
+        """One text's TextScores: the ranking and S under the settings' aggregation / normalization."""
+        settings = self.settings
+        ranking, anomaly = rank_tokens(
+            score,
+            candidates,
+            encoded.word_ids,
+            aggregation=settings.word_aggregation,
+            normalization=settings.score_normalization,
+        )
+        return TextScores(
+            encoded=encoded,
+            probabilities=probabilities,
+            attention=attention,
+            gradient=gradient,
+            score=score,
+            candidates=candidates,
+            anomaly=anomaly,
+            ranking=ranking,
+        )
+
+    def rescore(self, scores: TextScores) -> TextScores:
+        """The same attributions ranked under this defender's settings (no model call)."""
+        return self.finish_scores(
+            scores.encoded,
+            scores.probabilities,
+            scores.attention,
+            scores.gradient,
+            scores.score,
+            scores.candidates,
+        )
 
     # -- judging -------------------------------------------------------------------------------------
 
@@ -166,7 +206,20 @@ class Defender:
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         cleaned = [self.clean(t) for t in texts]
         encoded = encode_texts(self.classifier.tokenizer, cleaned, self.classifier.max_length)
-        scores = self._score_encoded(encoded)
+        return self.judge_scores(cleaned, self._score_encoded(encoded), ids, tokens=tokens)
+
+    def judge_scores(
+        self,
+        texts: Sequence[str],
+        scores: Sequence[TextScores],
+        ids: Sequence[str],
+        *,
+        tokens: TokenDetail = "all",
+    ) -> list[Verdict]:
+        """Verdicts for validated `texts` whose `scores` are already computed (by `score`): flag,
+        neutralize, re-score. `judge` is `score` followed by this; the lab calls it on cached scores."""
+        cleaned = list(texts)
+        encoded = [s.encoded for s in scores]
         threshold = self._threshold  # one consistent threshold for the whole call
         limits = [threshold.for_length(len(e)) if threshold else None for e in encoded]
         flagged = [
@@ -176,6 +229,12 @@ class Defender:
         neutralized = self._neutralize(
             {i: (ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f}
         )
+        if self.settings.confirm:
+            # a flag stands only if rewriting the suspicious words moved the prediction
+            for i, fixed in list(neutralized.items()):
+                if fixed.scores.label == scores[i].label:
+                    flagged[i] = False
+                    del neutralized[i]
         verdicts = []
         for i, s in enumerate(scores):
             fixed = neutralized.get(i)
@@ -220,14 +279,23 @@ class Defender:
             encoded = encode_texts(tokenizer, texts, self.classifier.max_length)
             for i, new_scores in zip(rewritten, self._score_encoded(encoded), strict=True):
                 state[i].scores = new_scores
-            active = [
-                i
-                for i in rewritten
-                if state[i].scores.has_candidates and state[i].scores.anomaly > float(todo[i][3] or 0.0)
-            ]
+            active = [i for i in rewritten if self._keep_going(todo[i][2], state[i].scores, todo[i][3])]
             if not active:
                 break
         return state
+
+    def _keep_going(self, original: TextScores, current: TextScores, limit: float | None) -> bool:
+        """Whether a rewritten text gets another round (settings.continue_while)."""
+        if not current.has_candidates:
+            return False
+        anomalous = current.anomaly > float(limit or 0.0)
+        unchanged = current.label == original.label
+        rule = self.settings.continue_while
+        if rule == "anomalous":
+            return anomalous
+        if rule == "unchanged":
+            return unchanged
+        return anomalous and unchanged
 
     def _verdict(
         self,
@@ -286,7 +354,7 @@ def token_attributions(s: TextScores) -> list[TokenAttribution]:
                 end=None if special else end,
                 attention=float(s.attention[j]),
                 gradient=float(s.gradient[j]),
-                score=float(s.score[j]) if candidate else None,
+                score=float(s.ranking[j]) if candidate else None,
                 candidate=candidate,
             )
         )

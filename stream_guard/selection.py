@@ -36,7 +36,7 @@ def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
 def select_words(scores: TextScores, excluded: Sequence[tuple[int, int]], k: int) -> list[Pick]:
     """Up to `k` distinct words, best first, skipping words that overlap `excluded` char spans."""
     enc = scores.encoded
-    ranked = np.where(scores.candidates, np.nan_to_num(scores.score, nan=-np.inf), -np.inf)
+    ranked = np.where(scores.candidates, np.nan_to_num(scores.ranking, nan=-np.inf), -np.inf)
     word_ids = np.array([-1 if w is None else w for w in enc.word_ids])
     offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
     picks: list[Pick] = []

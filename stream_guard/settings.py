@@ -7,7 +7,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream_guard.anomaly import ScoreNormalization, WordAggregation
 from stream_guard.neutralize import Strategy
+
+RoundRule = Literal["anomalous", "unchanged", "anomalous_unchanged"]
 
 
 class DefenderSettings(BaseSettings):
@@ -22,9 +25,41 @@ class DefenderSettings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=4096)
     max_batch_tokens: int = Field(16_384, ge=64, description="padded tokens per scoring batch")
     threshold: float | None = Field(None, description="fixed threshold; unset = never flag until calibrated")
-    strategy: Strategy = Field("noise", description="how suspicious words are rewritten")
+    strategy: Strategy = Field("delete", description="how suspicious words are rewritten (paper: noise)")
     words_per_round: int = Field(1, ge=1, le=16, description="words neutralized per round")
     max_rounds: int = Field(1, ge=1, le=16, description="re-score and continue while still anomalous")
+    score_normalization: ScoreNormalization = Field(
+        "length", description="none (paper), zscore or length: how word scores are normalised within a text"
+    )
+    word_aggregation: WordAggregation = Field(
+        "token", description="token (paper), word_sum or word_max: merge sub-word pieces before ranking"
+    )
+    continue_while: RoundRule = Field(
+        "anomalous",
+        description="another round while the rewritten text is anomalous, its label unchanged, or both",
+    )
+    confirm: bool = Field(
+        True, description="flag only texts whose neutralization changes the prediction (else: clean verdict)"
+    )
     exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
     seed: int = Field(0, description="seed of the per-message neutralization randomness")
     autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")
+
+    @classmethod
+    def paper(cls, **overrides: object) -> DefenderSettings:
+        """The paper-faithful X-GRAAD (token scores, no normalization, noise on the top word, one round,
+        no confirmation), whatever the defaults are; `overrides` set any other field (model, device...)."""
+        values: dict[str, object] = {**PAPER_SETTINGS, **overrides}
+        return cls(**values)  # type: ignore[arg-type]
+
+
+PAPER_SETTINGS: dict[str, object] = {
+    "strategy": "noise",
+    "words_per_round": 1,
+    "max_rounds": 1,
+    "score_normalization": "none",
+    "word_aggregation": "token",
+    "continue_while": "anomalous",
+    "confirm": False,
+    "exclude_stopwords": False,
+}

@@ -14,7 +14,8 @@ from typing import Any
 class TokenAttribution:
     """One token of the model input, in input order (special tokens included).
 
-    `attention` is a_j (Eq. 2), `gradient` is g_j (Eq. 4), `score` is c_j (Eq. 7) or None for tokens
+    `attention` is a_j (Eq. 2), `gradient` is g_j (Eq. 4), `score` is the decision score: c_j (Eq. 7)
+    after the settings' word aggregation and normalization (plain c_j in paper mode), or None for tokens
     that took no part in the normalization (`candidate` False). `start`/`end` are character offsets into
     the scored text, None for special tokens.
     """

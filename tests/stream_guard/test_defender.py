@@ -20,7 +20,7 @@ def test_without_threshold_nothing_is_flagged(tiny_bert):
 
 
 def test_flags_exactly_the_texts_above_threshold(tiny_bert):
-    defender = Defender(tiny_bert)
+    defender = Defender(tiny_bert, DefenderSettings.paper())
     scores = [v.anomaly_score for v in defender.judge(TEXTS)]
     cut = sorted(scores)[1]  # between the lowest two and the highest
     defender.set_threshold(Threshold.static(cut))
@@ -32,7 +32,7 @@ def test_flags_exactly_the_texts_above_threshold(tiny_bert):
 
 
 def test_flagged_verdict_explains_itself(tiny_bert):
-    defender = Defender(tiny_bert, DefenderSettings(threshold=-1.0, strategy="delete"))
+    defender = Defender(tiny_bert, DefenderSettings.paper(threshold=-1.0, strategy="delete"))
     (v,) = defender.judge([TEXTS[0]], ["m1"])
     assert v.flagged
     top = v.top_token()
@@ -47,7 +47,7 @@ def test_flagged_verdict_explains_itself(tiny_bert):
 
 def test_rounds_continue_while_anomalous_and_map_words_to_original_text(tiny_bert):
     text = "one two three four five six seven"
-    defender = Defender(tiny_bert, DefenderSettings(threshold=-1.0, strategy="delete", max_rounds=3))
+    defender = Defender(tiny_bert, DefenderSettings.paper(threshold=-1.0, strategy="delete", max_rounds=3))
     (v,) = defender.judge([text])
     assert len(v.suspicious_words) == 3
     assert [w.iteration for w in v.suspicious_words] == [0, 1, 2]
@@ -83,7 +83,7 @@ def test_tokens_only_for_flagged_when_asked(tiny_bert):
 
 def test_length_buckets_pick_threshold_by_token_count(tiny_bert):
     threshold = Threshold(value=-1.0, version="v2", by_length=((4, 1e9),))
-    defender = Defender(tiny_bert, threshold=threshold)
+    defender = Defender(tiny_bert, DefenderSettings.paper(), threshold=threshold)
     short, long = defender.judge(["fine film", "a long and rather tedious film about nothing"])
     assert short.threshold == 1e9 and not short.flagged
     assert long.threshold == -1.0 and long.flagged and long.threshold_version == "v2"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from stream_guard.calibration import calibrate
+from stream_guard.calibration import DEFAULT_PERCENTILE, calibrate
 from stream_guard.defender import Defender
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
@@ -39,14 +39,12 @@ _CHUNK = 128
 class XGraadConfig:
     name: str = "xgraad"
     settings: DefenderSettings = field(default_factory=DefenderSettings)
-    percentile: float = 95.0
+    percentile: float = DEFAULT_PERCENTILE  # the core's default (docs/lab/research.md)
     length_edges: tuple[int, ...] | None = None
 
     @classmethod
     def paper(cls) -> XGraadConfig:
-        settings = DefenderSettings(
-            strategy="noise", words_per_round=1, max_rounds=1, exclude_stopwords=False, threshold=None
-        )
+        settings = DefenderSettings.paper(threshold=None)  # whatever the defaults are
         return cls("xgraad-paper", settings, 95.0, None)
 
     @classmethod
@@ -55,7 +53,7 @@ class XGraadConfig:
         return cls(
             name=str(data.get("name", name)),
             settings=DefenderSettings(**dict(data.get("settings", {}))),
-            percentile=float(data.get("percentile", 95.0)),
+            percentile=float(data.get("percentile", DEFAULT_PERCENTILE)),
             length_edges=tuple(int(e) for e in edges) if edges else None,
         )
 
@@ -72,6 +70,10 @@ class XGraadConfig:
             "words_per_round": s.words_per_round,
             "max_rounds": s.max_rounds,
             "exclude_stopwords": s.exclude_stopwords,
+            "score_normalization": s.score_normalization,
+            "word_aggregation": s.word_aggregation,
+            "continue_while": s.continue_while,
+            "confirm": s.confirm,
         }
 
 
