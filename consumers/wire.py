@@ -70,6 +70,7 @@ def verdict_to_record(
                 gradient=t.gradient,
                 score=t.score,
                 candidate=t.candidate,
+                decision_score=t.decision_score,
             )
             for t in verdict.tokens
         ],

@@ -40,7 +40,9 @@ class TokenRecord(WireModel):
     """One token of the scored text with its X-GRAAD attributions.
 
     ``start``/``end`` are character offsets into the text (``None`` for special tokens); ``score`` is
-    the token's anomaly score ``c_j`` (``None`` for tokens that are not candidates).
+    the token's X-GRAAD score ``c_j`` (Eq. 7) and ``decision_score`` the same after the defender's word
+    aggregation and normalization (its maximum is the record's ``anomaly_score``; absent in records of
+    older writers, where ``score`` served both). Both are ``None`` for tokens that are not candidates.
     """
 
     token: str
@@ -50,6 +52,7 @@ class TokenRecord(WireModel):
     gradient: FiniteFloat
     score: FiniteFloat | None = None
     candidate: bool = False
+    decision_score: FiniteFloat | None = None
 
 
 class SuspiciousWordRecord(WireModel):

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from stream_guard.decision import Decision, label_changed, trigger_candidate, valid_span
+from stream_guard.decision import Decision, label_changed, rank_value, trigger_candidate, valid_span
 from stream_guard.trigger_report import TriggerCounter, TriggerReport
 
 MAX_CARDS = 500
@@ -79,15 +79,15 @@ def token_heatmap(decision: Decision, max_chars: int = MAX_CHARS) -> str:
     text = decision.text
     kept = min(len(text), max_chars)
     scored = sorted(
-        (t for t in decision.tokens if t.score is not None and valid_span(t, text)),
+        (t for t in decision.tokens if rank_value(t) is not None and valid_span(t, text)),
         key=lambda t: (t.start, t.end),  # type: ignore[arg-type,return-value]
     )
-    top = max((float(t.score) for t in scored if t.score and t.score > 0), default=0.0)  # type: ignore[arg-type]
+    top = max((float(rank_value(t) or 0.0) for t in scored), default=0.0)
     out: list[str] = []
     pos = 0
     for token in scored if top > 0 else []:
         start, end = int(token.start), min(int(token.end), kept)  # type: ignore[arg-type]
-        share = max(0.0, float(token.score)) / top  # type: ignore[arg-type]
+        share = max(0.0, float(rank_value(token) or 0.0)) / top
         if start < pos or start >= end or share < 0.05:
             continue
         out.append(esc(text[pos:start]))

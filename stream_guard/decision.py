@@ -118,6 +118,12 @@ def _bare(piece: str) -> str:
     return piece
 
 
+def rank_value(token: TokenLike) -> float | None:
+    """The value that ranks a token: its decision score, or c_j for records written before that field."""
+    value = getattr(token, "decision_score", None)
+    return value if value is not None else token.score
+
+
 def word_of(tokens: Sequence[TokenLike], index: int, text: str) -> Candidate:
     """The whole word that token `index` belongs to, its sub-word pieces merged.
 
@@ -130,7 +136,7 @@ def word_of(tokens: Sequence[TokenLike], index: int, text: str) -> Candidate:
         first -= 1
     while last + 1 < len(tokens) and _is_continuation(tokens[last], tokens[last + 1], wordpiece):
         last += 1
-    score = float(tokens[index].score or 0.0)
+    score = float(rank_value(tokens[index]) or 0.0)
     start, end = tokens[first].start, tokens[last].end
     if start is not None and end is not None and 0 <= start < end <= len(text):
         return Candidate(text[start:end], start, end, score)
@@ -146,8 +152,8 @@ def ranked_candidates(decision: Decision, k: int = 1) -> list[Candidate]:
     tokens = list(getattr(decision, "tokens", ()))  # a PredictionRecord has no evidence at all
     text = getattr(decision, "text", "")
     scored = sorted(
-        (i for i, t in enumerate(tokens) if t.score is not None),
-        key=lambda i: (-float(tokens[i].score), i),  # type: ignore[arg-type]
+        (i for i, t in enumerate(tokens) if rank_value(t) is not None),
+        key=lambda i: (-float(rank_value(tokens[i])), i),  # type: ignore[arg-type]
     )
     out: list[Candidate] = []
     seen: set[tuple[int | None, int | None, str]] = set()

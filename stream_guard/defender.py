@@ -354,8 +354,9 @@ def token_attributions(s: TextScores) -> list[TokenAttribution]:
                 end=None if special else end,
                 attention=float(s.attention[j]),
                 gradient=float(s.gradient[j]),
-                score=float(s.ranking[j]) if candidate else None,
+                score=float(s.score[j]) if candidate else None,
                 candidate=candidate,
+                decision_score=float(s.ranking[j]) if candidate else None,
             )
         )
     return out

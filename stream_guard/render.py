@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rich.console import Group
 from rich.text import Text
 
-from stream_guard.decision import Decision, label_changed, trigger_candidate, valid_span
+from stream_guard.decision import Decision, label_changed, rank_value, trigger_candidate, valid_span
 
 ELLIPSIS = "…"
 
@@ -29,12 +29,12 @@ def shaded_text(decision: Decision, max_chars: int | None = None) -> Text:
     """The text with each candidate token's span shaded by its score c_j (red = suspicious)."""
     shown, kept = _clip(decision.text, max_chars)
     text = Text(shown)
-    scored = [t for t in decision.tokens if t.score is not None and valid_span(t, decision.text)]
-    top = max((t.score for t in scored if t.score and t.score > 0), default=0.0)
+    scored = [t for t in decision.tokens if rank_value(t) is not None and valid_span(t, decision.text)]
+    top = max((rank_value(t) or 0.0 for t in scored), default=0.0)
     if top <= 0:
         return text
     for token in scored:
-        share = max(0.0, token.score or 0.0) / top
+        share = max(0.0, rank_value(token) or 0.0) / top
         start, end = token.start or 0, min(token.end or 0, kept)
         if share < 0.05 or start >= end:
             continue

@@ -14,10 +14,11 @@ from typing import Any
 class TokenAttribution:
     """One token of the model input, in input order (special tokens included).
 
-    `attention` is a_j (Eq. 2), `gradient` is g_j (Eq. 4), `score` is the decision score: c_j (Eq. 7)
-    after the settings' word aggregation and normalization (plain c_j in paper mode), or None for tokens
-    that took no part in the normalization (`candidate` False). `start`/`end` are character offsets into
-    the scored text, None for special tokens.
+    `attention` is a_j (Eq. 2), `gradient` is g_j (Eq. 4), `score` is c_j (Eq. 7), and
+    `decision_score` is c_j after the settings' word aggregation and normalization — the value that ranks
+    words and whose maximum is the verdict's anomaly score (equal to `score` in paper mode). Both are None
+    for tokens that took no part in the normalization (`candidate` False). `start`/`end` are character
+    offsets into the scored text, None for special tokens.
     """
 
     token: str
@@ -27,6 +28,7 @@ class TokenAttribution:
     gradient: float
     score: float | None
     candidate: bool
+    decision_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +72,9 @@ class Verdict:
         return self.final_label != self.label
 
     def top_token(self) -> TokenAttribution | None:
-        """The candidate token holding the sentence score (Eq. 8), if any."""
-        scored = [t for t in self.tokens if t.score is not None]
-        return max(scored, key=lambda t: t.score) if scored else None  # type: ignore[arg-type,return-value]
+        """The candidate token holding the sentence score (Eq. 8, on decision scores), if any."""
+        scored = [t for t in self.tokens if t.decision_score is not None]
+        return max(scored, key=lambda t: t.decision_score) if scored else None  # type: ignore[arg-type,return-value]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

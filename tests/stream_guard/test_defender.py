@@ -37,6 +37,7 @@ def test_flagged_verdict_explains_itself(tiny_bert):
     assert v.flagged
     top = v.top_token()
     assert top is not None and top.score == pytest.approx(v.anomaly_score)
+    assert top.decision_score == top.score  # paper mode: the decision score is c_j itself
     (word,) = v.suspicious_words
     assert v.text[word.start : word.end] == word.word
     assert top.start is not None and word.start <= top.start < word.end  # the top token's word

@@ -42,7 +42,8 @@ def test_verdict_top_token_holds_the_normalised_sentence_score(tiny_bert):
     )
     for v in Defender(tiny_bert, settings).judge(TEXTS[:3]):
         top = v.top_token()
-        assert top is not None and top.score == pytest.approx(v.anomaly_score)
+        assert top is not None and top.decision_score == pytest.approx(v.anomaly_score)
+        assert all((t.score is None) == (t.decision_score is None) for t in v.tokens)
         # the neutralized word is the top token's whole word
         (word,) = v.suspicious_words
         assert word.start <= top.start < word.end
