@@ -143,8 +143,11 @@ def run_pipeline(
     done = threading.Event()
     handled = [0]
     goal = [len(texts)]
+    judging = [0.0]  # seconds the worker spent in Defender.judge during the throughput run
 
     def on_batch(report: BatchReport) -> None:
+        if handled[0] < len(texts):
+            judging[0] += report.scoring_seconds
         handled[0] += report.size
         bar.update(report.size)
         if handled[0] >= goal[0]:
@@ -199,7 +202,8 @@ def run_pipeline(
                 raise failure[0]
             if handled[0] < len(texts):
                 raise TimeoutError("pipeline bench: the worker did not finish the throughput run")
-            throughput = len(texts) / (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            throughput = len(texts) / elapsed
             flagged = worker.stats.flagged
             p50 = p95 = p99 = None
             if rate:
@@ -212,7 +216,9 @@ def run_pipeline(
             producer.flush(10)
             del producer, worker  # close the clients while the broker still runs
             gc.collect()
-    return PipelineResult(len(texts), throughput, rate, p50, p95, p99, broker_name, worker_batch, flagged)
+    return PipelineResult(
+        len(texts), throughput, rate, p50, p95, p99, broker_name, worker_batch, flagged, judging[0] / elapsed
+    )
 
 
 def _latency_run(

@@ -28,6 +28,8 @@ class PipelineResult:
     broker:          what served the topics (e.g. "tansu (embedded)" or a bootstrap address).
     worker_batch:    messages the worker gathered per scoring call at most.
     flagged:         messages flagged (and neutralized) in the throughput run.
+    judge_share:     share of the throughput run's wall time the worker spent in `Defender.judge`
+                     (scoring, neutralizing, verdicts); the rest is Kafka, decoding and waiting.
     """
 
     messages: int
@@ -39,6 +41,7 @@ class PipelineResult:
     broker: str
     worker_batch: int = 0
     flagged: int = 0
+    judge_share: float | None = None
 
 
 class PipelineRunner(Protocol):

@@ -78,6 +78,7 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "broker": pipeline.broker,
             "worker_batch": pipeline.worker_batch,
             "flagged": pipeline.flagged,
+            "judge_share": _rounded(pipeline.judge_share),
             "process_peak_memory_bytes": report.pipeline_memory.bytes if report.pipeline_memory else None,
         },
     }
@@ -122,7 +123,8 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
         peak = report.pipeline_memory.bytes if report.pipeline_memory else 0
         console.print(
             f"4 pipeline ({pipeline.broker}; worker gathers {pipeline.worker_batch}, model batch "
-            f"{report.headline_batch_size}; {pipeline.flagged}/{pipeline.messages} flagged): "
+            f"{report.headline_batch_size}; {pipeline.flagged}/{pipeline.messages} flagged; "
+            f"{100 * (pipeline.judge_share or 0):.0f}% of its time in Defender.judge): "
             f"{pipeline.messages_per_s:.1f} msg/s = {100 * efficiency:.0f}% of X-GRAAD scoring-only "
             f"on the same texts ({scoring:.1f}/s, timed just before and after); "
             f"latency at {pipeline.input_rate or 0:.0f} msg/s: p50 {pipeline.p50_ms or 0:.0f} ms, "
