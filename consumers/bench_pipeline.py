@@ -6,8 +6,8 @@ Importing this module registers :func:`run_pipeline` as the benchmark's pipeline
 
 What runs: the scoring worker (:class:`consumers.worker.Worker`, in a thread of this process) on an
 embedded Tansu broker started for the run, or on ``$STREAM_GUARD_BENCH_BOOTSTRAP`` when set, with
-fresh topics (1 partition each). The threshold is the 95th percentile of anomaly scores of other
-texts of the same kind, so about 5% of messages are flagged and neutralized, as in production.
+fresh topics (1 partition each). The threshold is a percentile (95th by default) of the anomaly scores
+of other texts of the same kind, so about 5% of messages are flagged and neutralized, as in production.
 
 1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
    messages/s = texts / (time from the last produce to the commit of the last batch).
@@ -115,9 +115,9 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.005)
 
 
-def _threshold(defender: Defender, count: int) -> float:
+def _threshold(defender: Defender, count: int, percentile: float) -> float:
     calibration = bench_texts("short", count, seed=1).texts  # other texts than the measured ones
-    return float(np.percentile([s.anomaly for s in defender.score(calibration)], 95))
+    return float(np.percentile([s.anomaly for s in defender.score(calibration)], percentile))
 
 
 def run_pipeline(
@@ -127,7 +127,8 @@ def run_pipeline(
     *,
     rate: float | None,
     worker_batch: int,
-    progress: bool,
+    flag_percentile: float = 95.0,
+    progress: bool = False,
 ) -> PipelineResult:
     """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.
 
@@ -137,7 +138,7 @@ def run_pipeline(
     from confluent_kafka import Producer
 
     defender = Defender(classifier, settings)
-    threshold = _threshold(defender, min(256, len(texts)))
+    threshold = _threshold(defender, min(256, len(texts)), flag_percentile)
     defender.set_threshold(Threshold.static(threshold))
     latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
     done = threading.Event()

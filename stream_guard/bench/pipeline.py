@@ -48,7 +48,8 @@ class PipelineRunner(Protocol):
     """Runs the scoring worker on `texts` through a broker and measures it.
 
     `settings.batch_size` is the model's batch; `worker_batch` the messages the worker gathers per
-    scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input.
+    scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input;
+    the threshold is the `flag_percentile`-th percentile of other texts' scores (95: about 5% flagged).
     """
 
     def __call__(
@@ -59,6 +60,7 @@ class PipelineRunner(Protocol):
         *,
         rate: float | None,
         worker_batch: int,
+        flag_percentile: float,
         progress: bool,
     ) -> PipelineResult: ...
 

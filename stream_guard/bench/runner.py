@@ -47,6 +47,7 @@ class BenchConfig:
     pipeline_texts: int = 1024
     pipeline_rate: float | None = None  # None: half the batched scoring throughput
     worker_batch: int | None = None  # None: 8 x the headline batch size
+    flag_percentile: float = 95.0  # the pipeline's threshold: this percentile of other texts' scores
     seed: int = 0
     progress: bool = True
 
@@ -324,7 +325,13 @@ def _run_pipeline(
     try:
         with peak_memory(classifier.device, absolute=True) as memory:
             report.pipeline = runner(
-                classifier, sized, texts, rate=rate, worker_batch=worker_batch, progress=config.progress
+                classifier,
+                sized,
+                texts,
+                rate=rate,
+                worker_batch=worker_batch,
+                flag_percentile=config.flag_percentile,
+                progress=config.progress,
             )
     except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
         report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]

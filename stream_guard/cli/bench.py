@@ -53,6 +53,9 @@ def bench(
     worker_batch: int | None = typer.Option(
         None, min=1, help="messages the worker gathers per scoring call (default: 8 x --headline-batch)"
     ),
+    flag_percentile: float = typer.Option(
+        95.0, min=0.0, max=100.0, help="pipeline threshold: this percentile of other texts' scores"
+    ),
     seed: int = typer.Option(0, help="seed of the text sample"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the JSON object here"),
@@ -89,6 +92,7 @@ def bench(
             pipeline_texts=pipeline_texts,
             pipeline_rate=rate,
             worker_batch=worker_batch,
+            flag_percentile=flag_percentile,
             seed=seed,
             progress=progress,
         )
@@ -104,6 +108,7 @@ def bench(
         + (["--pipeline-texts", str(pipeline_texts)] if pipeline else ["--no-pipeline"])
         + (["--rate", str(rate)] if rate else [])
         + (["--worker-batch", str(worker_batch)] if worker_batch else [])
+        + (["--flag-percentile", f"{flag_percentile:g}"] if flag_percentile != 95.0 else [])
     )
     data = report_dict(report, command)
     encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2)

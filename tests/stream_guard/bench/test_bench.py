@@ -71,8 +71,8 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
 def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipeline_runner):
     calls = []
 
-    def fake_runner(classifier, settings, texts, *, rate, worker_batch, progress):
-        calls.append((settings.batch_size, len(texts), rate, worker_batch))
+    def fake_runner(classifier, settings, texts, *, rate, worker_batch, flag_percentile, progress):
+        calls.append((settings.batch_size, len(texts), rate, worker_batch, flag_percentile))
         return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake")
 
     register_pipeline_runner(fake_runner)
@@ -83,7 +83,7 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     data = report_dict(report)
     batched = report.cases[0].modes["batched"].texts_per_s
     # default rate: half of the scoring throughput; the worker gathers 8 model batches
-    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64)]
+    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64, 95.0)]
     scoring = report.pipeline_scoring  # scoring only, the pipeline's 16 texts, timed before and after
     assert scoring is not None and scoring.texts == 16 and len(scoring.timing.seconds) == 2
     assert report.pipeline_efficiency == pytest.approx(10.0 / scoring.texts_per_s)
