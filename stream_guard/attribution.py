@@ -19,6 +19,10 @@ from stream_guard.attention_sums import mean_attention_received, summed_attentio
 
 __all__ = ["Attribution", "attribute", "classify", "combine_scores", "mean_attention_received"]
 
+STREAM_MIN_LENGTH = 64
+"""Padded length from which `attribute` sums attention during the forward by default (measured on
+2 CPU cores, MiniLM, batches of 32: ~4% slower at ~40 tokens, 1.5x faster and -35% memory at ~220)."""
+
 
 @dataclass(frozen=True)
 class Attribution:
@@ -76,7 +80,7 @@ def attribute(
     candidates: Tensor,
     *,
     autocast_dtype: torch.dtype | None = None,
-    stream_attention: bool = True,
+    stream_attention: bool | None = None,
 ) -> Attribution:
     """X-GRAAD for a padded batch: one forward (with attentions) and one backward.
 
@@ -85,6 +89,8 @@ def attribute(
     do not interact. `autocast_dtype` (CUDA) runs the model in bf16/fp16; attention sums, gradient norms
     and scores are float32. `stream_attention` sums attention during the forward where the model
     supports it (`stream_guard.attention_sums`); otherwise, or when False, from `output_attentions`.
+    None (default) streams from `STREAM_MIN_LENGTH` padded tokens on, where it saves time and memory;
+    below it the probabilities are small and the output_attentions path is a few percent faster.
     """
     embeddings = model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
     device_type = input_ids.device.type
@@ -95,6 +101,8 @@ def attribute(
         ),
     ):
         attention = None
+        if stream_attention is None:
+            stream_attention = input_ids.shape[1] >= STREAM_MIN_LENGTH
         if stream_attention and supports_streaming(model):
             with summed_attention(model, attention_mask) as collector:
                 logits = model(inputs_embeds=embeddings, attention_mask=attention_mask).logits

@@ -102,3 +102,21 @@ def test_autocast_keeps_float32_scores(tiny_bert):
         assert getattr(half, field).dtype == torch.float32
     assert torch.allclose(half.attention, full.attention, rtol=0.05, atol=0.05)
     assert torch.equal(half.candidates, full.candidates)
+
+
+def test_default_streams_long_batches_only(tiny_bert, monkeypatch):
+    from stream_guard import attribution
+
+    calls = []
+    add = attention_sums.AttentionCollector.add
+    monkeypatch.setattr(
+        attention_sums.AttentionCollector, "add", lambda self, *a: (calls.append(1), add(self, *a))[1]
+    )
+    ids, mask, cand = _batch(tiny_bert)
+    assert ids.shape[1] < attribution.STREAM_MIN_LENGTH
+    short = attribute(tiny_bert.model, ids, mask, cand)
+    assert calls == []  # short: the output_attentions path
+    monkeypatch.setattr(attribution, "STREAM_MIN_LENGTH", ids.shape[1])
+    streamed = attribute(tiny_bert.model, ids, mask, cand)
+    assert len(calls) == tiny_bert.model.config.num_hidden_layers
+    assert torch.allclose(short.attention, streamed.attention, atol=1e-6)
