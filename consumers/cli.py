@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from consumers import audit_cli as _audit_cli  # noqa: F401  (registers `audit`)
+from consumers import bench_pipeline as _bench_pipeline  # noqa: F401  (the bench's pipeline runner)
 from consumers import calibrate_cli, demo
 from consumers import replay_cli as _replay_cli  # noqa: F401  (registers `replay`)
 from consumers import run_cli as _run_cli  # noqa: F401  (registers `run`)
