@@ -258,7 +258,9 @@ class Defender:
             rewritten = []
             for i in active:
                 item = state[i]
-                picks = select_words(item.scores, item.excluded, settings.words_per_round)
+                picks = select_words(
+                    item.scores, item.excluded, settings.words_per_round, span_ratio=settings.span_ratio
+                )
                 if not picks:
                     continue
                 new_text, edits = neutralize_spans(

@@ -28,6 +28,12 @@ class DefenderSettings(BaseSettings):
     strategy: Strategy = Field("delete", description="how suspicious words are rewritten (paper: noise)")
     words_per_round: int = Field(1, ge=1, le=16, description="words neutralized per round")
     max_rounds: int = Field(1, ge=1, le=16, description="re-score and continue while still anomalous")
+    span_ratio: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="grow each pick over neighbouring words scoring >= this share of it (phrase triggers)",
+    )
     score_normalization: ScoreNormalization = Field(
         "length", description="none (paper), zscore or length: how word scores are normalised within a text"
     )
@@ -57,6 +63,7 @@ PAPER_SETTINGS: dict[str, object] = {
     "strategy": "noise",
     "words_per_round": 1,
     "max_rounds": 1,
+    "span_ratio": None,
     "score_normalization": "none",
     "word_aggregation": "token",
     "continue_while": "anomalous",

@@ -85,3 +85,16 @@ def test_paper_settings_are_the_paper_whatever_the_defaults():
     assert (paper.score_normalization, paper.word_aggregation, paper.confirm) == ("none", "token", False)
     assert paper.max_length == 64
     assert DefenderSettings.paper(strategy="delete").strategy == "delete"  # overrides win
+
+
+def test_span_ratio_rewrites_a_run_of_words_around_the_top_word(tiny_bert):
+    base = Defender(tiny_bert, DefenderSettings(threshold=-100.0, confirm=False)).judge(TEXTS[:3])
+    wide = DefenderSettings(threshold=-100.0, confirm=False, span_ratio=1e-6)
+    grown = Defender(tiny_bert, wide).judge(TEXTS[:3])
+    widened = 0
+    for b, g in zip(base, grown, strict=True):
+        (top,), (span,) = b.suspicious_words, g.suspicious_words
+        assert span.start <= top.start and top.end <= span.end  # the top word, and maybe neighbours
+        assert g.text[span.start : span.end] == span.word
+        widened += span.end - span.start > top.end - top.start
+    assert widened >= 1  # some neighbour scored above ~0 in these texts
