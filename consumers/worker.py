@@ -32,7 +32,9 @@ Flow control
     ``buffer_batches=0`` pauses as soon as a batch is handed to the scorer. Pausing is not free:
     librdkafka drops its prefetched messages and, on Tansu, the first message after ``resume`` takes
     0.45–0.95 s, so pausing per batch would cap throughput at about two batches a second; the buffer
-    lets those refetches overlap scoring.
+    lets those refetches overlap scoring. When a batch is scored the scorer is handed the next one
+    before the finished batch is produced, flushed and committed, so those broker round trips overlap
+    scoring too; outputs and commits still follow batch order.
 
 Shutdown
     ``stop()`` (SIGTERM/SIGINT in ``stream-guard run``) ends the loop; the worker finishes the batch in
@@ -182,8 +184,12 @@ class Worker:
                 consumer.close()  # leaves the group (the revoke callback commits nothing new)
             self._assigned.clear()
             self.metrics.assigned.set(0)
-            if producer is not None and not self._failed:
-                producer.flush(settings.flush_timeout_s)
+            if producer is not None:
+                if self._failed:
+                    producer.purge()  # nothing of this run is committed: its inputs are read again
+                else:
+                    producer.flush(settings.flush_timeout_s)
+                producer.close()  # now, not when the worker object is collected (maybe broker-less)
             if listener is not None:
                 listener.stop()
             if server is not None:
@@ -192,7 +198,16 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------------------
     def _step(self, executor: ThreadPoolExecutor) -> None:
         if self._inflight is not None and self._inflight.done():
-            self._finish_inflight()
+            # hand the scorer its next batch first, then produce / flush / commit the finished one
+            # while it works: the checkpoint's round trips no longer leave the model idle
+            finished = self._take_inflight()
+            waiting = self._batcher.take() if self._batcher.ready() else None
+            if waiting is not None and _scorable(waiting):
+                self._start_batch(executor, waiting)
+                waiting = None
+            self._complete(*finished)
+            if waiting is not None:  # dead letters only: completed after the batch before it
+                self._complete(waiting, ScoredBatch())
         if self._inflight is None and self._batcher.ready():
             self._start_batch(executor, self._batcher.take())
         self._flow_control()
@@ -234,17 +249,20 @@ class Worker:
             self._batcher.add(item, next(counts) if isinstance(item.outcome, Accepted) else 0)
 
     def _start_batch(self, executor: ThreadPoolExecutor, items: list[Item]) -> None:
-        if not any(isinstance(item.outcome, Accepted) for item in items):
+        if not _scorable(items):
             self._complete(items, ScoredBatch())  # only dead letters: nothing to score
             return
         self._inflight_items = items
         self._inflight = executor.submit(score_items, self.defender, items)
 
-    def _finish_inflight(self) -> None:
+    def _take_inflight(self) -> tuple[list[Item], ScoredBatch]:
         assert self._inflight is not None
         scored = self._inflight.result()  # re-raises a systemic scoring failure: stop, no commit
         items, self._inflight, self._inflight_items = self._inflight_items, None, []
-        self._complete(items, scored)
+        return items, scored
+
+    def _finish_inflight(self) -> None:
+        self._complete(*self._take_inflight())
 
     def _complete(self, items: list[Item], scored: ScoredBatch) -> None:
         """Produce the batch's outputs in input order, then checkpoint (flush → confirm → commit)."""
@@ -419,6 +437,10 @@ class Worker:
         self.metrics.produced.labels(topic).inc()
         if input_ts is not None:
             self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - input_ts))
+
+
+def _scorable(items: list[Item]) -> bool:
+    return any(isinstance(item.outcome, Accepted) for item in items)
 
 
 def _names(partitions: list[Any]) -> list[str]:
