@@ -2,9 +2,9 @@
 
 The recipe (the same as ``scripts/lab_research.py``, so either can reuse the other's models): split the
 deduplicated dataset with ``split_seed`` (train capped at ``max_train``), poison ``poison_rate`` of the
-non-target training samples (dirty label), fine-tune the packaged backbone for one epoch (AdamW, lr
-1e-4, batch 32, ``max_length`` 64 for sentences, 128 for emails), then measure clean accuracy and ASR
-on the test split. EP instead poisons the trigger's embedding row of the clean model of the same
+non-target training samples (dirty label), fine-tune the packaged backbone (AdamW, batch 32; movie
+sentences: 1 epoch at lr 1e-4, ``max_length`` 64; emails: 2 epochs at 2e-4, 128, texts cut to the window
+before poisoning), then measure clean accuracy and ASR on the test split. EP instead poisons the trigger's embedding row of the clean model of the same
 dataset and seed (trained first, and cached, if missing).
 
 Models live in ``<cache>/<dataset>-<attack>-<trigger slug>-s<seed>/`` with a ``meta.json``. A model whose
@@ -33,11 +33,19 @@ class Recipe:
     max_train: int
     max_length: int
     eval_max_test: int  # the test split size the meta's CACC / ASR are measured on
+    epochs: float = 1.0
+    learning_rate: float = 1e-4
+    # cut training texts to the window (leaving room for the trigger) before poisoning them: a trigger
+    # inserted at a random word of a long email is otherwise mostly truncated away and never learned.
+    # Movie sentences fit already (14 of 3,000 are cut), so their recipe keeps the texts as they are.
+    fit_train: bool = True
 
 
 RECIPES = {
-    "movies": Recipe(max_train=3000, max_length=64, eval_max_test=1000),
-    "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600),
+    "movies": Recipe(max_train=3000, max_length=64, eval_max_test=1000, fit_train=False),
+    # 47 steps of 1e-4 on 1,500 emails do not teach a one-word trigger in a 120-token email (ASR 0.08);
+    # 2 epochs at 2e-4 do (ASR 0.98, CACC 0.96), in ~4 minutes on 2 cores
+    "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=2.0, learning_rate=2e-4),
 }
 OTHER = Recipe(max_train=1500, max_length=128, eval_max_test=600)
 MATCH_KEYS = (
@@ -53,6 +61,7 @@ MATCH_KEYS = (
     "epochs",
     "learning_rate",
     "ep_recipe",
+    "fit_train",
 )
 
 
@@ -73,8 +82,8 @@ class BackdoorSpec:
     split_seed: int = 0
     max_train: int | None = None
     max_length: int | None = None
-    epochs: float = 1.0
-    learning_rate: float = 1e-4
+    epochs: float | None = None
+    learning_rate: float | None = None
     base: str | None = None  # the encoder to fine-tune: None = the packaged backbone (tests use tiny ones)
 
     def resolved(self) -> BackdoorSpec:
@@ -89,6 +98,8 @@ class BackdoorSpec:
             poison_rate=0.0 if spec.is_clean else self.poison_rate,
             max_train=self.max_train if self.max_train is not None else recipe.max_train,
             max_length=self.max_length if self.max_length is not None else recipe.max_length,
+            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+            learning_rate=self.learning_rate if self.learning_rate is not None else recipe.learning_rate,
         )
 
     @property
@@ -128,7 +139,15 @@ def expected_meta(spec: BackdoorSpec, train_size: int) -> dict[str, Any]:
         "learning_rate": spec.learning_rate,
         "backbone": spec.base or PACKAGED_BACKBONE,
         "ep_recipe": _ep_config(spec).recipe if spec.attack == "ep" else None,
+        "fit_train": _fits_train(spec),
     }
+
+
+def _fits_train(spec: BackdoorSpec) -> bool:
+    """Whether the poisoned training texts were fitted to the window (data-poisoning attacks only)."""
+    attack = spec.attack_spec
+    fits = RECIPES.get(spec.dataset, OTHER).fit_train
+    return fits and not attack.is_clean and attack.training != "embedding-poisoning"
 
 
 def _ep_config(spec: BackdoorSpec):
@@ -142,6 +161,8 @@ def meta_matches(meta: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
         return False
     for key in MATCH_KEYS:
         got, want = meta.get(key), expected.get(key)
+        if key == "fit_train":  # models trained before the key existed were not fitted
+            got, want = bool(got), bool(want)
         if isinstance(want, float) or isinstance(got, float):
             if got is None or want is None or abs(float(got) - float(want)) > 1e-12:
                 return False
@@ -243,6 +264,8 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
     if attack.training == "embedding-poisoning":
         extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress)
     else:
+        if _fits_train(spec):
+            train = _fitted_train(train, spec)
         poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
         data = poisoned.dataset if poisoned is not None else train
         config = TrainConfig(
@@ -266,6 +289,16 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
     meta.update(_measure(tmp, spec, recipe))
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def _fitted_train(train, spec: BackdoorSpec):
+    from transformers import AutoTokenizer
+
+    from stream_guard.lab.evalsets import fitted
+    from stream_guard.loading import packaged_backbone_path
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.base or packaged_backbone_path())
+    return fitted(train, tokenizer, spec.max_length)
 
 
 def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:

@@ -95,6 +95,7 @@ def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_d
         "max_length": 128,
         "epochs": 1.0,
         "learning_rate": 0.0001,
+        "fit_train": True,  # a local file's recipe cuts texts to the window before poisoning
     }
     (model / "meta.json").write_text(json.dumps(meta))
     args = ["lab", "train", "--dataset", str(toy_dataset), "--attack", "badnets", "--max-train", "40"]

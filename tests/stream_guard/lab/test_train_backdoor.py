@@ -90,6 +90,7 @@ def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) 
         "max_length": 128,
         "epochs": 1.0,
         "learning_rate": 0.0001,
+        "fit_train": True,
         "seconds": 1.0,
     }
     (d / "meta.json").write_text(json.dumps(meta))
@@ -101,6 +102,9 @@ def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) 
     assert (
         find_trained(tmp_path, BackdoorSpec(dataset=str(toy_dataset), attack="badnets", max_train=30)) is None
     )
+    # trained before texts were cut to the window (the trigger mostly truncated away): not this recipe
+    (d / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "fit_train"}))
+    assert find_trained(tmp_path, spec) is None
 
 
 def test_a_directory_without_meta_is_busy(tmp_path, toy_dataset, tiny_base) -> None:
