@@ -4,9 +4,13 @@
    (sdpa), under `torch.inference_mode` — the floor any defense is measured against.
 2. `batched_scorer`: X-GRAAD as stream-guard runs it — length-bucketed batches within the token budget,
    one forward with attentions and one backward per batch (`Defender.score`).
-3. `per_text_scorer`: X-GRAAD the way the authors' reference code runs it — one text at a time, a
-   forward with `output_attentions=True` (eager attention) and a backward per text. Tokenization and
-   the per-token math are our vectorized code, so the peer is no slower than it has to be.
+3. `reference_scorer`: X-GRAAD the way the authors' reference code computes it, one text at a time —
+   the peer. Per text: a forward from word embeddings with `output_attentions=True` (eager attention),
+   the layer/head mean of the stacked attention maps, `.backward()` of the predicted logit on a model
+   whose parameters require gradients (as the reference code's model does: it computes every weight
+   gradient, which X-GRAAD never reads), then the per-token scores in Python lists.
+   `per_text_scorer` is our own code one text at a time (the same vectorized math and input-only
+   backward as the batched mode): its ratio to the batched mode is the gain of batching alone.
 
 Every mode takes raw texts, so tokenization is part of each measurement.
 """
@@ -132,6 +136,55 @@ def per_text_scorer(classifier: LoadedClassifier, settings: DefenderSettings) ->
                     float(result.anomaly[0]),
                 )
             )
+        return out
+
+    return score
+
+
+def reference_scorer(classifier: LoadedClassifier, settings: DefenderSettings) -> Scorer:
+    """X-GRAAD computed as the authors' reference code does it, one text at a time (module docstring).
+
+    Runs on a copy of the model with trainable parameters (ours are frozen), so the backward costs
+    what it costs there. Returns per text the predicted label and the sentence score S.
+    """
+    tokenizer = classifier.tokenizer
+    model = copy.deepcopy(classifier.model)
+    for param in model.parameters():
+        param.requires_grad_(True)
+    tables = TokenTables.build(tokenizer)
+    skip = (tables.special | tables.punctuation).numpy()
+    word_embeddings = model.get_input_embeddings()
+    dtype = AUTOCAST_DTYPES[settings.autocast]
+
+    def score(texts: Sequence[str]) -> list[tuple[int, float]]:
+        out = []
+        for text in texts:
+            ids = tokenizer([text], truncation=True, max_length=classifier.max_length, return_tensors="pt")
+            input_ids = ids["input_ids"].to(classifier.device)
+            mask = ids["attention_mask"].to(classifier.device)
+            embeddings = word_embeddings(input_ids).detach().requires_grad_(True)
+            with (
+                torch.enable_grad(),
+                torch.autocast(
+                    input_ids.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                ),
+            ):
+                output = model(inputs_embeds=embeddings, attention_mask=mask, output_attentions=True)
+                attention = torch.stack(output.attentions).mean(dim=(0, 2))  # (1, L, L)
+                label = int(output.logits[0].argmax())
+                model.zero_grad()
+                output.logits[0, label].backward()
+            received = attention[0].sum(dim=0).tolist()
+            norms = embeddings.grad[0].norm(dim=-1).tolist()
+            kept = [j for j, token_id in enumerate(input_ids[0].tolist()) if not skip[token_id]]
+            if not kept:
+                out.append((label, 0.0))
+                continue
+            mean_received = sum(received[j] for j in kept) / len(kept)
+            mean_norm = sum(norms[j] for j in kept) / len(kept) or 1.0
+            combined = [(received[j] - mean_received) * norms[j] / mean_norm for j in kept]
+            out.append((label, max(combined)))
+        model.zero_grad(set_to_none=True)
         return out
 
     return score

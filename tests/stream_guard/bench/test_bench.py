@@ -12,10 +12,17 @@ import torch
 from typer.testing import CliRunner
 
 from stream_guard.bench import BenchConfig, PipelineResult, register_pipeline_runner, report_dict, run_bench
-from stream_guard.bench.modes import PlainClassifier, batched_scorer, per_text_scorer
+from stream_guard.bench.modes import (
+    PlainClassifier,
+    batched_scorer,
+    per_text_scorer,
+    reference_scorer,
+)
 from stream_guard.bench.pipeline import pipeline_runner
 from stream_guard.bench.texts import bench_texts
 from stream_guard.cli.app import app
+from stream_guard.defender import Defender
+from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
 
 SMALL = BenchConfig(
@@ -44,7 +51,7 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
     data = report_dict(run_bench(tiny_bert, DefenderSettings(), SMALL))
     assert data["device"] == "cpu"
     assert data["headline"] == {"kind": "short", "batch_size": 8}
-    for key in ("overhead_ratio", "speedup_vs_per_text"):
+    for key in ("overhead_ratio", "speedup_vs_per_text", "batching_gain"):
         assert math.isfinite(data[key]) and data[key] > 0
     assert data["pipeline_efficiency"] is None
     assert "no pipeline runner" in data["pipeline_reason"]
@@ -55,7 +62,7 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
         ("long", 8),
     ]
     for case in data["cases"]:
-        assert set(case["modes"]) == {"plain", "batched", "per_text"}
+        assert set(case["modes"]) == {"plain", "batched", "per_text", "reference"}
         assert 0.0 <= case["padding"] < 1.0
         for mode in case["modes"].values():
             assert mode["texts_per_s"] > 0 and len(mode["seconds"]) == 1
@@ -106,6 +113,19 @@ def test_the_three_modes_score_the_same_texts_alike(tiny_bert):
         assert np.allclose(attention, many.attention, rtol=1e-4, atol=1e-6)
         assert np.allclose(gradient, many.gradient, rtol=1e-4, atol=1e-7)
         assert np.allclose(score, many.score, rtol=1e-4, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_the_reference_peer_computes_the_paper_score(tiny_model_dir, kind):
+    """The peer is the reference code's computation, not a slowed-down stand-in: its labels and
+    sentence scores S equal the paper-mode Defender's, and it leaves the served model frozen."""
+    classifier = load_classifier(tiny_model_dir(kind), device="cpu")
+    texts = bench_texts("short", 10).texts
+    reference = reference_scorer(classifier, DefenderSettings())(texts)
+    paper = Defender(classifier, DefenderSettings.paper()).score(texts)
+    assert [label for label, _ in reference] == [s.label for s in paper]
+    np.testing.assert_allclose([s for _, s in reference], [s.anomaly for s in paper], rtol=1e-4, atol=1e-6)
+    assert not any(p.requires_grad for p in classifier.model.parameters())
 
 
 def test_bench_texts_are_seeded_and_sized():
