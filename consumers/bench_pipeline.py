@@ -6,8 +6,9 @@ Importing this module registers :func:`run_pipeline` as the benchmark's pipeline
 
 What runs: the scoring worker (:class:`consumers.worker.Worker`, in a thread of this process) on an
 embedded Tansu broker started for the run, or on ``$STREAM_GUARD_BENCH_BOOTSTRAP`` when set, with
-fresh topics (1 partition each). The threshold is a percentile (95th by default) of the anomaly scores
-of other texts of the same kind, so about 5% of messages are flagged and neutralized, as in production.
+fresh topics (1 partition each). The threshold is a percentile (by default the calibration job's, the
+80th) of the anomaly scores of other texts of the same kind, so about 20% of messages are neutralized and
+re-classified, as in production (with confirmation, only those whose label moved are flagged).
 
 1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
    messages/s = texts / (time from the last produce to the commit of the last batch).
@@ -38,6 +39,7 @@ from consumers.worker import Worker
 from consumers.worker_settings import WorkerSettings
 from stream_guard.bench.pipeline import PipelineResult, percentiles_ms, register_pipeline_runner
 from stream_guard.bench.texts import bench_texts
+from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.defender import Defender
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
@@ -127,7 +129,7 @@ def run_pipeline(
     *,
     rate: float | None,
     worker_batch: int,
-    flag_percentile: float = 95.0,
+    flag_percentile: float = DEFAULT_PERCENTILE,
     progress: bool = False,
 ) -> PipelineResult:
     """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.

@@ -177,6 +177,41 @@ class Defender:
             ranking=ranking,
         )
 
+    def _classify(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        """Predictions only (one forward pass per batch, no attributions): TextScores whose anomaly is
+        NaN and that have no candidates. For final rewrites, whose label is all the decision needs."""
+        tokenizer = self.classifier.tokenizer
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        results: list[TextScores | None] = [None] * len(encoded)
+        lengths = [len(e) for e in encoded]
+        for batch in length_buckets(
+            lengths, batch_size=self.settings.batch_size, max_batch_tokens=self.settings.max_batch_tokens
+        ):
+            input_ids, attention_mask = pad_batch([encoded[i] for i in batch], pad_id, self.classifier.device)
+            dtype = _AUTOCAST[self.settings.autocast]
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    input_ids.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+                ),
+            ):
+                logits = self.classifier.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            for row, index in enumerate(batch):
+                n = len(encoded[index])
+                nothing = np.full(n, np.nan)
+                results[index] = TextScores(
+                    encoded=encoded[index],
+                    probabilities=probabilities[row],
+                    attention=nothing,
+                    gradient=nothing,
+                    score=nothing,
+                    candidates=np.zeros(n, dtype=bool),
+                    anomaly=float("nan"),
+                    ranking=nothing,
+                )
+        return results  # type: ignore[return-value]
+
     def rescore(self, scores: TextScores) -> TextScores:
         """The same attributions ranked under this defender's settings (no model call)."""
         return self.finish_scores(
@@ -279,7 +314,9 @@ class Defender:
                 break
             texts = [state[i].text if state[i].text.strip() else " " for i in rewritten]
             encoded = encode_texts(tokenizer, texts, self.classifier.max_length)
-            for i, new_scores in zip(rewritten, self._score_encoded(encoded), strict=True):
+            final = round_index == settings.max_rounds - 1
+            rescore = self._score_encoded if settings.rescore_attributions or not final else self._classify
+            for i, new_scores in zip(rewritten, rescore(encoded), strict=True):
                 state[i].scores = new_scores
             active = [i for i in rewritten if self._keep_going(todo[i][2], state[i].scores, todo[i][3])]
             if not active:
@@ -331,9 +368,14 @@ class Defender:
             neutralized_text=fixed.text if fixed else None,
             neutralized_label=fixed.scores.label if fixed else None,
             neutralized_probabilities=[float(p) for p in fixed.scores.probabilities] if fixed else None,
-            neutralized_anomaly_score=fixed.scores.anomaly if fixed else None,
+            neutralized_anomaly_score=_finite(fixed.scores.anomaly) if fixed else None,
             suspicious_words=list(fixed.words) if fixed else [],
         )
+
+
+def _finite(value: float) -> float | None:
+    """None for the NaN anomaly of a rewrite that was classified, not scored (`rescore_attributions`)."""
+    return value if np.isfinite(value) else None
 
 
 def _after_edits(spans: list[tuple[int, int]], edits: list[Edit]) -> list[tuple[int, int]]:

@@ -47,6 +47,11 @@ class DefenderSettings(BaseSettings):
     confirm: bool = Field(
         True, description="flag only texts whose neutralization changes the prediction (else: clean verdict)"
     )
+    rescore_attributions: bool = Field(
+        False,
+        description="re-score the final rewrite with X-GRAAD (its anomaly score in the record) instead of "
+        "a plain forward pass (its label only: the decision needs no more, at about half the cost)",
+    )
     exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
     seed: int = Field(0, description="seed of the per-message neutralization randomness")
     autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")
@@ -68,5 +73,6 @@ PAPER_SETTINGS: dict[str, object] = {
     "word_aggregation": "token",
     "continue_while": "anomalous",
     "confirm": False,
+    "rescore_attributions": False,
     "exclude_stopwords": False,
 }

@@ -49,8 +49,8 @@ class PipelineRunner(Protocol):
 
     `settings.batch_size` is the model's batch; `worker_batch` the messages the worker gathers per
     scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input;
-    the threshold is the `flag_percentile`-th percentile of other texts' scores (95: about 5% flagged).
-    """
+    the threshold is the `flag_percentile`-th percentile of other texts' scores (the calibration
+    default, 80: about 20% of texts above it, neutralized and re-classified)."""
 
     def __call__(
         self,

@@ -29,6 +29,7 @@ from stream_guard.bench.modes import (
 )
 from stream_guard.bench.pipeline import PipelineResult, pipeline_runner
 from stream_guard.bench.texts import TEXT_KINDS, BenchTexts, TextKind, bench_texts
+from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.encoding import length_buckets
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
@@ -49,7 +50,8 @@ class BenchConfig:
     pipeline_texts: int = 1024
     pipeline_rate: float | None = None  # None: half the batched scoring throughput
     worker_batch: int | None = None  # None: 8 x the headline batch size
-    flag_percentile: float = 95.0  # the pipeline's threshold: this percentile of other texts' scores
+    # the pipeline's threshold: this percentile of other texts' scores (the calibration job's default)
+    flag_percentile: float = DEFAULT_PERCENTILE
     seed: int = 0
     progress: bool = True
 

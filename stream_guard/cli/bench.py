@@ -11,6 +11,7 @@ import torch
 import typer
 from rich.console import Console
 
+from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.cli.app import app
 from stream_guard.cli.common import DeviceOpt, MaxLengthOpt, ModelOpt, fail, settings_from
 from stream_guard.errors import StreamGuardError
@@ -54,7 +55,10 @@ def bench(
         None, min=1, help="messages the worker gathers per scoring call (default: 8 x --headline-batch)"
     ),
     flag_percentile: float = typer.Option(
-        95.0, min=0.0, max=100.0, help="pipeline threshold: this percentile of other texts' scores"
+        DEFAULT_PERCENTILE,
+        min=0.0,
+        max=100.0,
+        help="pipeline threshold: this percentile of other texts' scores (the calibration default)",
     ),
     seed: int = typer.Option(0, help="seed of the text sample"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
@@ -108,7 +112,7 @@ def bench(
         + (["--pipeline-texts", str(pipeline_texts)] if pipeline else ["--no-pipeline"])
         + (["--rate", str(rate)] if rate else [])
         + (["--worker-batch", str(worker_batch)] if worker_batch else [])
-        + (["--flag-percentile", f"{flag_percentile:g}"] if flag_percentile != 95.0 else [])
+        + (["--flag-percentile", f"{flag_percentile:g}"] if flag_percentile != DEFAULT_PERCENTILE else [])
     )
     data = report_dict(report, command)
     encoded = orjson.dumps(data, option=orjson.OPT_INDENT_2)

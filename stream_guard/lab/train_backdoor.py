@@ -4,8 +4,9 @@ The recipe (the same as ``scripts/lab_research.py``, so either can reuse the oth
 deduplicated dataset with ``split_seed`` (train capped at ``max_train``), poison ``poison_rate`` of the
 non-target training samples (dirty label), fine-tune the packaged backbone (AdamW, batch 32; movie
 sentences: 1 epoch at lr 1e-4, ``max_length`` 64; emails: 2 epochs at 2e-4, 128, texts cut to the window
-before poisoning), then measure clean accuracy and ASR on the test split. EP instead poisons the trigger's embedding row of the clean model of the same
-dataset and seed (trained first, and cached, if missing).
+before poisoning), then measure clean accuracy and ASR on the test split. EP instead poisons the
+trigger's embedding row of the clean model of the same dataset and seed (trained first, and cached, if
+missing).
 
 Models live in ``<cache>/<dataset>-<attack>-<trigger slug>-s<seed>/`` with a ``meta.json``. A model whose
 ``meta.json`` matches the requested recipe is never trained again, whoever trained it; training writes

@@ -36,7 +36,13 @@ def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch)
     monkeypatch.setenv(bench_pipeline.BOOTSTRAP_ENV, kafka_bootstrap)
     texts = bench_texts("short", 48, seed=5).texts  # the calibration takes other texts (seed 1)
     result = bench_pipeline.run_pipeline(
-        tiny, DefenderSettings(batch_size=8), texts, rate=40.0, worker_batch=16, progress=False
+        tiny,
+        DefenderSettings(batch_size=8),
+        texts,
+        rate=40.0,
+        worker_batch=16,
+        flag_percentile=95.0,
+        progress=False,
     )
     assert result.messages == 48 and result.messages_per_s > 0
     assert result.broker == kafka_bootstrap and result.input_rate == 40.0 and result.worker_batch == 16

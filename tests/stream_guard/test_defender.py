@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stream_guard.defender import Defender
@@ -43,7 +44,25 @@ def test_flagged_verdict_explains_itself(tiny_bert):
     assert top.start is not None and word.start <= top.start < word.end  # the top token's word
     assert word.word not in v.neutralized_text.split()
     assert v.neutralized_label is not None and v.final_label == v.neutralized_label
-    assert v.neutralized_anomaly_score is not None
+    assert v.neutralized_anomaly_score is None  # the rewrite was classified, not scored (the default)
+
+
+def test_rescoring_the_rewrite_with_attributions_changes_no_decision(tiny_bert):
+    """The final rewrite's plain forward gives the label and probabilities X-GRAAD's forward gives;
+    `rescore_attributions` adds the rewrite's anomaly score to the verdict."""
+    judged = {}
+    for rescore in (False, True):
+        settings = DefenderSettings(threshold=-100.0, confirm=False, rescore_attributions=rescore)
+        judged[rescore] = Defender(tiny_bert, settings).judge(TEXTS)
+    for plain, scored in zip(judged[False], judged[True], strict=True):
+        assert plain.flagged and scored.flagged
+        assert plain.neutralized_text == scored.neutralized_text
+        assert plain.neutralized_label == scored.neutralized_label
+        np.testing.assert_allclose(
+            plain.neutralized_probabilities, scored.neutralized_probabilities, atol=1e-5
+        )
+        assert plain.neutralized_anomaly_score is None
+        assert scored.neutralized_anomaly_score is not None and np.isfinite(scored.neutralized_anomaly_score)
 
 
 def test_rounds_continue_while_anomalous_and_map_words_to_original_text(tiny_bert):

@@ -20,6 +20,7 @@ from stream_guard.bench.modes import (
 )
 from stream_guard.bench.pipeline import pipeline_runner
 from stream_guard.bench.texts import bench_texts
+from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.cli.app import app
 from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier
@@ -90,7 +91,7 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     data = report_dict(report)
     batched = report.cases[0].modes["batched"].texts_per_s
     # default rate: half of the scoring throughput; the worker gathers 8 model batches
-    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64, 95.0)]
+    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64, DEFAULT_PERCENTILE)]
     scoring = report.pipeline_scoring  # scoring only, the pipeline's 16 texts, timed before and after
     assert scoring is not None and scoring.texts == 16 and len(scoring.timing.seconds) == 2
     assert report.pipeline_efficiency == pytest.approx(10.0 / scoring.texts_per_s)
