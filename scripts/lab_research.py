@@ -163,6 +163,14 @@ def _default_percentile() -> float:
 CONFIGS: dict[str, Config] = {
     "paper": Config({}),  # DefenderSettings.paper(), 95th percentile, one threshold
     "improved": Config({}, _default_percentile(), None, base="default"),  # the defaults
+    # options measured against the defaults (docs/lab/research.md §2)
+    "span": Config({"span_ratio": 0.01}, _default_percentile(), None, base="default"),
+    "rounds": Config(
+        {"max_rounds": 3, "continue_while": "anomalous_unchanged"},
+        _default_percentile(),
+        None,
+        base="default",
+    ),
 }
 
 
@@ -444,6 +452,86 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             print(format_sweep(row), flush=True)
 
 
+GATE_PERCENTILES = (65, 80)
+
+
+def gates(model_dir: Path, split: str) -> list[str]:
+    """Gates on the confirmation of the delete + length defaults, from one neutralize-everything pass.
+
+    A flag (and its rewrite) stands only if the prediction moved and the gate passes:
+    `confidence`: the original prediction's confidence >= the median clean-validation confidence;
+    `drop`: the rewrite lowered the original label's probability by >= 0.6;
+    `allowlist`: the top word is not the top word of any clean validation text.
+    """
+    from collections import Counter
+
+    import numpy as np
+
+    from stream_guard.calibration import calibration_from_scores
+    from stream_guard.selection import select_words
+    from stream_guard.settings import DefenderSettings
+
+    cn, pn = ("clean", "poisoned") if split == "test" else ("val", "pval")
+    moved = neutralize_all(model_dir, {"strategy": "delete"}, (cn, pn))
+    cache = cached_scores(model_dir)
+    target = int(read_meta(model_dir)["target"])
+    defender = _DEFENDERS.get(str(model_dir)) or load_defender(model_dir)
+    _DEFENDERS[str(model_dir)] = defender
+    max_length = defender.settings.max_length
+    defender.settings = DefenderSettings.paper(max_length=max_length, score_normalization="length")
+    names = {"val", cn, pn}
+    ranked = {k: [defender.rescore(s) for s in cache[k]] for k in names}
+    anomaly = {k: np.array([s.anomaly for s in ranked[k]]) for k in names}
+    tokens = {k: np.array([len(s.encoded) for s in cache[k]]) for k in names}
+    confidence = {k: np.array([s.probabilities.max() for s in cache[k]]) for k in names}
+
+    def top_words(k: str) -> list[str]:
+        out = []
+        for text, s in zip(cache["sets"][k][0], ranked[k], strict=True):
+            picks = select_words(s, [], 1)
+            out.append(text[picks[0].start : picks[0].end].lower() if picks else "")
+        return out
+
+    tops = {k: top_words(k) for k in names}
+    allow = set(Counter(tops["val"]))
+    labels = np.array(cache["sets"][cn][1])
+    right = originals_right(cache, cn, pn, target)
+    drops = {}
+    for k in (cn, pn):
+        before, _, p_before, p_after = moved[k]
+        rows = np.arange(len(before))
+        drops[k] = p_before[rows, before] - p_after[rows, before]
+    rules = {
+        "none": lambda k: np.ones(len(anomaly[k]), dtype=bool),
+        "confidence": lambda k: confidence[k] >= np.median(confidence["val"]),
+        "drop": lambda k: drops[k] >= 0.6,
+        "allowlist": lambda k: np.array([t not in allow for t in tops[k]]),
+    }
+    lines = []
+    for percentile in GATE_PERCENTILES:
+        tau = calibration_from_scores(anomaly["val"], tokens["val"], percentile).threshold.value
+        for name, rule in rules.items():
+            final = {}
+            for k in (cn, pn):
+                before, after = moved[k][:2]
+                final[k] = np.where((anomaly[k] > tau) & (after != before) & rule(k), after, before)
+            cacc = (moved[cn][0] == labels).mean()
+            delta = 100 * ((final[cn] == labels).mean() - cacc)
+            asr_right = (final[pn][right] == target).mean()
+            flags = (final[cn] != moved[cn][0]).mean()
+            lines.append(
+                f"{model_dir.name:34s} {split:4s} p{percentile} {name:10s} CACC {delta:+.1f} "
+                f"ASR* {asr_right:.3f} clean flags {flags:.3f}"
+            )
+    return lines
+
+
+def cmd_gates(args: argparse.Namespace) -> None:
+    for model in args.model:
+        for line in gates(Path(model), args.split):
+            print(line, flush=True)
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     for model in args.model:
         for name in args.config:
@@ -489,6 +577,10 @@ def main(argv: list[str] | None = None) -> None:
     sw.add_argument("--split", choices=("val", "test"), default="val")
     sw.add_argument("--buckets", action="store_true", help=f"per-length thresholds at {BUCKET_EDGES}")
     sw.set_defaults(func=cmd_sweep)
+    gt = sub.add_parser("gates", help="confirmation gates (confidence, drop, allowlist) vs none")
+    gt.add_argument("model", nargs="+")
+    gt.add_argument("--split", choices=("val", "test"), default="val")
+    gt.set_defaults(func=cmd_gates)
     ev = sub.add_parser("eval", help="evaluate named configurations on cached scores")
     ev.add_argument("model", nargs="+")
     ev.add_argument("--config", action="append", choices=sorted(CONFIGS), required=True)
