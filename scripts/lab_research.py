@@ -124,15 +124,21 @@ def load_defender(model_dir: Path, **settings):
 def cached_scores(model_dir: Path) -> dict:
     """Paper-mode TextScores of every evaluation set, computed once per model and pickled."""
     import pickle
+    import shutil
 
     path = RESEARCH / model_dir.name / "scores.pkl"
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        cached = pickle.loads(path.read_bytes())
+        if cached.get("meta") == read_meta(model_dir):
+            return cached
+        # the model was retrained since: every cache of it (scores, neutralizations) is stale
+        shutil.rmtree(path.parent)
     defender = load_defender(model_dir)
     sets = eval_sets(model_dir)
     started = time.perf_counter()
     out = {name: defender.score(values[0]) for name, values in sets.items()}
     out["sets"] = sets
+    out["meta"] = read_meta(model_dir)
     print(f"scored {model_dir.name} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
@@ -290,8 +296,8 @@ def neutralize_all(model_dir: Path, settings: dict, names: tuple[str, ...]) -> d
     settings = {k: v for k, v in settings.items() if k != "score_normalization"}
     tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     path = RESEARCH / model_dir.name / f"neutralized-{tag}.pkl"
+    cache = cached_scores(model_dir)  # first: it drops the caches of a retrained model
     done = pickle.loads(path.read_bytes()) if path.exists() else {"settings": settings}
-    cache = cached_scores(model_dir)
     todo = [n for n in names if n not in done]
     if todo:
         key = str(model_dir)
