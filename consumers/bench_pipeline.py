@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 from tqdm import tqdm
 
@@ -37,8 +36,12 @@ from consumers.metrics import BatchReport
 from consumers.topics import ensure_topics
 from consumers.worker import Worker
 from consumers.worker_settings import WorkerSettings
-from stream_guard.bench.pipeline import PipelineResult, percentiles_ms, register_pipeline_runner
-from stream_guard.bench.texts import bench_texts
+from stream_guard.bench.pipeline import (
+    PipelineResult,
+    percentiles_ms,
+    pipeline_threshold,
+    register_pipeline_runner,
+)
 from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.defender import Defender
 from stream_guard.loading import LoadedClassifier
@@ -117,11 +120,6 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.005)
 
 
-def _threshold(defender: Defender, count: int, percentile: float) -> float:
-    calibration = bench_texts("short", count, seed=1).texts  # other texts than the measured ones
-    return float(np.percentile([s.anomaly for s in defender.score(calibration)], percentile))
-
-
 def run_pipeline(
     classifier: LoadedClassifier,
     settings: DefenderSettings,
@@ -140,7 +138,7 @@ def run_pipeline(
     from confluent_kafka import Producer
 
     defender = Defender(classifier, settings)
-    threshold = _threshold(defender, min(256, len(texts)), flag_percentile)
+    threshold = pipeline_threshold(defender, min(256, len(texts)), flag_percentile)
     defender.set_threshold(Threshold.static(threshold))
     latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
     done = threading.Event()

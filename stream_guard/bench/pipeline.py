@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from stream_guard.defender import Defender
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 
@@ -42,6 +43,15 @@ class PipelineResult:
     worker_batch: int = 0
     flagged: int = 0
     judge_share: float | None = None
+
+
+def pipeline_threshold(defender: Defender, count: int, percentile: float) -> float:
+    """The pipeline's threshold: the `percentile`-th percentile of the anomaly scores of `count` short
+    texts other than the measured ones (seed 1)."""
+    from stream_guard.bench.texts import bench_texts
+
+    calibration = bench_texts("short", count, seed=1).texts
+    return float(np.percentile([s.anomaly for s in defender.score(calibration)], percentile))
 
 
 class PipelineRunner(Protocol):

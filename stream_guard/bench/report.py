@@ -54,6 +54,7 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
         "batching_gain": _rounded(head.batching_gain) if head else None,
         "pipeline_efficiency": _rounded(report.pipeline_efficiency),
         "pipeline_reason": report.pipeline_reason,
+        "pipeline_vs_judge": _rounded(report.pipeline_vs_judge),
         "pipeline_vs_headline": _rounded(report.pipeline_vs_headline),
         "headline": {"kind": head.kind, "batch_size": head.batch_size} if head else None,
         "command": command,
@@ -77,6 +78,9 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "scoring_only_seconds": [_rounded(x, 4) for x in report.pipeline_scoring.timing.seconds]
             if report.pipeline_scoring
             else None,
+            "judge_only_texts_per_s": _rounded(
+                report.pipeline_judging.texts_per_s if report.pipeline_judging else None, 2
+            ),
             "broker": pipeline.broker,
             "worker_batch": pipeline.worker_batch,
             "flagged": pipeline.flagged,
@@ -96,7 +100,7 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
     table = Table(
         title=f"stream-guard bench — {report.model_id} on {machine['device']}",
         caption="texts/s: median of the repeats; spread: (max-min)/median of the repeats; "
-        "2/1: X-GRAAD time over plain classification; 3/2: speedup over the peer (4: one text at a "
+        "2/1: X-GRAAD time over plain classification; 3/2: speedup over the peer (3: one text at a "
         "time as the authors' reference code computes it); 2b: our scoring one text at a time; "
         "2b/2: what batching alone earns; MiB: peak memory a mode adds while it runs (a run of its own)",
     )
@@ -125,13 +129,16 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
     if pipeline is not None:
         efficiency = report.pipeline_efficiency or 0.0
         scoring = report.pipeline_scoring.texts_per_s if report.pipeline_scoring else 0.0
+        judging = report.pipeline_judging.texts_per_s if report.pipeline_judging else 0.0
         peak = report.pipeline_memory.bytes if report.pipeline_memory else 0
         console.print(
             f"4 pipeline ({pipeline.broker}; worker gathers {pipeline.worker_batch}, model batch "
             f"{report.headline_batch_size}; {pipeline.flagged}/{pipeline.messages} flagged; "
             f"{100 * (pipeline.judge_share or 0):.0f}% of its time in Defender.judge): "
             f"{pipeline.messages_per_s:.1f} msg/s = {100 * efficiency:.0f}% of X-GRAAD scoring-only "
-            f"on the same texts ({scoring:.1f}/s, timed just before and after); "
+            f"on the same texts ({scoring:.1f}/s, timed just before and after), "
+            f"{100 * (report.pipeline_vs_judge or 0):.0f}% of Defender.judge-only with its threshold "
+            f"({judging:.1f}/s: the rest is the Kafka glue); "
             f"latency at {pipeline.input_rate or 0:.0f} msg/s: p50 {pipeline.p50_ms or 0:.0f} ms, "
             f"p95 {pipeline.p95_ms or 0:.0f} ms, p99 {pipeline.p99_ms or 0:.0f} ms; "
             f"process peak {peak / _MIB:.0f} MiB"

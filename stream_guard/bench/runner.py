@@ -27,12 +27,14 @@ from stream_guard.bench.modes import (
     per_text_scorer,
     reference_scorer,
 )
-from stream_guard.bench.pipeline import PipelineResult, pipeline_runner
+from stream_guard.bench.pipeline import PipelineResult, pipeline_runner, pipeline_threshold
 from stream_guard.bench.texts import TEXT_KINDS, BenchTexts, TextKind, bench_texts
 from stream_guard.calibration import DEFAULT_PERCENTILE
+from stream_guard.defender import Defender
 from stream_guard.encoding import length_buckets
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
+from stream_guard.threshold import Threshold
 
 MODES = ("plain", "batched", "per_text", "reference")
 ONE_AT_A_TIME = ("per_text", "reference")  # timed once per text kind, shared by every batch size
@@ -117,6 +119,7 @@ class BenchReport:
     pipeline: PipelineResult | None = None
     pipeline_memory: PeakMemory | None = None
     pipeline_scoring: ModeResult | None = None  # scoring only, the pipeline's texts and chunks
+    pipeline_judging: ModeResult | None = None  # Defender.judge only, same texts, chunks and threshold
     pipeline_reason: str | None = None
 
     def headline(self) -> CaseResult | None:
@@ -139,6 +142,16 @@ class BenchReport:
         seconds = self.pipeline_scoring.timing.seconds
         scoring = self.pipeline_scoring.texts * len(seconds) / sum(seconds)
         return self.pipeline.messages_per_s / scoring
+
+    @property
+    def pipeline_vs_judge(self) -> float | None:
+        """Pipeline messages/s over `Defender.judge` texts/s on the same texts, chunks and threshold,
+        without a broker: what the Kafka glue (consume, decode, produce, commit) costs. Scoring-only
+        → judge-only is what the defense's neutralization and re-classification cost."""
+        if self.pipeline is None or self.pipeline_judging is None:
+            return None
+        seconds = self.pipeline_judging.timing.seconds
+        return self.pipeline.messages_per_s / (self.pipeline_judging.texts * len(seconds) / sum(seconds))
 
     @property
     def pipeline_vs_headline(self) -> float | None:
@@ -332,12 +345,20 @@ def _run_pipeline(
     sized = settings.model_copy(update={"batch_size": case.batch_size})
     worker_batch = config.worker_batch or 8 * case.batch_size
     scoring = batched_scorer(classifier, sized)
+    judging = Defender(classifier, sized)
+    percentile = config.flag_percentile
+    judging.set_threshold(Threshold.static(pipeline_threshold(judging, min(256, len(texts)), percentile)))
 
     def score_as_the_worker_does() -> None:
         for start in range(0, len(texts), worker_batch):
             scoring(texts[start : start + worker_batch])
 
+    def judge_as_the_worker_does() -> None:
+        for start in range(0, len(texts), worker_batch):
+            judging.judge(texts[start : start + worker_batch], tokens="flagged")
+
     reference = time_step(score_as_the_worker_does, classifier.device, 1)
+    judged = time_step(judge_as_the_worker_does, classifier.device, 1)
     try:
         with peak_memory(classifier.device, absolute=True) as memory:
             report.pipeline = runner(
@@ -352,6 +373,8 @@ def _run_pipeline(
     except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
         report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]
         return
+    judged.seconds.extend(time_step(judge_as_the_worker_does, classifier.device, 1).seconds)
     reference.seconds.extend(time_step(score_as_the_worker_does, classifier.device, 1).seconds)
     report.pipeline_memory = memory
     report.pipeline_scoring = ModeResult("batched", len(texts), 0, reference, PeakMemory())
+    report.pipeline_judging = ModeResult("judge", len(texts), 0, judged, PeakMemory())

@@ -97,6 +97,11 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     assert report.pipeline_efficiency == pytest.approx(10.0 / scoring.texts_per_s)
     assert data["pipeline_efficiency"] == pytest.approx(10.0 / scoring.texts_per_s, abs=1e-3)  # rounded
     assert data["pipeline_vs_headline"] == pytest.approx(10.0 / batched, abs=1e-3)
+    judging = report.pipeline_judging  # Defender.judge only, same texts, chunks and kind of threshold
+    assert judging is not None and judging.texts == 16 and len(judging.timing.seconds) == 2
+    assert report.pipeline_vs_judge == pytest.approx(10.0 / judging.texts_per_s)
+    assert data["pipeline_vs_judge"] == pytest.approx(10.0 / judging.texts_per_s, abs=1e-3)
+    assert data["pipeline"]["judge_only_texts_per_s"] == pytest.approx(judging.texts_per_s, abs=0.01)
     assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
 
 
