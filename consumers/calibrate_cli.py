@@ -55,6 +55,13 @@ def calibrate_command(
         envvar="STREAM_GUARD_CALIBRATION_LENGTH_EDGES",
         help="token-count bucket edges, e.g. 16,32,64: one threshold per length bucket",
     ),
+    confidence_quantile: float | None = typer.Option(
+        None,
+        "--confidence-quantile",
+        envvar="STREAM_GUARD_CALIBRATION_CONFIDENCE_QUANTILE",
+        help="confidence gate: flag only predictions at least as confident as this quantile (0-1) of the "
+        "clean ones, e.g. 0.5 (helps models whose clean predictions are not saturated; docs/lab)",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the ThresholdUpdate JSON here"),
     publish: bool = typer.Option(False, "--publish", help="produce the update to the thresholds topic"),
     thresholds_topic: str = typer.Option(
@@ -83,7 +90,13 @@ def calibrate_command(
         clean = load_clean_texts(dataset, text_column=text_column, max_texts=max_texts, seed=seed)
         settings = settings_from(model=model, device=device, max_length=max_length, batch_size=batch_size)
         defender = build_defender(settings)
-        calibration, update = run_calibration(defender, clean, percentile=percentile, length_edges=edges)
+        calibration, update = run_calibration(
+            defender,
+            clean,
+            percentile=percentile,
+            length_edges=edges,
+            confidence_quantile=confidence_quantile,
+        )
     except (CalibrationInputError, StreamGuardError, ValueError) as err:
         fail(str(err).splitlines()[0])
     for line in summary_lines(calibration, update):

@@ -176,13 +176,22 @@ def run_calibration(
     *,
     percentile: float = DEFAULT_PERCENTILE,
     length_edges: Sequence[int] | None = None,
+    confidence_quantile: float | None = None,
     progress: bool = True,
 ) -> tuple[Calibration, ThresholdUpdate]:
     """Calibrate ``defender`` on ``clean`` and build the wire update (not yet written anywhere)."""
     if not 0.0 < percentile < 100.0:
         raise CalibrationInputError(f"--percentile must be in (0, 100), got {percentile:g}")
     scorer = cast(Defender, _ProgressScorer(defender, progress))
-    calibration = calibrate(scorer, clean.texts, percentile=percentile, length_edges=length_edges)
+    if confidence_quantile is not None and not 0.0 <= confidence_quantile <= 1.0:
+        raise CalibrationInputError(f"--confidence-quantile must be in [0, 1], got {confidence_quantile:g}")
+    calibration = calibrate(
+        scorer,
+        clean.texts,
+        percentile=percentile,
+        length_edges=length_edges,
+        confidence_quantile=confidence_quantile,
+    )
     return calibration, threshold_update(calibration, defender.model_id, clean.name)
 
 
@@ -201,6 +210,7 @@ def threshold_update(calibration: Calibration, model_id: str, dataset: str) -> T
         value=threshold.value,
         percentile=calibration.percentile,
         by_length=[LengthBucket(max_tokens=m, value=v) for m, v in threshold.by_length] or None,
+        min_confidence=threshold.min_confidence,
         calibration=CalibrationSummary(
             dataset=dataset,
             n_texts=cast(int, stats["n_texts"]),
@@ -315,6 +325,8 @@ def summary_lines(calibration: Calibration, update: ThresholdUpdate) -> list[str
             lines.append(f"  {lower + 1:>4}-{bucket.max_tokens:<4} tokens   {bucket.value:.4f}")
             lower = bucket.max_tokens
         lines.append(f"  {lower + 1:>4}+     tokens   {update.value:.4f}")
+    if update.min_confidence is not None:
+        lines.append(f"confidence   a flag also needs confidence >= {update.min_confidence:.4f}")
     lines.append(
         f"scores       mean {cal.score_mean:.4f}  std {cal.score_std:.4f}  "
         + "  ".join(f"p{k} {v:.4f}" for k, v in q.items())

@@ -36,6 +36,7 @@ def verdict_to_record(
         "anomaly_score": verdict.anomaly_score,
         "threshold": verdict.threshold,
         "threshold_version": verdict.threshold_version,
+        "min_confidence": verdict.min_confidence,
         "flagged": verdict.flagged,
         "final_label": verdict.final_label,
         "final_label_name": verdict.final_label_name,
@@ -81,5 +82,9 @@ def threshold_from_update(update: ThresholdUpdate) -> Threshold:
     """The core's Threshold for a validated update (length buckets included)."""
     buckets = tuple((b.max_tokens, b.value) for b in update.by_length or ())
     return Threshold(
-        value=update.value, version=update.version, percentile=update.percentile, by_length=buckets
+        value=update.value,
+        version=update.version,
+        percentile=update.percentile,
+        by_length=buckets,
+        min_confidence=update.min_confidence,
     )

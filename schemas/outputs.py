@@ -76,7 +76,8 @@ class PredictionRecord(OutputRecord):
 
     ``label``/``probabilities`` are the model's prediction on the original text; ``final_label`` is the
     verdict to act on (the neutralized text's prediction when flagged, else ``label``).
-    ``anomaly_score`` is ``S = max_j c_j``, flagged when ``S > threshold``.
+    ``anomaly_score`` is ``S = max_j c_j``, flagged when ``S > threshold`` (and, when the threshold has
+    a confidence gate, ``max(probabilities) >= min_confidence``).
     """
 
     id: str
@@ -87,6 +88,7 @@ class PredictionRecord(OutputRecord):
     anomaly_score: FiniteFloat
     threshold: FiniteFloat | None = None
     threshold_version: str | None = None
+    min_confidence: Probability | None = None
     flagged: bool = False
     final_label: int = Field(ge=0)
     final_label_name: str

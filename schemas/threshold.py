@@ -49,6 +49,8 @@ class ThresholdUpdate(OutputRecord):
     value: FiniteFloat
     percentile: float = Field(gt=0.0, lt=100.0, allow_inf_nan=False)
     by_length: list[LengthBucket] | None = Field(default=None, min_length=1)
+    # a flag also needs the prediction's confidence >= this (a quantile of clean confidences); optional
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     calibration: CalibrationSummary
     created_at: UtcDatetime
 

@@ -158,6 +158,7 @@ class Config:
     percentile: float = 95.0
     length_edges: tuple[int, ...] | None = None
     base: str = "paper"  # paper: DefenderSettings.paper(); default: DefenderSettings() (the defaults)
+    confidence_quantile: float | None = None  # a confidence gate at this quantile of clean confidences
 
 
 def _default_percentile() -> float:
@@ -171,6 +172,7 @@ CONFIGS: dict[str, Config] = {
     "improved": Config({}, _default_percentile(), None, base="default"),  # the defaults
     # options measured against the defaults (docs/lab/research.md §2)
     "span": Config({"span_ratio": 0.01}, _default_percentile(), None, base="default"),
+    "gate": Config({}, 65.0, None, base="default", confidence_quantile=0.5),
     "rounds": Config(
         {"max_rounds": 3, "continue_while": "anomalous_unchanged"},
         _default_percentile(),
@@ -211,6 +213,8 @@ def evaluate(model_dir: Path, config: Config, *, split: str = "test") -> dict:
         np.array([len(s.encoded) for s in val]),
         config.percentile,
         length_edges=config.length_edges,
+        confidences=np.array([s.probabilities.max() for s in val]),
+        confidence_quantile=config.confidence_quantile,
     )
     defender.set_threshold(cal.threshold)
     clean_name, poisoned_name = ("clean", "poisoned") if split == "test" else ("val", "pval")

@@ -70,8 +70,12 @@ def calibrate(
     percentile: float = DEFAULT_PERCENTILE,
     length_edges: Sequence[int] | None = None,
     version: str | None = None,
+    confidence_quantile: float | None = None,
 ) -> Calibration:
-    """Score clean `texts` and return the threshold at `percentile` (0 < p < 100)."""
+    """Score clean `texts` and return the threshold at `percentile` (0 < p < 100).
+
+    `confidence_quantile` (0-1) adds a confidence gate: that quantile of the clean texts' prediction
+    confidences becomes the threshold's `min_confidence`."""
     if not 0.0 < percentile < 100.0:
         raise ValueError(f"percentile must be in (0, 100), got {percentile}")
     if not texts:
@@ -79,7 +83,16 @@ def calibrate(
     scored = defender.score(texts)
     scores = np.array([s.anomaly for s in scored], dtype=np.float64)
     n_tokens = np.array([len(s.encoded) for s in scored], dtype=np.int64)
-    return calibration_from_scores(scores, n_tokens, percentile, length_edges=length_edges, version=version)
+    confidences = np.array([s.probabilities.max() for s in scored], dtype=np.float64)
+    return calibration_from_scores(
+        scores,
+        n_tokens,
+        percentile,
+        length_edges=length_edges,
+        version=version,
+        confidences=confidences,
+        confidence_quantile=confidence_quantile,
+    )
 
 
 def calibration_from_scores(
@@ -89,19 +102,31 @@ def calibration_from_scores(
     *,
     length_edges: Sequence[int] | None = None,
     version: str | None = None,
+    confidences: np.ndarray | None = None,
+    confidence_quantile: float | None = None,
 ) -> Calibration:
-    """The threshold at `percentile` of already computed clean anomaly scores (N,) with token counts (N,)."""
+    """The threshold at `percentile` of already computed clean anomaly scores (N,) with token counts (N,);
+    with `confidence_quantile`, the gate at that quantile of the clean `confidences` (N,)."""
     if not 0.0 < percentile < 100.0:
         raise ValueError(f"percentile must be in (0, 100), got {percentile}")
     if scores.size == 0:
         raise ValueError("calibration needs at least one clean text")
+    gate = None
+    if confidence_quantile is not None:
+        if not 0.0 <= confidence_quantile <= 1.0:
+            raise ValueError(f"confidence_quantile must be in [0, 1], got {confidence_quantile}")
+        if confidences is None or confidences.size != scores.size:
+            raise ValueError("a confidence gate needs one confidence per calibration text")
+        gate = float(np.quantile(confidences, confidence_quantile))
     if version is None:
-        digest = hashlib.sha256(scores.tobytes() + str(percentile).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(scores.tobytes() + f"{percentile}/{gate}".encode()).hexdigest()[:10]
         version = f"cal-{digest}"
     if length_edges:
         buckets, tail = bucket_thresholds(scores, n_tokens, percentile, length_edges)
-        threshold = Threshold(value=tail, version=version, percentile=percentile, by_length=tuple(buckets))
+        threshold = Threshold(
+            value=tail, version=version, percentile=percentile, by_length=tuple(buckets), min_confidence=gate
+        )
     else:
         value = float(np.percentile(scores, percentile))
-        threshold = Threshold(value=value, version=version, percentile=percentile)
+        threshold = Threshold(value=value, version=version, percentile=percentile, min_confidence=gate)
     return Calibration(threshold=threshold, scores=scores, n_tokens=n_tokens, percentile=percentile)

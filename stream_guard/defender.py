@@ -258,7 +258,10 @@ class Defender:
         threshold = self._threshold  # one consistent threshold for the whole call
         limits = [threshold.for_length(len(e)) if threshold else None for e in encoded]
         flagged = [
-            limit is not None and s.has_candidates and s.anomaly > limit
+            limit is not None
+            and s.has_candidates
+            and s.anomaly > limit
+            and threshold.passes_gate(float(s.probabilities.max()))  # type: ignore[union-attr]
             for s, limit in zip(scores, limits, strict=True)
         ]
         neutralized = self._neutralize(
@@ -359,6 +362,7 @@ class Defender:
             anomaly_score=s.anomaly,
             threshold=limit,
             threshold_version=threshold.version if threshold else None,
+            min_confidence=threshold.min_confidence if threshold else None,
             flagged=flagged,
             final_label=final.label,
             final_label_name=names[final.label],

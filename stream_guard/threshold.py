@@ -19,14 +19,24 @@ class Threshold:
     version: str = "static"
     percentile: float | None = None
     by_length: tuple[tuple[int, float], ...] = ()
+    # a flag also needs the original prediction's confidence (max probability) >= this (None: no gate);
+    # calibrated as a quantile of clean confidences (docs/lab/research.md §2: for models whose clean
+    # predictions are not saturated)
+    min_confidence: float | None = None
 
     def __post_init__(self) -> None:
         values = [self.value, *(v for _, v in self.by_length)]
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"threshold values must be finite, got {values}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         bounds = [b for b, _ in self.by_length]
         if bounds != sorted(set(bounds)):
             raise ValueError(f"length buckets must be strictly increasing, got {bounds}")
+
+    def passes_gate(self, confidence: float) -> bool:
+        """Whether a prediction this confident may be flagged (always, without a gate)."""
+        return self.min_confidence is None or confidence >= self.min_confidence
 
     def for_length(self, n_tokens: int) -> float:
         for max_tokens, value in self.by_length:

@@ -66,6 +66,7 @@ class Verdict:
     neutralized_anomaly_score: float | None = None
     suspicious_words: list[SuspiciousWord] = field(default_factory=list)
     threshold_version: str | None = None
+    min_confidence: float | None = None  # the threshold's confidence gate, when it has one
 
     @property
     def label_changed(self) -> bool:

@@ -22,6 +22,7 @@ from consumers.calibrate_job import (
 )
 from consumers.cli import app
 from consumers.kafka_settings import KafkaSettings
+from consumers.wire import threshold_from_update
 from schemas import ThresholdUpdate, decode
 from stream_guard.calibration import calibrate
 from stream_guard.defender import Defender
@@ -79,6 +80,23 @@ def test_output_file_holds_the_percentile_of_clean_scores(
     assert update.calibration.score_mean == pytest.approx(scores.mean(), rel=1e-4)
     assert update.by_length is None
     assert f"{update.value:.4f}" in result.stdout and "clean flag rate" in result.stdout
+
+
+def test_confidence_quantile_puts_a_gate_in_the_update_and_the_worker_threshold(
+    tiny_model: Path, clean_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "threshold.json"
+    args = ["calibrate", "--model", str(tiny_model), "--dataset", str(clean_file), "--output", str(out)]
+    result = CliRunner().invoke(app, [*args, "--confidence-quantile", "0.5"])
+    assert result.exit_code == 0, result.output
+    update = decode(ThresholdUpdate, out.read_bytes())
+    defender = Defender(load_classifier(tiny_model, device="cpu"), DefenderSettings(model=str(tiny_model)))
+    confidences = [s.probabilities.max() for s in defender.score(TEXTS)]
+    assert update.min_confidence == pytest.approx(np.quantile(confidences, 0.5), rel=1e-4)
+    assert threshold_from_update(update).min_confidence == update.min_confidence  # what workers apply
+    assert "a flag also needs confidence" in result.stdout
+    bad = CliRunner().invoke(app, [*args, "--confidence-quantile", "2"])
+    assert bad.exit_code != 0 and "confidence-quantile" in bad.output
 
 
 def test_length_edges_give_per_bucket_thresholds(tiny_model: Path, tmp_path: Path) -> None:

@@ -220,6 +220,9 @@ def test_threshold_without_buckets_uses_value(threshold_update: ThresholdUpdate)
         ({"by_length": []}, "at least 1 item"),
         ({"model_id": ""}, "at least 1 character"),
         ({"version": ""}, "at least 1 character"),
+        ({"min_confidence": 1.5}, "less than or equal to 1"),
+        ({"min_confidence": -0.1}, "greater than or equal to 0"),
+        ({"min_confidence": float("nan")}, "finite number"),
     ],
 )
 def test_threshold_update_rejects(

@@ -40,3 +40,15 @@ def test_buckets_take_their_own_percentile_and_merge_small_ones():
     # everything past 16 tokens falls into the tail
     assert buckets == [(16, 1.0)]
     assert tail == pytest.approx(np.percentile(np.concatenate([[3.0] * 5, long]), 50))
+
+
+def test_confidence_quantile_sets_the_gate_from_clean_confidences(tiny_bert):
+    defender = Defender(tiny_bert)
+    confidences = np.array([s.probabilities.max() for s in defender.score(CLEAN)])
+    cal = calibrate(defender, CLEAN, percentile=80, confidence_quantile=0.5)
+    assert cal.threshold.min_confidence == pytest.approx(np.quantile(confidences, 0.5))
+    assert calibrate(defender, CLEAN, percentile=80).threshold.min_confidence is None
+    # the gate is part of what the version names
+    assert cal.threshold.version != calibrate(defender, CLEAN, percentile=80).threshold.version
+    with pytest.raises(ValueError, match="confidence_quantile"):
+        calibrate(defender, CLEAN, percentile=80, confidence_quantile=1.5)

@@ -119,3 +119,24 @@ def test_threshold_rejects_non_finite_and_unsorted():
         Threshold(value=float("nan"))
     with pytest.raises(ValueError):
         Threshold(value=1.0, by_length=((10, 1.0), (5, 2.0)))
+
+
+def test_confidence_gate_keeps_less_confident_predictions_unflagged(tiny_bert):
+    """A text above tau is flagged only if its prediction is at least `min_confidence` sure; every
+    verdict names the gate it was judged with."""
+    settings = DefenderSettings(confirm=False)
+    plain = Defender(tiny_bert, settings, Threshold(value=-100.0, version="v")).judge(TEXTS)
+    assert all(v.flagged for v in plain)
+    cut = float(np.median([max(v.probabilities) for v in plain]))
+    gated = Defender(tiny_bert, settings, Threshold(value=-100.0, version="g", min_confidence=cut))
+    verdicts = gated.judge(TEXTS)
+    for before, v in zip(plain, verdicts, strict=True):
+        assert v.min_confidence == cut
+        assert v.flagged == (max(v.probabilities) >= cut)
+        if not v.flagged:  # a clean verdict: its own label, nothing rewritten
+            assert v.final_label == v.label and v.neutralized_text is None
+        else:
+            assert v.neutralized_text == before.neutralized_text
+    assert any(v.flagged for v in verdicts) and not all(v.flagged for v in verdicts)
+    with pytest.raises(ValueError, match="min_confidence"):
+        Threshold(value=0.0, min_confidence=1.2)
