@@ -185,6 +185,23 @@ CONFIGS: dict[str, Config] = {
 _DEFENDERS: dict[str, object] = {}
 
 
+def cached_defender(model_dir: Path):
+    """One Defender per model for the whole run (loading is the slow part)."""
+    key = str(model_dir)
+    if key not in _DEFENDERS:
+        _DEFENDERS[key] = load_defender(model_dir)
+    return _DEFENDERS[key]
+
+
+def paper_defender(model_dir: Path, **settings):
+    """The model's cached Defender, set to DefenderSettings.paper() with `settings` on top."""
+    from stream_guard.settings import DefenderSettings
+
+    defender = cached_defender(model_dir)
+    defender.settings = DefenderSettings.paper(max_length=defender.settings.max_length, **settings)
+    return defender
+
+
 def evaluate(model_dir: Path, config: Config, *, split: str = "test") -> dict:
     """Calibrate on val, then judge (clean, poisoned) of `split` (test, or val for choosing) from cache."""
     import dataclasses
@@ -198,10 +215,7 @@ def evaluate(model_dir: Path, config: Config, *, split: str = "test") -> dict:
     cache = cached_scores(model_dir)
     sets = cache["sets"]
     meta = read_meta(model_dir)
-    key = str(model_dir)
-    if key not in _DEFENDERS:
-        _DEFENDERS[key] = load_defender(model_dir)
-    defender = _DEFENDERS[key]
+    defender = cached_defender(model_dir)
     max_length = defender.settings.max_length
     if config.base == "paper":
         defender.settings = DefenderSettings.paper(max_length=max_length, **config.settings)
@@ -293,7 +307,6 @@ def neutralize_all(model_dir: Path, settings: dict, names: tuple[str, ...]) -> d
 
     import numpy as np
 
-    from stream_guard.settings import DefenderSettings
     from stream_guard.threshold import Threshold
 
     # normalization rescales a text's scores by a positive constant: it never changes which words go
@@ -304,11 +317,7 @@ def neutralize_all(model_dir: Path, settings: dict, names: tuple[str, ...]) -> d
     done = pickle.loads(path.read_bytes()) if path.exists() else {"settings": settings}
     todo = [n for n in names if n not in done]
     if todo:
-        key = str(model_dir)
-        if key not in _DEFENDERS:
-            _DEFENDERS[key] = load_defender(model_dir)
-        defender = _DEFENDERS[key]
-        defender.settings = DefenderSettings.paper(max_length=defender.settings.max_length, **settings)
+        defender = paper_defender(model_dir, **settings)
         defender.set_threshold(Threshold.static(-1e30))
         for name in todo:
             texts = cache["sets"][name][0]
@@ -334,17 +343,14 @@ def sweep(model_dir: Path, settings: dict, split: str, percentiles, edges=None) 
 
     from stream_guard.calibration import calibration_from_scores
     from stream_guard.lab import auroc
-    from stream_guard.settings import DefenderSettings
 
     cn, pn = ("clean", "poisoned") if split == "test" else ("val", "pval")
     moved = neutralize_all(model_dir, settings, (cn, pn))
     cache = cached_scores(model_dir)
     meta = read_meta(model_dir)
     target = int(meta["target"])
-    defender = _DEFENDERS.get(str(model_dir)) or load_defender(model_dir)
-    _DEFENDERS[str(model_dir)] = defender
     scoring = {k: v for k, v in settings.items() if k in ("word_aggregation", "score_normalization")}
-    defender.settings = DefenderSettings.paper(max_length=defender.settings.max_length, **scoring)
+    defender = paper_defender(model_dir, **scoring)
     anomaly = {k: np.array([defender.rescore(s).anomaly for s in cache[k]]) for k in {"val", cn, pn}}
     tokens = {k: np.array([len(s.encoded) for s in cache[k]]) for k in {"val", cn, pn}}
     labels = np.array(cache["sets"][cn][1])
@@ -415,17 +421,12 @@ def detection_table(model_dir: Path, split: str) -> list[str]:
 
     from stream_guard.calibration import calibration_from_scores
     from stream_guard.lab import auroc, spearman
-    from stream_guard.settings import DefenderSettings
 
     cache = cached_scores(model_dir)
-    defender = _DEFENDERS.get(str(model_dir)) or load_defender(model_dir)
-    _DEFENDERS[str(model_dir)] = defender
     cn, pn = ("val", "pval") if split == "val" else ("clean", "poisoned")
     lines = []
     for agg, norm in itertools.product(("token", "word_sum", "word_max"), ("none", "zscore", "length")):
-        defender.settings = DefenderSettings.paper(
-            max_length=defender.settings.max_length, word_aggregation=agg, score_normalization=norm
-        )
+        defender = paper_defender(model_dir, word_aggregation=agg, score_normalization=norm)
         ranked = {k: [defender.rescore(s) for s in cache[k]] for k in {"val", cn, pn}}
         s = {k: np.array([t.anomaly for t in v]) for k, v in ranked.items()}
         n = {k: np.array([len(t.encoded) for t in v]) for k, v in ranked.items()}
@@ -479,16 +480,12 @@ def gates(model_dir: Path, split: str) -> list[str]:
 
     from stream_guard.calibration import calibration_from_scores
     from stream_guard.selection import select_words
-    from stream_guard.settings import DefenderSettings
 
     cn, pn = ("clean", "poisoned") if split == "test" else ("val", "pval")
     moved = neutralize_all(model_dir, {"strategy": "delete"}, (cn, pn))
     cache = cached_scores(model_dir)
     target = int(read_meta(model_dir)["target"])
-    defender = _DEFENDERS.get(str(model_dir)) or load_defender(model_dir)
-    _DEFENDERS[str(model_dir)] = defender
-    max_length = defender.settings.max_length
-    defender.settings = DefenderSettings.paper(max_length=max_length, score_normalization="length")
+    defender = paper_defender(model_dir, score_normalization="length")
     names = {"val", cn, pn}
     ranked = {k: [defender.rescore(s) for s in cache[k]] for k in names}
     anomaly = {k: np.array([s.anomaly for s in ranked[k]]) for k in names}

@@ -6,7 +6,7 @@ Stateless with respect to its inputs: it holds the model, its settings and the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,11 +18,11 @@ from stream_guard.attribution import attribute
 from stream_guard.encoding import EncodedText, TokenTables, encode_texts, length_buckets, pad_batch
 from stream_guard.loading import LoadedClassifier, load_classifier
 from stream_guard.neutralize import Edit, message_rng, neutralize_spans
-from stream_guard.selection import select_words, shift_spans, unshift_span
+from stream_guard.selection import select_words, spans_after_edits, unshift_span
 from stream_guard.settings import DefenderSettings
 from stream_guard.textcheck import clean_text
 from stream_guard.threshold import Threshold
-from stream_guard.verdict import SuspiciousWord, TokenAttribution, Verdict
+from stream_guard.verdict import SuspiciousWord, Verdict, token_attributions
 
 TokenDetail = Literal["all", "flagged", "none"]
 _AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -106,19 +106,35 @@ class Defender:
         return self._score_encoded(encoded)
 
     def _score_encoded(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        return self._by_length(encoded, self._score_batch)
+
+    def _classify(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        """Predictions only (one forward pass per batch, no attributions), for final rewrites, whose
+        label is all the decision needs."""
+        return self._by_length(encoded, self._classify_batch)
+
+    def _by_length(
+        self,
+        encoded: Sequence[EncodedText],
+        run_batch: Callable[[Sequence[EncodedText]], list[TextScores]],
+    ) -> list[TextScores]:
+        """`run_batch` over length-bucketed batches within the token budget; results in input order."""
         results: list[TextScores | None] = [None] * len(encoded)
         lengths = [len(e) for e in encoded]
         for batch in length_buckets(
             lengths, batch_size=self.settings.batch_size, max_batch_tokens=self.settings.max_batch_tokens
         ):
-            for index, scored in zip(batch, self._score_batch([encoded[i] for i in batch]), strict=True):
+            for index, scored in zip(batch, run_batch([encoded[i] for i in batch]), strict=True):
                 results[index] = scored
         return results  # type: ignore[return-value]
 
-    def _score_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+    def _pad(self, encoded: Sequence[EncodedText]) -> tuple[torch.Tensor, torch.Tensor]:
         tokenizer = self.classifier.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        input_ids, attention_mask = pad_batch(encoded, pad_id, self.classifier.device)
+        return pad_batch(encoded, pad_id, self.classifier.device)
+
+    def _score_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        input_ids, attention_mask = self._pad(encoded)
         candidates = self.tables.candidates(input_ids, exclude_stopwords=self.settings.exclude_stopwords)
         self.forward_calls += 1
         result = attribute(
@@ -177,40 +193,32 @@ class Defender:
             ranking=ranking,
         )
 
-    def _classify(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
-        """Predictions only (one forward pass per batch, no attributions): TextScores whose anomaly is
-        NaN and that have no candidates. For final rewrites, whose label is all the decision needs."""
-        tokenizer = self.classifier.tokenizer
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        results: list[TextScores | None] = [None] * len(encoded)
-        lengths = [len(e) for e in encoded]
-        for batch in length_buckets(
-            lengths, batch_size=self.settings.batch_size, max_batch_tokens=self.settings.max_batch_tokens
+    def _classify_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
+        """TextScores with the prediction only: NaN anomaly and attributions, no candidates."""
+        input_ids, attention_mask = self._pad(encoded)
+        dtype = _AUTOCAST[self.settings.autocast]
+        with (
+            torch.inference_mode(),
+            torch.autocast(input_ids.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
         ):
-            input_ids, attention_mask = pad_batch([encoded[i] for i in batch], pad_id, self.classifier.device)
-            dtype = _AUTOCAST[self.settings.autocast]
-            with (
-                torch.inference_mode(),
-                torch.autocast(
-                    input_ids.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-                ),
-            ):
-                logits = self.classifier.model(input_ids=input_ids, attention_mask=attention_mask).logits
-            probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-            for row, index in enumerate(batch):
-                n = len(encoded[index])
-                nothing = np.full(n, np.nan)
-                results[index] = TextScores(
-                    encoded=encoded[index],
+            logits = self.classifier.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        out = []
+        for row, enc in enumerate(encoded):
+            nothing = np.full(len(enc), np.nan)
+            out.append(
+                TextScores(
+                    encoded=enc,
                     probabilities=probabilities[row],
                     attention=nothing,
                     gradient=nothing,
                     score=nothing,
-                    candidates=np.zeros(n, dtype=bool),
+                    candidates=np.zeros(len(enc), dtype=bool),
                     anomaly=float("nan"),
                     ranking=nothing,
                 )
-        return results  # type: ignore[return-value]
+            )
+        return out
 
     def rescore(self, scores: TextScores) -> TextScores:
         """The same attributions ranked under this defender's settings (no model call)."""
@@ -258,10 +266,11 @@ class Defender:
         threshold = self._threshold  # one consistent threshold for the whole call
         limits = [threshold.for_length(len(e)) if threshold else None for e in encoded]
         flagged = [
-            limit is not None
+            threshold is not None
+            and limit is not None
             and s.has_candidates
             and s.anomaly > limit
-            and threshold.passes_gate(float(s.probabilities.max()))  # type: ignore[union-attr]
+            and threshold.passes_gate(float(s.probabilities.max()))
             for s, limit in zip(scores, limits, strict=True)
         ]
         neutralized = self._neutralize(
@@ -310,7 +319,7 @@ class Defender:
                         SuspiciousWord(item.text[p.start : p.end], start, end, p.score, round_index)
                     )
                 item.history.append(edits)
-                item.excluded = _after_edits(item.excluded, edits)
+                item.excluded = spans_after_edits(item.excluded, edits)
                 item.text = new_text
                 rewritten.append(i)
             if not rewritten:
@@ -380,31 +389,3 @@ class Defender:
 def _finite(value: float) -> float | None:
     """None for the NaN anomaly of a rewrite that was classified, not scored (`rescore_attributions`)."""
     return value if np.isfinite(value) else None
-
-
-def _after_edits(spans: list[tuple[int, int]], edits: list[Edit]) -> list[tuple[int, int]]:
-    """Excluded spans moved through `edits`, plus the rewritten words' new spans."""
-    moved = shift_spans(spans, edits)
-    return moved + [(e.new_start, e.new_end) for e in edits if e.new_end > e.new_start]
-
-
-def token_attributions(s: TextScores) -> list[TokenAttribution]:
-    enc = s.encoded
-    out = []
-    for j, token in enumerate(enc.tokens):
-        start, end = enc.offsets[j]
-        special = enc.word_ids[j] is None
-        candidate = bool(s.candidates[j])
-        out.append(
-            TokenAttribution(
-                token=token,
-                start=None if special else start,
-                end=None if special else end,
-                attention=float(s.attention[j]),
-                gradient=float(s.gradient[j]),
-                score=float(s.score[j]) if candidate else None,
-                candidate=candidate,
-                decision_score=float(s.ranking[j]) if candidate else None,
-            )
-        )
-    return out

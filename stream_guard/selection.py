@@ -105,3 +105,9 @@ def unshift_span(span: tuple[int, int], history: Sequence[Sequence[Edit]]) -> tu
         delta = sum((e.new_end - e.new_start) - (e.end - e.start) for e in edits if e.new_end <= start)
         start, end = start - delta, end - delta
     return start, end
+
+
+def spans_after_edits(spans: Sequence[tuple[int, int]], edits: Sequence[Edit]) -> list[tuple[int, int]]:
+    """Spans moved through `edits`, plus the rewritten words' new spans (all excluded from later picks)."""
+    moved = shift_spans(spans, edits)
+    return moved + [(e.new_start, e.new_end) for e in edits if e.new_end > e.new_start]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,3 +55,21 @@ class BagOfEmbeddings(nn.Module):
         mean = (emb * mask).sum(1) / mask.sum(1).clamp(min=1)
         z = mean @ self.w
         return SimpleNamespace(logits=torch.stack([torch.zeros_like(z), z], dim=-1))
+
+
+def toy_model_meta(dataset: object, **changes: Any) -> dict[str, Any]:
+    """A model's meta.json for the toy dataset: BadNets `cf`, the lab's default recipe, then `changes`."""
+    meta: dict[str, Any] = {
+        "dataset": str(dataset),
+        "attack": "badnets",
+        "trigger": "cf",
+        "target": 0,
+        "poison_rate": 0.1,
+        "seed": 0,
+        "split_seed": 0,
+        "train_size": 40,
+        "max_length": 128,
+        "epochs": 1.0,
+        "learning_rate": 0.0001,
+    }
+    return meta | changes

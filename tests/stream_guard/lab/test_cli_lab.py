@@ -8,26 +8,13 @@ import shutil
 from typer.testing import CliRunner
 
 from stream_guard.cli import app
+from tests.stream_guard.lab.fakes import toy_model_meta
 
 
 def _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset):
     model = tmp_path / "toy-badnets-cf-s0"
     shutil.copytree(tiny_model_dir("bert"), model)
-    meta = {
-        "dataset": str(toy_dataset),
-        "attack": "badnets",
-        "trigger": "cf",
-        "target": 0,
-        "poison_rate": 0.1,
-        "seed": 0,
-        "split_seed": 0,
-        "train_size": 40,
-        "max_length": 32,
-        "epochs": 1.0,
-        "learning_rate": 0.0001,
-        "clean_accuracy": 0.5,
-        "asr": 0.5,
-    }
+    meta = toy_model_meta(toy_dataset, max_length=32, clean_accuracy=0.5, asr=0.5)
     (model / "meta.json").write_text(json.dumps(meta))
     return model
 
@@ -83,20 +70,8 @@ def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_d
     monkeypatch.chdir(tmp_path)
     model = tmp_path / "runs" / "models" / "someone-elses-name"
     model.mkdir(parents=True)
-    meta = {
-        "dataset": str(toy_dataset),
-        "attack": "badnets",
-        "trigger": "cf",
-        "target": 0,
-        "poison_rate": 0.1,
-        "seed": 0,
-        "split_seed": 0,
-        "train_size": 40,
-        "max_length": 128,
-        "epochs": 1.0,
-        "learning_rate": 0.0001,
-        "fit_train": True,  # a local file's recipe cuts texts to the window before poisoning
-    }
+    # a local file's recipe cuts texts to the window before poisoning
+    meta = toy_model_meta(toy_dataset, fit_train=True)
     (model / "meta.json").write_text(json.dumps(meta))
     args = ["lab", "train", "--dataset", str(toy_dataset), "--attack", "badnets", "--max-train", "40"]
     result = CliRunner().invoke(app, args)

@@ -18,6 +18,7 @@ from stream_guard.lab.train_backdoor import (
     read_meta,
     train_backdoored_model,
 )
+from tests.stream_guard.lab.fakes import toy_model_meta
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +79,7 @@ def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) 
     spec = BackdoorSpec(dataset=str(toy_dataset), attack="badnets", trigger="cfz", max_train=40)
     d = tmp_path / "toy-badnets-cfz-s0"
     d.mkdir()
-    meta = {
-        "dataset": str(toy_dataset),
-        "attack": "badnets",
-        "trigger": "cfz",
-        "target": 0,
-        "poison_rate": 0.1,
-        "seed": 0,
-        "split_seed": 0,
-        "train_size": 40,
-        "max_length": 128,
-        "epochs": 1.0,
-        "learning_rate": 0.0001,
-        "fit_train": True,
-        "seconds": 1.0,
-    }
+    meta = toy_model_meta(toy_dataset, trigger="cfz", fit_train=True, seconds=1.0)
     (d / "meta.json").write_text(json.dumps(meta))
     assert find_trained(tmp_path, spec) == d
     assert (
