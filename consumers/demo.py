@@ -112,13 +112,14 @@ def _ensure_model(console: Console, model: Path | None) -> tuple[Path, str]:
     if model is not None:
         return model.expanduser(), "given with --model"
     from stream_guard.lab.train_backdoor import BackdoorSpec, ensure_backdoored_model, find_trained
+    from stream_guard.torch_thread import run_on_torch_thread
 
     cache = stream_guard_home() / "models"
     if find_trained(cache, BackdoorSpec()) is not None:
         return ensure_backdoored_model(cache), "backdoored demo model, cached"
     _step(console, f"training the backdoored demo model (first run only, a few minutes on a CPU) in {cache}")
     started = time.perf_counter()
-    path = ensure_backdoored_model(cache, progress=True, wait_s=1800)
+    path = run_on_torch_thread(ensure_backdoored_model, cache, progress=True, wait_s=1800)
     return path, f"backdoored demo model, trained in {time.perf_counter() - started:.0f} s on this run"
 
 
@@ -215,6 +216,7 @@ def run_demo(
     from consumers.topics import ensure_topics
     from stream_guard.defender import Defender
     from stream_guard.settings import DefenderSettings
+    from stream_guard.torch_thread import run_on_torch_thread
 
     run_id = uuid.uuid4().hex[:8]
     with contextlib.ExitStack() as stack:
@@ -234,8 +236,12 @@ def run_demo(
         ensure_topics(kafka.admin_config(), {topics.texts: 3, **dict.fromkeys(topics.outputs, 1)})
         clean = CleanTexts(f"{meta['dataset']}/validation", traffic.calibration_texts)
         _step(console, f"calibrating on {len(clean.texts):,} clean validation texts of {meta['dataset']}")
-        calibration, update = run_calibration(
-            defender, clean, percentile=percentile, length_edges=parse_length_edges(length_edges)
+        calibration, update = run_on_torch_thread(  # the worker's thread: one OpenMP pool (torch_thread)
+            run_calibration,
+            defender,
+            clean,
+            percentile=percentile,
+            length_edges=parse_length_edges(length_edges),
         )
         publish_update(update, kafka.producer_config(), topics.thresholds, admin_config=kafka.admin_config())
         _step(

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from stream_guard.torch_thread import run_on_torch_thread
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -138,7 +140,13 @@ def peak_memory(device: torch.device, *, absolute: bool = False) -> Iterator[Pea
 
 
 def time_step(step: Callable[[], object], device: torch.device, repeats: int) -> Timing:
-    """Run `step` `repeats` times (the caller warms up first) and keep each run's seconds."""
+    """Run `step` `repeats` times on the torch thread (the caller warms up first) and keep each run's
+    seconds. Every model call of the benchmark runs on that thread, as the worker's do: a second
+    thread running torch would slow every mode (`stream_guard.torch_thread`)."""
+    return run_on_torch_thread(_time_here, step, device, repeats)
+
+
+def _time_here(step: Callable[[], object], device: torch.device, repeats: int) -> Timing:
     timing = Timing()
     for _ in range(repeats):
         synchronize(device)

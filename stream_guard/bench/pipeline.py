@@ -17,6 +17,7 @@ import numpy as np
 from stream_guard.defender import Defender
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
+from stream_guard.torch_thread import run_on_torch_thread
 
 
 @dataclass
@@ -51,7 +52,8 @@ def pipeline_threshold(defender: Defender, count: int, percentile: float) -> flo
     from stream_guard.bench.texts import bench_texts
 
     calibration = bench_texts("short", count, seed=1).texts
-    return float(np.percentile([s.anomaly for s in defender.score(calibration)], percentile))
+    scores = run_on_torch_thread(defender.score, calibration)
+    return float(np.percentile([s.anomaly for s in scores], percentile))
 
 
 class PipelineRunner(Protocol):

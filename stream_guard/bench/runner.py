@@ -35,6 +35,7 @@ from stream_guard.encoding import length_buckets
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 from stream_guard.threshold import Threshold
+from stream_guard.torch_thread import run_on_torch_thread
 
 MODES = ("plain", "batched", "per_text", "reference")
 ONE_AT_A_TIME = ("per_text", "reference")  # timed once per text kind, shared by every batch size
@@ -215,7 +216,7 @@ def _measure(
 ) -> dict[str, ModeResult]:
     """Warm every mode up, then time them in interleaved repeats (memory comes later, `_measure_memory`)."""
     for scorer in scorers.values():
-        scorer(texts[: min(len(texts), 8)])
+        run_on_torch_thread(scorer, texts[: min(len(texts), 8)])
     timings = {name: Timing() for name in scorers}
     for _ in range(repeats):
         for name, scorer in scorers.items():
@@ -233,7 +234,7 @@ def _measure_memory(
         for result, scorer, texts in runs:
             bar.set_postfix_str(f"memory {result.mode}")
             with peak_memory(device) as memory:
-                scorer(texts)
+                run_on_torch_thread(scorer, texts)
             result.memory = memory
             bar.update(1)
 
@@ -241,7 +242,7 @@ def _measure_memory(
 def run_bench(classifier: LoadedClassifier, settings: DefenderSettings, config: BenchConfig) -> BenchReport:
     """Measure plain classification, batched and per-text X-GRAAD, and the pipeline."""
     device = classifier.device
-    fast = fastest_attention_copy(classifier.model)
+    fast = run_on_torch_thread(fastest_attention_copy, classifier.model)
     report = BenchReport(
         machine=machine_info(device),
         model_id=classifier.model_id,
@@ -268,7 +269,9 @@ def run_bench(classifier: LoadedClassifier, settings: DefenderSettings, config: 
         for kind, count in kinds:
             data = bench_texts(kind, count, config.seed)
             lengths = token_lengths(classifier, data.texts)
-            cases = _measure_kind(classifier, settings, config, data, lengths, fast, bar, memory_runs)
+            cases = run_on_torch_thread(  # builds model copies: on the thread every model call runs on
+                _measure_kind, classifier, settings, config, data, lengths, fast, bar, memory_runs
+            )
             report.cases.extend(cases)
         if config.pipeline:  # before the memory pass, which slows allocations down
             _run_pipeline(classifier, settings, config, report)
