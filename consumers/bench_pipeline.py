@@ -132,8 +132,11 @@ def run_pipeline(
 ) -> PipelineResult:
     """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.
 
-    The worker gathers up to `worker_batch` messages per scoring call; the Defender sorts them by
-    length into batches of `settings.batch_size` within `settings.max_batch_tokens`.
+    The worker gathers up to `worker_batch` messages per scoring call, bounded by count only; the
+    Defender sorts them by length into batches of `settings.batch_size` within
+    `settings.max_batch_tokens`, as the scoring-only reference does with the same chunks. (The
+    worker's own token budget bounds a gathered call as if it were one padded tensor: with the model
+    budget it would split a call at the first long text and leave a short, slow remainder.)
     """
     from confluent_kafka import Producer
 
@@ -171,7 +174,7 @@ def run_pipeline(
                 thresholds_topic=None,
                 threshold=threshold,
                 max_batch_size=worker_batch,
-                max_batch_tokens=settings.max_batch_tokens,
+                max_batch_tokens=None,
                 consumer_overrides=FAST_GROUP,
                 kafka=kafka,
                 defender=settings,
