@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -229,12 +230,19 @@ def _measure(
 def _measure_memory(
     runs: list[tuple[ModeResult, Scorer, Sequence[str]]], device: torch.device, bar: tqdm
 ) -> None:
-    """One more run of each mode, alone, for its peak memory (after all timed runs: see measure.py)."""
-    with cpu_memory_pass():
+    """One more run of each mode, alone, for its peak memory (after all timed runs: see measure.py).
+
+    The runs use a fresh thread: how much a step grows the resident set depends on the malloc arena
+    it allocates from, and an arena with a history (the main thread's, or the torch thread's after
+    the pipeline run) reads up to twice as high for the same step (batched X-GRAAD on 256 short texts:
+    441-458 MiB from the main thread, 228-235 MiB from a fresh one). Nothing is timed any more, so the
+    second OpenMP pool this makes (`stream_guard.torch_thread`) costs nothing.
+    """
+    with cpu_memory_pass(), ThreadPoolExecutor(1, thread_name_prefix="bench-memory") as fresh:
         for result, scorer, texts in runs:
             bar.set_postfix_str(f"memory {result.mode}")
             with peak_memory(device) as memory:
-                run_on_torch_thread(scorer, texts)
+                fresh.submit(scorer, texts).result()
             result.memory = memory
             bar.update(1)
 
