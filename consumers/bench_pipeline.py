@@ -11,7 +11,8 @@ fresh topics (1 partition each). The threshold is a percentile (by default the c
 re-classified, as in production (with confirmation, only those whose label moved are flagged).
 
 1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
-   messages/s = texts / (time from the last produce to the commit of the last batch).
+   messages/s = texts / (time from the last produce to the commit of the last batch), the median of
+   ``repeats`` such runs (the caller's ``between`` runs before each and after the last).
 2. Latency: texts are produced at ``rate`` messages/s, each with its own key; the end-to-end latency of
    a message is from just before its produce to the arrival of its output record at a reader.
 """
@@ -25,9 +26,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 from tqdm import tqdm
 
@@ -129,6 +131,8 @@ def run_pipeline(
     worker_batch: int,
     flag_percentile: float = DEFAULT_PERCENTILE,
     progress: bool = False,
+    repeats: int = 1,
+    between: Callable[[], None] | None = None,
 ) -> PipelineResult:
     """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.
 
@@ -146,11 +150,12 @@ def run_pipeline(
     latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
     done = threading.Event()
     handled = [0]
-    goal = [len(texts)]
-    judging = [0.0]  # seconds the worker spent in Defender.judge during the throughput run
+    goal = [0]
+    throughput_messages = repeats * len(texts)
+    judging = [0.0]  # seconds the worker spent in Defender.judge during the throughput runs
 
     def on_batch(report: BatchReport) -> None:
-        if handled[0] < len(texts):
+        if handled[0] < throughput_messages:
             judging[0] += report.scoring_seconds
         handled[0] += report.size
         bar.update(report.size)
@@ -159,7 +164,9 @@ def run_pipeline(
 
     with (
         _broker() as (kafka, broker_name),
-        tqdm(total=len(texts) + latency_count, desc="pipeline", unit="msg", disable=not progress) as bar,
+        tqdm(
+            total=throughput_messages + latency_count, desc="pipeline", unit="msg", disable=not progress
+        ) as bar,
     ):
         run = uuid.uuid4().hex[:8]
         names = {kind: f"bench-{run}-{kind}" for kind in ("in", "predictions", "audit", "dead-letter")}
@@ -197,18 +204,16 @@ def run_pipeline(
         try:
             if not worker.wait_assigned(60):
                 raise TimeoutError("pipeline bench: the worker did not join its group")
-            for index, text in enumerate(texts):
-                producer.produce(names["in"], value=_value(index, text), key=b"t%d" % index)
-            producer.flush(30)
-            started = time.perf_counter()
-            done.wait(600)
-            if failure:
-                raise failure[0]
-            if handled[0] < len(texts):
-                raise TimeoutError("pipeline bench: the worker did not finish the throughput run")
-            elapsed = time.perf_counter() - started
-            throughput = len(texts) / elapsed
-            flagged = worker.stats.flagged
+            runs = []
+            for run_index in range(repeats):
+                if between is not None:
+                    between()
+                runs.append(
+                    _throughput_run(producer, names["in"], texts, run_index, goal, handled, done, failure)
+                )
+            if between is not None:
+                between()
+            flagged = worker.stats.flagged // repeats
             p50 = p95 = p99 = None
             if rate:
                 p50, p95, p99 = _latency_run(
@@ -221,8 +226,43 @@ def run_pipeline(
             del producer, worker  # close the clients while the broker still runs
             gc.collect()
     return PipelineResult(
-        len(texts), throughput, rate, p50, p95, p99, broker_name, worker_batch, flagged, judging[0] / elapsed
+        messages=len(texts),
+        messages_per_s=len(texts) / float(np.median(runs)),
+        input_rate=rate,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        broker=broker_name,
+        worker_batch=worker_batch,
+        flagged=flagged,
+        judge_share=judging[0] / sum(runs),
+        run_seconds=runs,
     )
+
+
+def _throughput_run(
+    producer: Any,
+    topic: str,
+    texts: Sequence[str],
+    run_index: int,
+    goal: list[int],
+    handled: list[int],
+    done: threading.Event,
+    failure: list[BaseException],
+) -> float:
+    """Fill the input topic with `texts`; seconds from the last produce until the worker committed all."""
+    done.clear()
+    goal[0] = handled[0] + len(texts)
+    for index, text in enumerate(texts):
+        producer.produce(topic, value=_value(index, text), key=b"t%d-%d" % (run_index, index))
+    producer.flush(30)
+    started = time.perf_counter()
+    done.wait(600)
+    if failure:
+        raise failure[0]
+    if handled[0] < goal[0]:
+        raise TimeoutError("pipeline bench: the worker did not finish a throughput run")
+    return time.perf_counter() - started
 
 
 def _latency_run(

@@ -131,7 +131,10 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
     if settings.torch_threads:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        from stream_guard.torch_thread import run_on_torch_thread
+
+        # on the thread that runs the model: a thread keeps the OpenMP thread count it started with
+        run_on_torch_thread(torch.set_num_threads, settings.torch_threads)
     try:
         worker = Worker(settings)
     except StreamGuardError as err:

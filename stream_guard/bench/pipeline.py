@@ -8,8 +8,8 @@ and the report says why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -24,14 +24,16 @@ from stream_guard.torch_thread import run_on_torch_thread
 class PipelineResult:
     """What the pipeline run measured.
 
-    messages_per_s:  throughput with the input topic already full (the worker never waits for input).
+    messages_per_s:  throughput with the input topic already full (the worker never waits for input):
+                     the median of the throughput runs.
     input_rate:      messages/s produced during the latency run (None when it was not run).
     p50_ms, p95_ms, p99_ms: end-to-end latency at `input_rate`, produce -> output record received.
     broker:          what served the topics (e.g. "tansu (embedded)" or a bootstrap address).
     worker_batch:    messages the worker gathered per scoring call at most.
     flagged:         messages flagged (and neutralized) in the throughput run.
-    judge_share:     share of the throughput run's wall time the worker spent in `Defender.judge`
+    judge_share:     share of the throughput runs' wall time the worker spent in `Defender.judge`
                      (scoring, neutralizing, verdicts); the rest is Kafka, decoding and waiting.
+    run_seconds:     wall seconds of each throughput run (`messages` texts each).
     """
 
     messages: int
@@ -44,6 +46,7 @@ class PipelineResult:
     worker_batch: int = 0
     flagged: int = 0
     judge_share: float | None = None
+    run_seconds: list[float] = field(default_factory=list)
 
 
 def pipeline_threshold(defender: Defender, count: int, percentile: float) -> float:
@@ -62,7 +65,9 @@ class PipelineRunner(Protocol):
     `settings.batch_size` is the model's batch; `worker_batch` the messages the worker gathers per
     scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input;
     the threshold is the `flag_percentile`-th percentile of other texts' scores (the calibration
-    default, 80: about 20% of texts above it, neutralized and re-classified)."""
+    default, 80: about 20% of texts above it, neutralized and re-classified). The throughput is
+    measured `repeats` times; `between` (when given) is called before each throughput run and after
+    the last, while the worker idles, so that reference timings interleave with the runs."""
 
     def __call__(
         self,
@@ -74,6 +79,8 @@ class PipelineRunner(Protocol):
         worker_batch: int,
         flag_percentile: float,
         progress: bool,
+        repeats: int = 1,
+        between: Callable[[], None] | None = None,
     ) -> PipelineResult: ...
 
 

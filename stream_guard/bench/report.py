@@ -68,6 +68,7 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
         else {
             "messages": pipeline.messages,
             "messages_per_s": _rounded(pipeline.messages_per_s, 2),
+            "throughput_runs_s": [_rounded(x, 4) for x in pipeline.run_seconds],
             "input_rate": _rounded(pipeline.input_rate, 2),
             "p50_ms": _rounded(pipeline.p50_ms, 2),
             "p95_ms": _rounded(pipeline.p95_ms, 2),
@@ -81,6 +82,9 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "judge_only_texts_per_s": _rounded(
                 report.pipeline_judging.texts_per_s if report.pipeline_judging else None, 2
             ),
+            "judge_only_seconds": [_rounded(x, 4) for x in report.pipeline_judging.timing.seconds]
+            if report.pipeline_judging
+            else None,
             "broker": pipeline.broker,
             "worker_batch": pipeline.worker_batch,
             "flagged": pipeline.flagged,
@@ -136,7 +140,8 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
             f"{report.headline_batch_size}; {pipeline.flagged}/{pipeline.messages} flagged; "
             f"{100 * (pipeline.judge_share or 0):.0f}% of its time in Defender.judge): "
             f"{pipeline.messages_per_s:.1f} msg/s = {100 * efficiency:.0f}% of X-GRAAD scoring-only "
-            f"on the same texts ({scoring:.1f}/s, timed just before and after), "
+            f"on the same texts ({scoring:.1f}/s, timed before, between and after its "
+            f"{len(pipeline.run_seconds)} runs; medians), "
             f"{100 * (report.pipeline_vs_judge or 0):.0f}% of Defender.judge-only with its threshold "
             f"({judging:.1f}/s: the rest is the Kafka glue); "
             f"latency at {pipeline.input_rate or 0:.0f} msg/s: p50 {pipeline.p50_ms or 0:.0f} ms, "

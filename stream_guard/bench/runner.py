@@ -135,15 +135,14 @@ class BenchReport:
     def pipeline_efficiency(self) -> float | None:
         """Pipeline messages/s over X-GRAAD scoring-only texts/s (4 over 2).
 
-        The scoring-only rate is that of the same texts in the same chunks as the worker's, timed just
-        before and just after the pipeline run (mean of the two), so load drift on a shared machine
-        does not bias the ratio; `pipeline_vs_headline` compares with the headline case instead.
+        The scoring-only rate is that of the same texts in the same chunks as the worker's, timed
+        before, between and after the pipeline's throughput runs, so load drift on a shared machine
+        does not bias the ratio; both sides are medians of their runs. `pipeline_vs_headline`
+        compares with the headline case instead.
         """
         if self.pipeline is None or self.pipeline_scoring is None:
             return None
-        seconds = self.pipeline_scoring.timing.seconds
-        scoring = self.pipeline_scoring.texts * len(seconds) / sum(seconds)
-        return self.pipeline.messages_per_s / scoring
+        return self.pipeline.messages_per_s / self.pipeline_scoring.texts_per_s
 
     @property
     def pipeline_vs_judge(self) -> float | None:
@@ -152,8 +151,7 @@ class BenchReport:
         → judge-only is what the defense's neutralization and re-classification cost."""
         if self.pipeline is None or self.pipeline_judging is None:
             return None
-        seconds = self.pipeline_judging.timing.seconds
-        return self.pipeline.messages_per_s / (self.pipeline_judging.texts * len(seconds) / sum(seconds))
+        return self.pipeline.messages_per_s / self.pipeline_judging.texts_per_s
 
     @property
     def pipeline_vs_headline(self) -> float | None:
@@ -368,8 +366,12 @@ def _run_pipeline(
         for start in range(0, len(texts), worker_batch):
             judging.judge(texts[start : start + worker_batch], tokens="flagged")
 
-    reference = time_step(score_as_the_worker_does, classifier.device, 1)
-    judged = time_step(judge_as_the_worker_does, classifier.device, 1)
+    reference, judged = Timing(), Timing()
+
+    def time_the_references() -> None:  # before, between and after the throughput runs
+        reference.seconds.extend(time_step(score_as_the_worker_does, classifier.device, 1).seconds)
+        judged.seconds.extend(time_step(judge_as_the_worker_does, classifier.device, 1).seconds)
+
     try:
         with peak_memory(classifier.device, absolute=True) as memory:
             report.pipeline = runner(
@@ -380,12 +382,12 @@ def _run_pipeline(
                 worker_batch=worker_batch,
                 flag_percentile=config.flag_percentile,
                 progress=config.progress,
+                repeats=max(1, config.repeats),
+                between=time_the_references,
             )
     except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
         report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]
         return
-    judged.seconds.extend(time_step(judge_as_the_worker_does, classifier.device, 1).seconds)
-    reference.seconds.extend(time_step(score_as_the_worker_does, classifier.device, 1).seconds)
     report.pipeline_memory = memory
     report.pipeline_scoring = ModeResult("batched", len(texts), 0, reference, PeakMemory())
     report.pipeline_judging = ModeResult("judge", len(texts), 0, judged, PeakMemory())

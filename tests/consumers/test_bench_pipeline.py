@@ -35,6 +35,7 @@ def test_importing_registers_the_runner():
 def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch):
     monkeypatch.setenv(bench_pipeline.BOOTSTRAP_ENV, kafka_bootstrap)
     texts = bench_texts("short", 48, seed=5).texts  # the calibration takes other texts (seed 1)
+    idle_calls = []
     result = bench_pipeline.run_pipeline(
         tiny,
         DefenderSettings(batch_size=8),
@@ -43,8 +44,13 @@ def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch)
         worker_batch=16,
         flag_percentile=95.0,
         progress=False,
+        repeats=2,
+        between=lambda: idle_calls.append(True),
     )
-    assert result.messages == 48 and result.messages_per_s > 0
+    assert len(idle_calls) == 3  # before each throughput run and after the last
+    assert result.messages == 48 and len(result.run_seconds) == 2 and min(result.run_seconds) > 0
+    assert result.messages_per_s == pytest.approx(48 / (sum(result.run_seconds) / 2))  # median of 2
+    assert result.judge_share > 0  # (work started while the topic was filled can make it exceed 1)
     assert result.broker == kafka_bootstrap and result.input_rate == 40.0 and result.worker_batch == 16
     assert 0 <= result.flagged < 12  # the 95th percentile of other texts' scores flags few, if any
     assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms < 60_000

@@ -79,30 +79,38 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
 def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipeline_runner):
     calls = []
 
-    def fake_runner(classifier, settings, texts, *, rate, worker_batch, flag_percentile, progress):
-        calls.append((settings.batch_size, len(texts), rate, worker_batch, flag_percentile))
-        return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake")
+    def fake_runner(
+        classifier, settings, texts, *, rate, worker_batch, flag_percentile, progress, repeats, between
+    ):
+        calls.append((settings.batch_size, len(texts), rate, worker_batch, flag_percentile, repeats))
+        for _ in range(repeats + 1):  # as the protocol says: before each run and after the last
+            between()
+        return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake", run_seconds=[1.6] * repeats)
 
     register_pipeline_runner(fake_runner)
     config = BenchConfig(
-        batch_sizes=(8,), texts=(("short", 8),), repeats=1, pipeline_texts=16, progress=False
+        batch_sizes=(8,), texts=(("short", 8),), repeats=2, pipeline_texts=16, progress=False
     )
     report = run_bench(tiny_bert, DefenderSettings(), config)
     data = report_dict(report)
     batched = report.cases[0].modes["batched"].texts_per_s
     # default rate: half of the scoring throughput; the worker gathers 8 model batches
-    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64, DEFAULT_PERCENTILE)]
-    scoring = report.pipeline_scoring  # scoring only, the pipeline's 16 texts, timed before and after
-    assert scoring is not None and scoring.texts == 16 and len(scoring.timing.seconds) == 2
+    # the pipeline's throughput is measured as often as the modes (repeats)
+    assert calls == [(8, 16, pytest.approx(0.5 * batched), 64, DEFAULT_PERCENTILE, 2)]
+    scoring = report.pipeline_scoring  # scoring only, the pipeline's 16 texts, before/between/after
+    assert scoring is not None and scoring.texts == 16 and len(scoring.timing.seconds) == 3
+    assert scoring.texts_per_s == pytest.approx(16 / sorted(scoring.timing.seconds)[1])  # the median
     assert report.pipeline_efficiency == pytest.approx(10.0 / scoring.texts_per_s)
     assert data["pipeline_efficiency"] == pytest.approx(10.0 / scoring.texts_per_s, abs=1e-3)  # rounded
     assert data["pipeline_vs_headline"] == pytest.approx(10.0 / batched, abs=1e-3)
     judging = report.pipeline_judging  # Defender.judge only, same texts, chunks and kind of threshold
-    assert judging is not None and judging.texts == 16 and len(judging.timing.seconds) == 2
+    assert judging is not None and judging.texts == 16 and len(judging.timing.seconds) == 3
     assert report.pipeline_vs_judge == pytest.approx(10.0 / judging.texts_per_s)
     assert data["pipeline_vs_judge"] == pytest.approx(10.0 / judging.texts_per_s, abs=1e-3)
     assert data["pipeline"]["judge_only_texts_per_s"] == pytest.approx(judging.texts_per_s, abs=0.01)
     assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
+    assert data["pipeline"]["throughput_runs_s"] == [1.6, 1.6]
+    assert len(data["pipeline"]["judge_only_seconds"]) == 3
 
 
 def test_the_three_modes_score_the_same_texts_alike(tiny_bert):
