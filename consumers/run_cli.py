@@ -129,12 +129,9 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
             wanted.append(settings.thresholds_topic)
         ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
     if settings.torch_threads:
-        import torch
+        from stream_guard.torch_thread import set_torch_threads
 
-        from stream_guard.torch_thread import run_on_torch_thread
-
-        # on the thread that runs the model: a thread keeps the OpenMP thread count it started with
-        run_on_torch_thread(torch.set_num_threads, settings.torch_threads)
+        set_torch_threads(settings.torch_threads)  # here and on the thread that runs the model
     try:
         worker = Worker(settings)
     except StreamGuardError as err:

@@ -123,7 +123,7 @@ class Worker:
         self._batcher: MicroBatcher[Item] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
         )
-        self._count_tokens = token_counter(self.defender)
+        self._count_tokens = token_counter(self.defender, settings.max_batch_size, settings.max_batch_tokens)
         self._stop = threading.Event()
         self._assigned_event = threading.Event()
         self._assigned: set[tuple[str, int]] = set()

@@ -12,6 +12,9 @@ So every part of stream-guard that runs the model from a process with more than 
 worker, the demo's calibration, the benchmark) runs it here: one long-lived thread, one OpenMP pool.
 A call made on that thread runs inline, so nested use cannot deadlock. A single-threaded program (the
 lab, replay, the calibration job) does not need it: its main thread is its only torch thread.
+
+A thread keeps the torch thread count it had at its first parallel region, so ``torch.set_num_threads``
+called elsewhere does not reach this thread once it has run the model: use :func:`set_torch_threads`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-__all__ = ["on_torch_thread", "run_on_torch_thread", "submit_to_torch_thread"]
+__all__ = ["on_torch_thread", "run_on_torch_thread", "set_torch_threads", "submit_to_torch_thread"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,3 +71,11 @@ def submit_to_torch_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwa
 def run_on_torch_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` run on the torch thread; its result, or its exception re-raised here."""
     return submit_to_torch_thread(fn, *args, **kwargs).result()
+
+
+def set_torch_threads(count: int) -> None:
+    """``torch.set_num_threads(count)`` on the calling thread and on the torch thread."""
+    import torch
+
+    torch.set_num_threads(count)
+    run_on_torch_thread(torch.set_num_threads, count)

@@ -69,6 +69,7 @@ def bench(
     from stream_guard.bench.report import render_table, report_dict
     from stream_guard.bench.runner import BenchConfig, run_bench
     from stream_guard.loading import load_classifier, resolve_device
+    from stream_guard.torch_thread import set_torch_threads
 
     sizes = _batch_sizes(batch_sizes)
     if headline_batch not in sizes:
@@ -76,7 +77,7 @@ def bench(
     if autocast not in {"auto", "none", "bf16", "fp16"}:
         fail(f"--autocast must be auto, none, bf16 or fp16, got {autocast!r}")
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_torch_threads(threads)  # the bench runs every model call on the torch thread
     configure_logging(level="ERROR")
     try:
         torch_device = resolve_device(device or settings_from().device)

@@ -11,6 +11,7 @@ from stream_guard.bench.pipeline import pipeline_runner
 from stream_guard.bench.texts import bench_texts
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
+from stream_guard.torch_thread import set_torch_threads
 from tests.stream_guard.tiny_models import build_tiny_model
 
 
@@ -22,9 +23,9 @@ def tiny(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def one_thread():
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_torch_threads(1)  # the bench runs the model on the torch thread
     yield
-    torch.set_num_threads(before)
+    set_torch_threads(before)
 
 
 def test_importing_registers_the_runner():

@@ -345,9 +345,11 @@ def one_torch_thread() -> Iterator[None]:
     """
     import torch
 
+    from stream_guard.torch_thread import set_torch_threads
+
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_torch_threads(1)  # the worker scores on the torch thread
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_torch_threads(before)

@@ -25,6 +25,7 @@ from stream_guard.cli.app import app
 from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
+from stream_guard.torch_thread import set_torch_threads
 
 SMALL = BenchConfig(
     batch_sizes=(4, 8), headline_batch_size=8, texts=(("short", 12), ("long", 3)), repeats=1, progress=False
@@ -35,9 +36,9 @@ SMALL = BenchConfig(
 def one_thread():
     """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_torch_threads(1)  # the bench runs the model on the torch thread
     yield
-    torch.set_num_threads(before)
+    set_torch_threads(before)
 
 
 @pytest.fixture
