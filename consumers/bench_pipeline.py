@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -36,7 +36,6 @@ from tqdm import tqdm
 from consumers.kafka_settings import KafkaSettings
 from consumers.metrics import BatchReport
 from consumers.topics import ensure_topics
-from consumers.worker import Worker
 from consumers.worker_settings import WorkerSettings
 from stream_guard.bench.pipeline import (
     PipelineResult,
@@ -45,10 +44,11 @@ from stream_guard.bench.pipeline import (
     register_pipeline_runner,
 )
 from stream_guard.calibration import DEFAULT_PERCENTILE
-from stream_guard.defender import Defender
-from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 from stream_guard.threshold import Threshold
+
+if TYPE_CHECKING:
+    from stream_guard.loading import LoadedClassifier
 
 __all__ = ["BOOTSTRAP_ENV", "run_pipeline"]
 
@@ -143,6 +143,9 @@ def run_pipeline(
     budget it would split a call at the first long text and leave a short, slow remainder.)
     """
     from confluent_kafka import Producer
+
+    from consumers.worker import Worker  # with torch: imported when a bench runs, not with the app
+    from stream_guard.defender import Defender
 
     defender = Defender(classifier, settings)
     threshold = pipeline_threshold(defender, min(256, len(texts)), flag_percentile)

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 
 from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode, make_threshold_version, utc_now
 from stream_guard.calibration import Calibration, calibrate
-from stream_guard.defender import Defender, TextScores
+
+if TYPE_CHECKING:  # `stream-guard --help` imports this module: no torch until a job runs
+    from stream_guard.defender import Defender, TextScores
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +169,7 @@ class _ProgressScorer:
                 for index, result in zip(chunk, self._defender.score([texts[i] for i in chunk]), strict=True):
                     scored[index] = result
                 bar.update(len(chunk))
-        return cast(list[TextScores], scored)
+        return cast("list[TextScores]", scored)
 
 
 def run_calibration(
@@ -182,7 +184,7 @@ def run_calibration(
     """Calibrate ``defender`` on ``clean`` and build the wire update (not yet written anywhere)."""
     if not 0.0 < percentile < 100.0:
         raise CalibrationInputError(f"--percentile must be in (0, 100), got {percentile:g}")
-    scorer = cast(Defender, _ProgressScorer(defender, progress))
+    scorer = cast("Defender", _ProgressScorer(defender, progress))
     if confidence_quantile is not None and not 0.0 <= confidence_quantile <= 1.0:
         raise CalibrationInputError(f"--confidence-quantile must be in [0, 1], got {confidence_quantile:g}")
     calibration = calibrate(

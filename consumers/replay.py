@@ -26,12 +26,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from consumers.dead_letters import internal_dead_letter, validate_message
 from consumers.wire import verdict_to_record
 from schemas import AuditRecord, DeadLetterRecord, InputMessage, PredictionRecord, SourceRef
-from stream_guard.defender import Defender, TokenDetail
 from stream_guard.verdict import Verdict
+
+if TYPE_CHECKING:  # `stream-guard --help` imports this module: no torch until a replay runs
+    from stream_guard.defender import Defender, TokenDetail
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_BATCH = 64

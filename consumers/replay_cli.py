@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
@@ -35,8 +35,10 @@ from stream_guard.cli.common import (
     fail,
     settings_from,
 )
-from stream_guard.defender import Defender
 from stream_guard.errors import StreamGuardError
+
+if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
+    from stream_guard.defender import Defender
 
 SHOWN_DISAGREEMENTS = 15
 
@@ -272,5 +274,7 @@ def _compare_side(
     }
     settings = settings_from(**{**base, **overrides})
     if model is None:
+        from stream_guard.defender import Defender
+
         return Defender(defender.classifier, settings)
     return build_defender(settings)

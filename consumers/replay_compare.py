@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumers.replay import (
     DEFAULT_BATCH,
@@ -24,8 +24,10 @@ from consumers.replay import (
     judge_accepted,
     verdicts_of,
 )
-from stream_guard.defender import Defender
 from stream_guard.verdict import Verdict
+
+if TYPE_CHECKING:
+    from stream_guard.defender import Defender
 
 KINDS = ("flag", "final_label", "label")
 

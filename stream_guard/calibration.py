@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
+
+if TYPE_CHECKING:  # the CLI imports this module's defaults without torch
+    from stream_guard.defender import Defender
 
 MIN_PER_BUCKET = 30
 # The lab's measured default (docs/lab/research.md): with length-normalised scores and confirmation by

@@ -5,16 +5,23 @@ the JSON object of `stream-guard bench --json`, `render_table` into the table. K
 part is a runner that `consumers.bench_pipeline` registers (`register_pipeline_runner`).
 """
 
-from stream_guard.bench.pipeline import PipelineResult, register_pipeline_runner
-from stream_guard.bench.report import render_table, report_dict
-from stream_guard.bench.runner import BenchConfig, BenchReport, run_bench
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "BenchConfig",
-    "BenchReport",
-    "PipelineResult",
-    "register_pipeline_runner",
-    "render_table",
-    "report_dict",
-    "run_bench",
-]
+_EXPORTS = {  # imported on first use: registering a runner must not pull in torch
+    "BenchConfig": "stream_guard.bench.runner",
+    "BenchReport": "stream_guard.bench.runner",
+    "run_bench": "stream_guard.bench.runner",
+    "PipelineResult": "stream_guard.bench.pipeline",
+    "register_pipeline_runner": "stream_guard.bench.pipeline",
+    "render_table": "stream_guard.bench.report",
+    "report_dict": "stream_guard.bench.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stream_guard.bench' has no attribute {name!r}")

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from stream_guard.defender import Defender
-from stream_guard.loading import LoadedClassifier
-from stream_guard.settings import DefenderSettings
 from stream_guard.torch_thread import run_on_torch_thread
+
+if TYPE_CHECKING:  # the app registers its runner here at import: no torch until a bench runs
+    from stream_guard.defender import Defender
+    from stream_guard.loading import LoadedClassifier
+    from stream_guard.settings import DefenderSettings
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-import torch
 import typer
 from rich.console import Console
 
@@ -16,6 +16,9 @@ from stream_guard.cli.app import app
 from stream_guard.cli.common import DeviceOpt, MaxLengthOpt, ModelOpt, fail, settings_from
 from stream_guard.errors import StreamGuardError
 from stream_guard.logs import configure_logging
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _batch_sizes(raw: str) -> tuple[int, ...]:
@@ -33,6 +36,8 @@ def _autocast(choice: str, device: torch.device) -> str:
         return choice
     if device.type != "cuda":
         return "none"
+    import torch
+
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
