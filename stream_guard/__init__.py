@@ -7,8 +7,7 @@ Public API (imported lazily, so `import stream_guard.verdict` does not pull in t
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from stream_guard.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "Defender": "stream_guard.defender",
@@ -29,8 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'stream_guard' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

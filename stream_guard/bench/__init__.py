@@ -5,8 +5,7 @@ the JSON object of `stream-guard bench --json`, `render_table` into the table. K
 part is a runner that `consumers.bench_pipeline` registers (`register_pipeline_runner`).
 """
 
-from importlib import import_module
-from typing import Any
+from stream_guard.lazy_exports import lazy_getattr
 
 _EXPORTS = {  # imported on first use: registering a runner must not pull in torch
     "BenchConfig": "stream_guard.bench.runner",
@@ -20,8 +19,4 @@ _EXPORTS = {  # imported on first use: registering a runner must not pull in tor
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'stream_guard.bench' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
