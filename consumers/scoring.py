@@ -1,4 +1,4 @@
-"""What the worker carries between poll and produce, and the scoring step it runs in a thread.
+"""What the worker carries between poll and produce, and the scoring step it runs on the torch thread.
 
 Kafka-free: :class:`Item` holds a message's coordinates, its raw bytes and the validation outcome;
 :func:`score_items` judges the accepted items of a batch with ``Defender.judge(tokens="flagged")`` and
