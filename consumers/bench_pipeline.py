@@ -133,6 +133,7 @@ def run_pipeline(
     progress: bool = False,
     repeats: int = 1,
     between: Callable[[], None] | None = None,
+    threshold: float | None = None,
 ) -> PipelineResult:
     """Measure the worker on `texts`: throughput with a full input topic, then latency at `rate`.
 
@@ -148,7 +149,8 @@ def run_pipeline(
     from stream_guard.defender import Defender
 
     defender = Defender(classifier, settings)
-    threshold = pipeline_threshold(defender, min(256, len(texts)), flag_percentile)
+    if threshold is None:
+        threshold = pipeline_threshold(defender, min(256, len(texts)), flag_percentile)
     defender.set_threshold(Threshold.static(threshold))
     latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
     done = threading.Event()

@@ -67,7 +67,8 @@ class PipelineRunner(Protocol):
     `settings.batch_size` is the model's batch; `worker_batch` the messages the worker gathers per
     scoring call (the Defender sorts them by length into model batches); `rate` the latency run's input;
     the threshold is the `flag_percentile`-th percentile of other texts' scores (the calibration
-    default, 80: about 20% of texts above it, neutralized and re-classified). The throughput is
+    default, 80: about 20% of texts above it, neutralized and re-classified), or `threshold` when the
+    caller has already computed it with `pipeline_threshold`. The throughput is
     measured `repeats` times; `between` (when given) is called before each throughput run and after
     the last, while the worker idles, so that reference timings interleave with the runs."""
 
@@ -83,6 +84,7 @@ class PipelineRunner(Protocol):
         progress: bool,
         repeats: int = 1,
         between: Callable[[], None] | None = None,
+        threshold: float | None = None,
     ) -> PipelineResult: ...
 
 

@@ -214,8 +214,8 @@ def _measure(
     bar: tqdm,
 ) -> dict[str, ModeResult]:
     """Warm every mode up, then time them in interleaved repeats (memory comes later, `_measure_memory`)."""
-    for scorer in scorers.values():
-        run_on_torch_thread(scorer, texts[: min(len(texts), 8)])
+    for scorer in scorers.values():  # (called on the torch thread, by `_measure_kind`)
+        scorer(texts[: min(len(texts), 8)])
     timings = {name: Timing() for name in scorers}
     for _ in range(repeats):
         for name, scorer in scorers.items():
@@ -355,8 +355,8 @@ def _run_pipeline(
     worker_batch = config.worker_batch or 8 * case.batch_size
     scoring = batched_scorer(classifier, sized)
     judging = Defender(classifier, sized)
-    percentile = config.flag_percentile
-    judging.set_threshold(Threshold.static(pipeline_threshold(judging, min(256, len(texts)), percentile)))
+    threshold = pipeline_threshold(judging, min(256, len(texts)), config.flag_percentile)
+    judging.set_threshold(Threshold.static(threshold))  # the runner's worker judges with the same one
 
     def score_as_the_worker_does() -> None:
         for start in range(0, len(texts), worker_batch):
@@ -384,6 +384,7 @@ def _run_pipeline(
                 progress=config.progress,
                 repeats=max(1, config.repeats),
                 between=time_the_references,
+                threshold=threshold,
             )
     except Exception as error:  # the scoring numbers stand on their own; say why this one is missing
         report.pipeline_reason = f"pipeline run failed: {error!r}"[:300]

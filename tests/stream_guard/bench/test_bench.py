@@ -81,7 +81,17 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     calls = []
 
     def fake_runner(
-        classifier, settings, texts, *, rate, worker_batch, flag_percentile, progress, repeats, between
+        classifier,
+        settings,
+        texts,
+        *,
+        rate,
+        worker_batch,
+        flag_percentile,
+        progress,
+        repeats,
+        between,
+        threshold,
     ):
         calls.append((settings.batch_size, len(texts), rate, worker_batch, flag_percentile, repeats))
         for _ in range(repeats + 1):  # as the protocol says: before each run and after the last
