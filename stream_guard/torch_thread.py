@@ -6,7 +6,7 @@ the model (say the scoring worker's thread after the main thread calibrated), th
 OpenMP threads than the machine has cores, and libgomp stops letting idle pool threads spin (about
 300,000 spins) before they sleep: they sleep after 100. Every one of the hundreds of parallel regions in
 a forward and backward pass then pays a futex wake-up. On the 2-core machine of the README, batched
-scoring drops from 152-156 to 129-135 texts/s (``python scripts/openmp_pools.py``).
+scoring drops from 152-156 to 129-135 texts/s (``.venv/bin/python scripts/openmp_pools.py``).
 
 So every part of stream-guard that runs the model from a process with more than one thread (the scoring
 worker, the demo's calibration, the benchmark) runs it here: one long-lived thread, one OpenMP pool.
