@@ -15,7 +15,8 @@ import torch
 
 from stream_guard.anomaly import rank_tokens
 from stream_guard.attribution import attribute
-from stream_guard.encoding import EncodedText, TokenTables, encode_texts, length_buckets, pad_batch
+from stream_guard.batch_plan import plan_batches, resolve_call_cost
+from stream_guard.encoding import EncodedText, TokenTables, encode_texts, pad_batch
 from stream_guard.loading import LoadedClassifier, load_classifier
 from stream_guard.neutralize import Edit, message_rng, neutralize_spans
 from stream_guard.selection import select_words, spans_after_edits, unshift_span
@@ -87,6 +88,11 @@ class Defender:
         return self.classifier.model_id
 
     @property
+    def call_cost(self) -> int | None:
+        """The per-call cost, in padded tokens, that batching weighs against padding (`batch_plan`)."""
+        return resolve_call_cost(self.settings.call_cost_tokens, self.classifier.device)
+
+    @property
     def threshold(self) -> Threshold | None:
         return self._threshold
 
@@ -118,11 +124,15 @@ class Defender:
         encoded: Sequence[EncodedText],
         run_batch: Callable[[Sequence[EncodedText]], list[TextScores]],
     ) -> list[TextScores]:
-        """`run_batch` over length-bucketed batches within the token budget; results in input order."""
+        """`run_batch` over the planned batches (`batch_plan`); results in input order."""
         results: list[TextScores | None] = [None] * len(encoded)
         lengths = [len(e) for e in encoded]
-        for batch in length_buckets(
-            lengths, batch_size=self.settings.batch_size, max_batch_tokens=self.settings.max_batch_tokens
+        settings = self.settings
+        for batch in plan_batches(
+            lengths,
+            batch_size=settings.batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
+            call_cost=self.call_cost,
         ):
             for index, scored in zip(batch, run_batch([encoded[i] for i in batch]), strict=True):
                 results[index] = scored

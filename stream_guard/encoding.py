@@ -1,4 +1,5 @@
-"""Tokenize texts once, keep what maps tokens back to words, and pad length-bucketed batches.
+"""Tokenize texts once, keep what maps tokens back to words, and pad batches (`stream_guard.batch_plan`
+chooses them).
 
 The vocabulary-level tables (`TokenTables`) are built once per tokenizer, so deciding which tokens are
 candidates is a tensor lookup, not a per-token Python loop.
@@ -7,7 +8,7 @@ candidates is a tensor lookup, not a per-token Python loop.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,29 +214,6 @@ def encode_texts(
         )
         for enc in batch.encodings
     ]
-
-
-def length_buckets(
-    lengths: Sequence[int], *, batch_size: int, max_batch_tokens: int | None = None
-) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length (little padding).
-
-    Each batch has at most `batch_size` texts and, if set, at most `max_batch_tokens` padded tokens.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batch: list[int] = []
-    longest = 0
-    for index in order:
-        longest_if_added = max(longest, lengths[index])
-        too_many = len(batch) >= batch_size
-        too_big = max_batch_tokens is not None and longest_if_added * (len(batch) + 1) > max_batch_tokens
-        if batch and (too_many or too_big):
-            yield batch
-            batch, longest_if_added = [], lengths[index]
-        batch.append(index)
-        longest = longest_if_added
-    if batch:
-        yield batch
 
 
 def pad_batch(

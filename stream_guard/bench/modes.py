@@ -26,8 +26,9 @@ import torch
 from transformers import PreTrainedModel
 
 from stream_guard.attribution import attribute
+from stream_guard.batch_plan import plan_batches, resolve_call_cost
 from stream_guard.defender import Defender
-from stream_guard.encoding import TokenTables, encode_texts, length_buckets, pad_batch
+from stream_guard.encoding import TokenTables, encode_texts, pad_batch
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 
@@ -47,13 +48,14 @@ def fastest_attention_copy(model: PreTrainedModel) -> tuple[PreTrainedModel, str
 
 @dataclass
 class PlainClassifier:
-    """Forward-only classification of raw texts in length-bucketed batches: (N,) predicted labels."""
+    """Forward-only classification of raw texts in the Defender's batches (`batch_plan`): (N,) labels."""
 
     model: PreTrainedModel
     classifier: LoadedClassifier
     attention: str
     batch_size: int
     max_batch_tokens: int | None
+    call_cost: int | None
     autocast: str = "none"
 
     @classmethod
@@ -66,7 +68,13 @@ class PlainClassifier:
         """Batching as in `settings`; `fast` reuses a `fastest_attention_copy` already made."""
         model, attention = fast or fastest_attention_copy(classifier.model)
         return cls(
-            model, classifier, attention, settings.batch_size, settings.max_batch_tokens, settings.autocast
+            model,
+            classifier,
+            attention,
+            settings.batch_size,
+            settings.max_batch_tokens,
+            resolve_call_cost(settings.call_cost_tokens, classifier.device),
+            settings.autocast,
         )
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
@@ -76,8 +84,11 @@ class PlainClassifier:
         labels = torch.empty(len(ids), dtype=torch.long)
         device = self.classifier.device
         dtype = AUTOCAST_DTYPES[self.autocast]
-        for batch in length_buckets(
-            [len(i) for i in ids], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
+        for batch in plan_batches(
+            [len(i) for i in ids],
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            call_cost=self.call_cost,
         ):
             width = max(len(ids[i]) for i in batch)
             input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)

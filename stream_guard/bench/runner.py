@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from stream_guard.batch_plan import plan_batches, resolve_call_cost
 from stream_guard.bench.measure import PeakMemory, Timing, cpu_memory_pass, peak_memory, time_step
 from stream_guard.bench.modes import (
     PlainClassifier,
@@ -32,7 +33,6 @@ from stream_guard.bench.pipeline import PipelineResult, pipeline_runner, pipelin
 from stream_guard.bench.texts import TEXT_KINDS, BenchTexts, TextKind, bench_texts
 from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.defender import Defender
-from stream_guard.encoding import length_buckets
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 from stream_guard.threshold import Threshold
@@ -193,11 +193,14 @@ def token_lengths(classifier: LoadedClassifier, texts: Sequence[str]) -> list[in
     return [len(ids) for ids in encoded["input_ids"]]
 
 
-def padding_fraction(lengths: Sequence[int], settings: DefenderSettings) -> float:
-    """Share of padded positions in the length-bucketed batches of texts of these lengths."""
+def padding_fraction(lengths: Sequence[int], settings: DefenderSettings, device: torch.device) -> float:
+    """Share of padded positions in the Defender's batches (`batch_plan`) of texts of these lengths."""
     real = padded = 0
-    for batch in length_buckets(
-        lengths, batch_size=settings.batch_size, max_batch_tokens=settings.max_batch_tokens
+    for batch in plan_batches(
+        lengths,
+        batch_size=settings.batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        call_cost=resolve_call_cost(settings.call_cost_tokens, device),
     ):
         width = max(lengths[i] for i in batch)
         real += sum(lengths[i] for i in batch)
@@ -333,7 +336,7 @@ def _measure_kind(
             source=data.source,
             batch_size=batch_size,
             mean_tokens=tokens / len(data.texts),
-            padding=padding_fraction(lengths, settings.model_copy(update={"batch_size": batch_size})),
+            padding=padding_fraction(lengths, settings.model_copy(update={"batch_size": batch_size}), device),
             modes={**measured[batch_size], **shared},
         )
         for batch_size in config.batch_sizes
