@@ -11,8 +11,11 @@ fresh topics (1 partition each). The threshold is a percentile (by default the c
 re-classified, as in production (with confirmation, only those whose label moved are flagged).
 
 1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
-   messages/s = texts / (time from the last produce to the commit of the last batch), the median of
-   ``repeats`` such runs (the caller's ``between`` runs before each and after the last).
+   messages/s = texts / (time from the start of scoring of the run's first batch to the commit of its
+   last), the median of ``repeats`` such runs (the caller's ``between`` runs before each and after the
+   last). The wait before the first batch is reported apart (``first_batch_wait_ms``): an idle
+   consumer sits in a long poll (``fetch.wait.max.ms``, 100 ms in the worker) that Tansu answers when
+   it expires rather than when data arrives, a start-up latency of the run, not a cost per message.
 2. Latency: texts are produced at ``rate`` messages/s, each with its own key; the end-to-end latency of
    a message is from just before its produce to the arrival of its output record at a reader.
 """
@@ -27,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -110,6 +114,30 @@ class _Reader:
         self._thread.join(10)
 
 
+@dataclass
+class _Progress:
+    """What the worker's batches tell the thread that drives the runs."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    handled: int = 0  # messages committed so far, all runs
+    goal: int = 0  # `handled` at which the current run is complete
+    first_scoring: float | None = None  # perf_counter() when the current run's first batch began scoring
+    judging: float = 0.0  # seconds in Defender.judge, throughput runs only
+    failure: list[BaseException] = field(default_factory=list)
+
+    def expect(self, count: int) -> None:
+        self.done.clear()
+        self.goal = self.handled + count
+        self.first_scoring = None
+
+    def wait(self, timeout: float, what: str) -> None:
+        self.done.wait(timeout)
+        if self.failure:
+            raise self.failure[0]
+        if self.handled < self.goal:
+            raise TimeoutError(f"pipeline bench: the worker did not finish {what}")
+
+
 def _value(index: int, text: str) -> bytes:
     return orjson.dumps({"id": f"b{index}", "text": text})
 
@@ -153,19 +181,18 @@ def run_pipeline(
         threshold = pipeline_threshold(defender, min(256, len(texts)), flag_percentile)
     defender.set_threshold(Threshold.static(threshold))
     latency_count = min(len(texts), max(1, int((rate or 0) * LATENCY_SECONDS)))
-    done = threading.Event()
-    handled = [0]
-    goal = [0]
+    state = _Progress()
     throughput_messages = repeats * len(texts)
-    judging = [0.0]  # seconds the worker spent in Defender.judge during the throughput runs
 
     def on_batch(report: BatchReport) -> None:
-        if handled[0] < throughput_messages:
-            judging[0] += report.scoring_seconds
-        handled[0] += report.size
+        if state.handled < throughput_messages:
+            state.judging += report.scoring_seconds
+        if state.first_scoring is None and report.scoring_started is not None:
+            state.first_scoring = report.scoring_started
+        state.handled += report.size
         bar.update(report.size)
-        if handled[0] >= goal[0]:
-            done.set()
+        if state.handled >= state.goal:
+            state.done.set()
 
     with (
         _broker() as (kafka, broker_name),
@@ -194,14 +221,13 @@ def run_pipeline(
             defender=defender,
             on_batch=on_batch,
         )
-        failure: list[BaseException] = []
 
         def work(member: Worker) -> None:
             try:
                 member.run()
             except BaseException as error:  # reported below
-                failure.append(error)
-                done.set()
+                state.failure.append(error)
+                state.done.set()
 
         thread = threading.Thread(target=work, args=(worker,), name="bench-worker", daemon=True)
         producer = Producer(kafka.producer_config())
@@ -209,21 +235,19 @@ def run_pipeline(
         try:
             if not worker.wait_assigned(60):
                 raise TimeoutError("pipeline bench: the worker did not join its group")
-            runs = []
+            runs, waits = [], []
             for run_index in range(repeats):
                 if between is not None:
                     between()
-                runs.append(
-                    _throughput_run(producer, names["in"], texts, run_index, goal, handled, done, failure)
-                )
+                seconds, wait = _throughput_run(producer, names["in"], texts, run_index, state)
+                runs.append(seconds)
+                waits.append(wait)
             if between is not None:
                 between()
             flagged = worker.stats.flagged // repeats
             p50 = p95 = p99 = None
             if rate:
-                p50, p95, p99 = _latency_run(
-                    kafka, producer, names, texts[:latency_count], rate, goal, handled, done, failure
-                )
+                p50, p95, p99 = _latency_run(kafka, producer, names, texts[:latency_count], rate, state)
         finally:
             worker.stop()
             thread.join(60)
@@ -240,34 +264,26 @@ def run_pipeline(
         broker=broker_name,
         worker_batch=worker_batch,
         flagged=flagged,
-        judge_share=judging[0] / sum(runs),
+        judge_share=state.judging / sum(runs),
         run_seconds=runs,
+        first_batch_wait_ms=[1000 * w for w in waits],
     )
 
 
 def _throughput_run(
-    producer: Any,
-    topic: str,
-    texts: Sequence[str],
-    run_index: int,
-    goal: list[int],
-    handled: list[int],
-    done: threading.Event,
-    failure: list[BaseException],
-) -> float:
-    """Fill the input topic with `texts`; seconds from the last produce until the worker committed all."""
-    done.clear()
-    goal[0] = handled[0] + len(texts)
+    producer: Any, topic: str, texts: Sequence[str], run_index: int, progress: _Progress
+) -> tuple[float, float]:
+    """Fill the input topic with `texts`; returns (seconds from the start of scoring of the first batch
+    until the worker committed all, seconds from the full topic to that start)."""
+    progress.expect(len(texts))
     for index, text in enumerate(texts):
         producer.produce(topic, value=_value(index, text), key=b"t%d-%d" % (run_index, index))
     producer.flush(30)
-    started = time.perf_counter()
-    done.wait(600)
-    if failure:
-        raise failure[0]
-    if handled[0] < goal[0]:
-        raise TimeoutError("pipeline bench: the worker did not finish a throughput run")
-    return time.perf_counter() - started
+    filled = time.perf_counter()
+    progress.wait(600, "a throughput run")
+    ended = time.perf_counter()
+    started = progress.first_scoring if progress.first_scoring is not None else filled
+    return ended - started, max(0.0, started - filled)
 
 
 def _latency_run(
@@ -276,16 +292,12 @@ def _latency_run(
     names: dict[str, str],
     texts: Sequence[str],
     rate: float,
-    goal: list[int],
-    handled: list[int],
-    done: threading.Event,
-    failure: list[BaseException],
+    progress: _Progress,
 ) -> tuple[float, float, float]:
     """Produce `texts` at `rate`/s; returns p50/p95/p99 produce → output-arrival latency in ms."""
     outputs = [names["predictions"], names["audit"], names["dead-letter"]]
     sent: dict[bytes, float] = {}
-    done.clear()
-    goal[0] = handled[0] + len(texts)
+    progress.expect(len(texts))
     with _Reader(kafka, outputs) as reader:
         start = time.perf_counter()
         for index, text in enumerate(texts):
@@ -297,9 +309,7 @@ def _latency_run(
             producer.produce(names["in"], value=_value(index, text), key=key)
             producer.poll(0)
         producer.flush(30)
-        done.wait(120 + len(texts) / rate)
-        if failure:
-            raise failure[0]
+        progress.wait(120 + len(texts) / rate, "the latency run")
         _wait(lambda: all(k in reader.arrived for k in sent), 60, "the latency run's outputs")
         latencies = [reader.arrived[key] - at for key, at in sent.items()]
     return percentiles_ms(latencies)

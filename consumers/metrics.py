@@ -103,3 +103,4 @@ class BatchReport:
     dead_letters: int
     scoring_seconds: float
     offsets: dict[tuple[str, int], int]  # committed: next offset to read per input partition
+    scoring_started: float | None = None  # time.perf_counter() when its scoring began; None: none scored

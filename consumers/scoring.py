@@ -64,6 +64,7 @@ class ScoredBatch:
     results: dict[int, Verdict | Exception] = field(default_factory=dict)
     seconds: float = 0.0
     scored: int = 0
+    started: float | None = None  # time.perf_counter() when scoring began (None: nothing was scored)
 
 
 def score_items(defender: Defender, items: Sequence[Item]) -> ScoredBatch:
@@ -86,6 +87,7 @@ def score_items(defender: Defender, items: Sequence[Item]) -> ScoredBatch:
         results=dict(zip(indices, verdicts, strict=True)),
         seconds=time.perf_counter() - started,
         scored=len(indices),
+        started=started,
     )
 
 

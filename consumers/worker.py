@@ -317,7 +317,9 @@ class Worker:
             "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(scored.seconds, 4)
         )
         if self.on_batch is not None:
-            report = BatchReport(len(items), scored.scored, flagged, dead, scored.seconds, offsets)
+            report = BatchReport(
+                len(items), scored.scored, flagged, dead, scored.seconds, offsets, scored.started
+            )
             self.on_batch(report)
 
     def _drain(self) -> None:

@@ -35,7 +35,10 @@ class PipelineResult:
     flagged:         messages flagged (and neutralized) in the throughput run.
     judge_share:     share of the throughput runs' wall time the worker spent in `Defender.judge`
                      (scoring, neutralizing, verdicts); the rest is Kafka, decoding and waiting.
-    run_seconds:     wall seconds of each throughput run (`messages` texts each).
+    run_seconds:     wall seconds of each throughput run (`messages` texts each), from the start of
+                     scoring of its first batch to the commit of its last.
+    first_batch_wait_ms: per throughput run, from the full input topic to the start of scoring of the
+                     first batch (the consumer's fetch wait: start-up latency, not throughput).
     """
 
     messages: int
@@ -49,6 +52,7 @@ class PipelineResult:
     flagged: int = 0
     judge_share: float | None = None
     run_seconds: list[float] = field(default_factory=list)
+    first_batch_wait_ms: list[float] = field(default_factory=list)
 
 
 def pipeline_threshold(defender: Defender, count: int, percentile: float) -> float:

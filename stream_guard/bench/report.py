@@ -69,6 +69,7 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "messages": pipeline.messages,
             "messages_per_s": _rounded(pipeline.messages_per_s, 2),
             "throughput_runs_s": [_rounded(x, 4) for x in pipeline.run_seconds],
+            "first_batch_wait_ms": [_rounded(x, 1) for x in pipeline.first_batch_wait_ms],
             "input_rate": _rounded(pipeline.input_rate, 2),
             "p50_ms": _rounded(pipeline.p50_ms, 2),
             "p95_ms": _rounded(pipeline.p95_ms, 2),
@@ -92,6 +93,13 @@ def report_dict(report: BenchReport, command: str | None = None) -> dict[str, An
             "process_peak_memory_bytes": report.pipeline_memory.bytes if report.pipeline_memory else None,
         },
     }
+
+
+def _wait_range(waits_ms: list[float]) -> str:
+    if not waits_ms:
+        return "? ms"
+    low, high = min(waits_ms), max(waits_ms)
+    return f"{low:.0f} ms" if round(low) == round(high) else f"{low:.0f}-{high:.0f} ms"
 
 
 def _mib(result: ModeResult) -> str:
@@ -141,7 +149,8 @@ def render_table(report: BenchReport, console: Console, command: str | None = No
             f"{100 * (pipeline.judge_share or 0):.0f}% of its time in Defender.judge): "
             f"{pipeline.messages_per_s:.1f} msg/s = {100 * efficiency:.0f}% of X-GRAAD scoring-only "
             f"on the same texts ({scoring:.1f}/s, timed before, between and after its "
-            f"{len(pipeline.run_seconds)} runs; medians), "
+            f"{len(pipeline.run_seconds)} runs; medians; each run timed from the start of scoring of "
+            f"its first batch, {_wait_range(pipeline.first_batch_wait_ms)} after the topic was full), "
             f"{100 * (report.pipeline_vs_judge or 0):.0f}% of Defender.judge-only with its threshold "
             f"({judging:.1f}/s: the rest is the Kafka glue); "
             f"latency at {pipeline.input_rate or 0:.0f} msg/s: p50 {pipeline.p50_ms or 0:.0f} ms, "

@@ -50,6 +50,7 @@ def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch)
     )
     assert len(idle_calls) == 3  # before each throughput run and after the last
     assert result.messages == 48 and len(result.run_seconds) == 2 and min(result.run_seconds) > 0
+    assert len(result.first_batch_wait_ms) == 2 and min(result.first_batch_wait_ms) >= 0
     assert result.messages_per_s == pytest.approx(48 / (sum(result.run_seconds) / 2))  # median of 2
     assert result.judge_share > 0  # (work started while the topic was filled can make it exceed 1)
     assert result.broker == kafka_bootstrap and result.input_rate == 40.0 and result.worker_batch == 16

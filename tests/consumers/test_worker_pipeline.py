@@ -148,6 +148,10 @@ def test_mixed_stream_every_message_once_in_order_and_committed(kafka_settings, 
     # committed offsets are the end of the input; batches were real batches
     assert committed(kafka_settings, settings.group_id, topics["input"], 2) == end_offsets(sent, 2)
     assert sum(r.size for r in reports) == len(sent) and max(r.size for r in reports) > 1
+    # a batch with scored messages says when its scoring began; batches follow that order
+    starts = [r.scoring_started for r in reports if r.scored]
+    assert starts and None not in starts and starts == sorted(starts)
+    assert all(r.scoring_started is None for r in reports if not r.scored)
     n_dead = sum(not s.valid for s in sent)
     assert worker.stats.consumed == len(sent) and worker.stats.dead_letters == n_dead
 

@@ -3,15 +3,24 @@ speed targets live in the printed numbers, not in tests)."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import orjson
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
-from stream_guard.bench import BenchConfig, PipelineResult, register_pipeline_runner, report_dict, run_bench
+from stream_guard.bench import (
+    BenchConfig,
+    PipelineResult,
+    register_pipeline_runner,
+    render_table,
+    report_dict,
+    run_bench,
+)
 from stream_guard.bench.modes import (
     PlainClassifier,
     batched_scorer,
@@ -96,7 +105,17 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
         calls.append((settings.batch_size, len(texts), rate, worker_batch, flag_percentile, repeats))
         for _ in range(repeats + 1):  # as the protocol says: before each run and after the last
             between()
-        return PipelineResult(len(texts), 10.0, rate, 1.0, 2.0, 3.0, "fake", run_seconds=[1.6] * repeats)
+        return PipelineResult(
+            len(texts),
+            10.0,
+            rate,
+            1.0,
+            2.0,
+            3.0,
+            "fake",
+            run_seconds=[1.6] * repeats,
+            first_batch_wait_ms=[12.0, 95.0][:repeats],
+        )
 
     register_pipeline_runner(fake_runner)
     config = BenchConfig(
@@ -121,6 +140,12 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
     assert data["pipeline"]["judge_only_texts_per_s"] == pytest.approx(judging.texts_per_s, abs=0.01)
     assert data["pipeline"]["p99_ms"] == 3.0 and data["pipeline"]["broker"] == "fake"
     assert data["pipeline"]["throughput_runs_s"] == [1.6, 1.6]
+    assert data["pipeline"]["first_batch_wait_ms"] == [12.0, 95.0]
+    console = Console(file=io.StringIO(), width=400)
+    render_table(report, console, command="stream-guard bench ...")
+    printed = console.file.getvalue()
+    assert f"10.0 msg/s = {100 * report.pipeline_efficiency:.0f}% of X-GRAAD scoring-only" in printed
+    assert "2 runs; medians; each run timed from the start of scoring of its first batch, 12-95 ms" in printed
     assert len(data["pipeline"]["judge_only_seconds"]) == 3
 
 
