@@ -11,8 +11,8 @@ split when the padding it saves outweighs one more call.
 
 Measured on 2 CPU cores with MiniLM-L6 (``scripts/call_cost.py``, which fits it and times the plans):
 a call costs 35-60 padded tokens' worth of time, forward-only or forward+backward, hence
-`CPU_CALL_COST_TOKENS`; on the benchmark's short texts the plan cuts X-GRAAD scoring time 4-5 % and the
-re-classification of the ~23 % rewritten texts 10-12 % against the fewest batches. On CUDA the fixed
+`CPU_CALL_COST_TOKENS`; on the benchmark's short texts the plan cuts X-GRAAD scoring time 3-5 % and the
+re-classification of the ~23 % rewritten texts ~10 % against the fewest batches. On CUDA the fixed
 part dominates a small model's call (not measured here), so the default there is `None`: fewest
 batches, then least padding.
 """
