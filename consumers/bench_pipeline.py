@@ -13,9 +13,9 @@ re-classified, as in production (with confirmation, only those whose label moved
 1. Throughput: the input topic is filled with every text at once (the worker never waits for input);
    messages/s = texts / (time from the start of scoring of the run's first batch to the commit of its
    last), the median of ``repeats`` such runs (the caller's ``between`` runs before each and after the
-   last). The wait before the first batch is reported apart (``first_batch_wait_ms``): an idle
-   consumer sits in a long poll (``fetch.wait.max.ms``, 100 ms in the worker) that Tansu answers when
-   it expires rather than when data arrives, a start-up latency of the run, not a cost per message.
+   last). The wait before the first batch is reported apart (``first_batch_wait_ms``, 4-56 ms
+   measured): the idle consumer's fetch in progress when the topic fills (``fetch.wait.max.ms``,
+   100 ms in the worker) is a start-up latency of the run, not a cost per message.
 2. Latency: texts are produced at ``rate`` messages/s, each with its own key; the end-to-end latency of
    a message is from just before its produce to the arrival of its output record at a reader.
 """
