@@ -28,6 +28,9 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor ±inf."""
 
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+"""A finite float in [0, 1]."""
+
 
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""

@@ -20,13 +20,11 @@ Scores are finite floats (JSON has no NaN/inf); probabilities lie in [0, 1]; lab
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import FiniteFloat, OutputRecord, SourceRef, UtcDatetime, WireModel
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+from schemas.base import FiniteFloat, OutputRecord, Probability, SourceRef, UtcDatetime, WireModel
 
 
 def _check_label(label: int | None, probabilities: list[float] | None, name: str) -> None:

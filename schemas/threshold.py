@@ -13,7 +13,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import FiniteFloat, OutputRecord, UtcDatetime, WireModel
+from schemas.base import FiniteFloat, OutputRecord, Probability, UtcDatetime, WireModel
 
 
 class LengthBucket(WireModel):
@@ -50,7 +50,7 @@ class ThresholdUpdate(OutputRecord):
     percentile: float = Field(gt=0.0, lt=100.0, allow_inf_nan=False)
     by_length: list[LengthBucket] | None = Field(default=None, min_length=1)
     # a flag also needs the prediction's confidence >= this (a quantile of clean confidences); optional
-    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    min_confidence: Probability | None = None
     calibration: CalibrationSummary
     created_at: UtcDatetime
 
