@@ -10,7 +10,7 @@ the total cost is least (dynamic programming over the cut points, O(n × batch_s
 split when the padding it saves outweighs one more call.
 
 Measured on 2 CPU cores with MiniLM-L6 (``scripts/call_cost.py``, which fits it and times the plans):
-a call costs 35-60 padded tokens' worth of time, forward-only or forward+backward, hence
+a call costs 33-62 padded tokens' worth of time, forward-only or forward+backward, hence
 `CPU_CALL_COST_TOKENS`; on the benchmark's short texts the plan cuts X-GRAAD scoring time 3-5 % and the
 re-classification of the ~23 % rewritten texts ~10 % against the fewest batches. On CUDA the fixed
 part dominates a small model's call (not measured here), so the default there is `None`: fewest
