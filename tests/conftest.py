@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from consumers.kafka_settings import KafkaSettings
+from consumers.kafka.settings import KafkaSettings
 
 TEST_BOOTSTRAP_ENV = "STREAM_GUARD_TEST_BOOTSTRAP"
 
@@ -49,7 +49,7 @@ def kafka_bootstrap(kafka_is_tansu: bool) -> Iterator[str]:
     if not kafka_is_tansu:
         yield os.environ[TEST_BOOTSTRAP_ENV]
         return
-    from consumers.broker import BrokerError, EmbeddedBroker, find_tansu_binary
+    from consumers.devtools.broker import BrokerError, EmbeddedBroker, find_tansu_binary
 
     try:
         find_tansu_binary()
@@ -97,7 +97,7 @@ def topic_factory(
     """``topic_factory(partitions=1, prefix=None) -> name``: create a fresh topic; deleted afterwards."""
     from confluent_kafka.admin import AdminClient
 
-    from consumers.topics import ensure_topics
+    from consumers.kafka.topics import ensure_topics
 
     created: list[str] = []
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:80].strip("-.")

@@ -2,7 +2,7 @@
 
 `run_bench(classifier, settings, BenchConfig(...))` returns a `BenchReport`; `report_dict` turns it into
 the JSON object of `stream-guard bench --json`, `render_table` into the table. Kafka-free: the broker
-part is a runner that `consumers.bench_pipeline` registers (`register_pipeline_runner`).
+part is a runner that `consumers.bench.pipeline_runner` registers (`register_pipeline_runner`).
 """
 
 from stream_guard.lazy_exports import lazy_getattr

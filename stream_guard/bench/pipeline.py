@@ -1,8 +1,8 @@
 """The broker part of the benchmark (consume -> score -> produce -> commit), as a pluggable runner.
 
 The core knows nothing of Kafka, so it only defines what a pipeline measurement returns and where a
-runner registers itself; ``consumers.bench_pipeline`` provides the runner and registers it when the
-full ``stream-guard`` app (``consumers.cli``) is imported. Without it the pipeline numbers are null
+runner registers itself; ``consumers.bench.pipeline_runner`` provides the runner and registers it when the
+full ``stream-guard`` app (``consumers.cli.main``) is imported. Without it the pipeline numbers are null
 and the report says why.
 """
 
@@ -94,8 +94,8 @@ class PipelineRunner(Protocol):
 
 _runner: PipelineRunner | None = None
 _NO_RUNNER = (
-    "no pipeline runner registered: run the full `stream-guard` app (consumers.cli), "
-    "which registers consumers.bench_pipeline"
+    "no pipeline runner registered: run the full `stream-guard` app (consumers.cli.main), "
+    "which registers consumers.bench.pipeline_runner"
 )
 
 

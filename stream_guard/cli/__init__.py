@@ -1,4 +1,4 @@
-"""The Kafka-free commands of `stream-guard` (score, lab, bench). `consumers.cli` mounts them."""
+"""The Kafka-free commands of `stream-guard` (score, lab, bench). `consumers.cli.main` mounts them."""
 
 from stream_guard.cli.app import app
 

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.kafka_settings import KafkaSettings
-from consumers.worker import Worker
-from consumers.worker_settings import WorkerSettings
+from consumers.kafka.settings import KafkaSettings
+from consumers.worker.loop import Worker
+from consumers.worker.settings import WorkerSettings
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, decode
 from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier

@@ -52,7 +52,7 @@ def one_thread():
 
 @pytest.fixture
 def no_pipeline_runner():
-    saved, _ = pipeline_runner()  # the full app's runner, when consumers.bench_pipeline was imported
+    saved, _ = pipeline_runner()  # the full app's runner, when consumers.bench.pipeline_runner was imported
     register_pipeline_runner(None)
     yield
     register_pipeline_runner(saved)

@@ -1,0 +1,1 @@
+"""Reading flagged decisions back: audit records from files or topics."""

@@ -1,0 +1,1 @@
+"""The broker part of `stream-guard bench`: the scoring worker measured end to end."""

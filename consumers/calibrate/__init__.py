@@ -1,0 +1,1 @@
+"""The calibration job: clean texts -> threshold update -> file and/or thresholds topic."""

@@ -1,0 +1,1 @@
+"""The `stream-guard` command: one typer app and a module per command."""

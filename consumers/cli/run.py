@@ -1,0 +1,166 @@
+"""`stream-guard run`: the scoring worker as a service (SIGTERM/SIGINT: finish, commit, exit 0).
+
+Every option falls back to its environment variable (shown in the help) and then to the default of
+:class:`consumers.worker.settings.WorkerSettings`. confluent_kafka, torch and the model are imported only
+when the command runs, so ``stream-guard --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import typer
+
+from stream_guard.cli.app import app
+from stream_guard.cli.common import DeviceOpt, ModelOpt, fail
+
+
+@app.command("run")
+def run_command(
+    bootstrap_servers: str | None = typer.Option(
+        None, "--bootstrap-servers", "-b", help="host:port list (env STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS)"
+    ),
+    model: str | None = ModelOpt,
+    device: str | None = DeviceOpt,
+    group_id: str | None = typer.Option(
+        None, "--group-id", "-g", help="consumer group (env STREAM_GUARD_GROUP_ID)"
+    ),
+    input_topics: list[str] | None = typer.Option(
+        None, "--input-topic", "-i", help="input topic, repeatable (env STREAM_GUARD_INPUT_TOPICS, a,b,c)"
+    ),
+    predictions_topic: str | None = typer.Option(
+        None, "--predictions-topic", help="clean verdicts (env STREAM_GUARD_PREDICTIONS_TOPIC)"
+    ),
+    audit_topic: str | None = typer.Option(
+        None, "--audit-topic", help="flagged verdicts (env STREAM_GUARD_AUDIT_TOPIC)"
+    ),
+    dead_letter_topic: str | None = typer.Option(
+        None, "--dead-letter-topic", help="malformed input (env STREAM_GUARD_DEAD_LETTER_TOPIC)"
+    ),
+    thresholds_topic: str | None = typer.Option(
+        None, "--thresholds-topic", help="threshold updates; '' = off (env STREAM_GUARD_THRESHOLDS_TOPIC)"
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", "-t", help="start threshold (env STREAM_GUARD_THRESHOLD)"
+    ),
+    max_batch_size: int | None = typer.Option(
+        None, "--max-batch-size", help="messages per batch (env STREAM_GUARD_MAX_BATCH_SIZE)"
+    ),
+    max_batch_tokens: int | None = typer.Option(
+        None, "--max-batch-tokens", help="padded tokens per batch (env STREAM_GUARD_MAX_BATCH_TOKENS)"
+    ),
+    max_wait_ms: float | None = typer.Option(
+        None, "--max-wait-ms", help="longest wait for a batch to fill (env STREAM_GUARD_MAX_WAIT_MS)"
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Prometheus /metrics port, 0 = off (env STREAM_GUARD_METRICS_PORT)"
+    ),
+    transactional: bool | None = typer.Option(
+        None, "--transactional/--no-transactional", help="exactly-once (env STREAM_GUARD_TRANSACTIONAL)"
+    ),
+    create_topics: bool = typer.Option(
+        False, "--create-topics", help="create missing input/output topics (1 partition each) first"
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    """Run the scoring worker: input topics → predictions / audit / dead-letter, thresholds hot-reloaded."""
+    from pydantic import ValidationError
+
+    from stream_guard.logs import configure_logging
+
+    configure_logging(level=log_level)
+    flags: dict[str, Any] = {
+        "group_id": group_id,
+        "input_topics": input_topics or None,
+        "predictions_topic": predictions_topic,
+        "audit_topic": audit_topic,
+        "dead_letter_topic": dead_letter_topic,
+        "thresholds_topic": thresholds_topic,
+        "threshold": threshold,
+        "max_batch_size": max_batch_size,
+        "max_batch_tokens": max_batch_tokens,
+        "max_wait_ms": max_wait_ms,
+        "metrics_port": metrics_port,
+        "transactional": transactional,
+    }
+    try:
+        settings = _settings(flags, bootstrap_servers, model, device)
+    except (ValidationError, ValueError) as err:
+        fail(_first_error(err))
+    raise typer.Exit(serve(settings, create_topics=create_topics))
+
+
+def _settings(flags: dict[str, Any], bootstrap: str | None, model: str | None, device: str | None) -> Any:
+    from consumers.kafka.settings import KafkaSettings
+    from consumers.worker.settings import WorkerSettings
+    from stream_guard.settings import DefenderSettings
+
+    kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+    kafka.common_config()  # fails early, with a hint, when no bootstrap servers are set
+    defender = DefenderSettings(**{k: v for k, v in {"model": model, "device": device}.items() if v})
+    given = {k: v for k, v in flags.items() if v is not None}
+    return WorkerSettings(**given, kafka=kafka, defender=defender)
+
+
+def _first_error(err: Exception) -> str:
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(err)
+
+
+def serve(settings: Any, *, create_topics: bool = False) -> int:
+    """Run a worker in this (main) thread until SIGTERM/SIGINT; 0 after a clean stop, 1 on failure."""
+    import structlog
+
+    from consumers.worker.loop import Worker
+    from stream_guard.errors import StreamGuardError
+
+    log = structlog.get_logger("stream_guard.run")
+    if create_topics:
+        from consumers.kafka.topics import ensure_topics
+
+        wanted = [*settings.input_topics, *settings.output_topics]
+        if settings.thresholds_topic:
+            wanted.append(settings.thresholds_topic)
+        ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
+    if settings.torch_threads:
+        from stream_guard.torch_thread import set_torch_threads
+
+        set_torch_threads(settings.torch_threads)  # here and on the thread that runs the model
+    try:
+        worker = Worker(settings)
+    except StreamGuardError as err:
+        fail(str(err))
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    try:
+        worker.run(stop)
+    except Exception as err:
+        log.error("worker exited with an error", error=repr(err))
+        return 1
+    finally:
+        restore()
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> Any:
+    """First SIGTERM/SIGINT sets ``stop``; a second one kills the process the default way."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

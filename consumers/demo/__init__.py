@@ -1,0 +1,1 @@
+"""The one-command demo: embedded broker, backdoored model, live traffic, live view."""

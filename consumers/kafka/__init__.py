@@ -1,0 +1,1 @@
+"""Thin wrappers around confluent-kafka: connection settings, topic admin, one topic reader."""

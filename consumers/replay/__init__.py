@@ -1,0 +1,1 @@
+"""Offline replay: historical messages (files, topic ranges) -> the message pipeline -> sinks."""

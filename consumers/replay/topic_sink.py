@@ -1,0 +1,68 @@
+"""Replay output to topics: clean verdicts to the predictions topic, flagged ones to the audit topic,
+dead letters to the dead-letter topic (dropped when none is given), as the worker routes them.
+
+Each record is keyed by its input message's key (else its id), so records of one key stay in one
+partition. The producer is idempotent with ``acks=all`` (``KafkaSettings.producer_config``); ``close``
+flushes and raises if any record was not delivered, so a replay that returns has published everything.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from consumers.kafka.settings import KafkaSettings
+from consumers.replay.run import Judged
+from schemas import AuditRecord, DeadLetterRecord, encode
+from stream_guard.errors import StreamGuardError
+
+FLUSH_TIMEOUT_S = 60.0
+
+
+class TopicSink:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        predictions_topic: str,
+        audit_topic: str | None = None,
+        dead_letter_topic: str | None = None,
+    ) -> None:
+        self.predictions_topic = predictions_topic
+        self.audit_topic = audit_topic or predictions_topic
+        self.dead_letter_topic = dead_letter_topic
+        self._producer = Producer(settings.producer_config())
+        self._failures: list[str] = []
+        self.produced = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append(f"{msg.topic()}: {err.str()}")
+
+    def write(self, judged: Judged) -> None:
+        record = judged.record
+        if isinstance(record, DeadLetterRecord):
+            topic = self.dead_letter_topic
+        elif isinstance(record, AuditRecord):
+            topic = self.audit_topic
+        else:
+            topic = self.predictions_topic
+        if topic is None:
+            return
+        key = judged.raw.key if judged.raw.key is not None else (record.id or "").encode("utf-8")
+        while True:
+            try:
+                self._producer.produce(topic, value=encode(record), key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+        self.produced += 1
+
+    def close(self) -> None:
+        left = self._producer.flush(FLUSH_TIMEOUT_S)
+        if left:
+            raise StreamGuardError(f"{left} records were not delivered within {FLUSH_TIMEOUT_S:g} s")
+        if self._failures:
+            raise StreamGuardError(f"{len(self._failures)} records failed delivery: {self._failures[0]}")
+
+    def abort(self) -> None:
+        self._producer.flush(5.0)

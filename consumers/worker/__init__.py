@@ -1,0 +1,1 @@
+"""The scoring worker: poll -> micro-batch -> pipeline (torch thread) -> produce -> checkpoint."""

@@ -1,0 +1,456 @@
+"""The scoring worker: input topics → validate → micro-batch → Defender → predictions / audit / dead letters.
+
+Acks
+    Outputs are produced by an idempotent producer with ``acks=all``: a record counts as written only
+    when every in-sync replica has it, and librdkafka's retries can neither duplicate nor reorder it.
+    Every output carries the input's key (same key → same output partition, in input order) and a
+    ``source`` of topic/partition/offset. A message's outputs are produced in input order, dead letters
+    included (they travel through the batch like any other message).
+
+Commits
+    Auto-commit is off. After each batch the worker runs the checkpoint (:mod:`consumers.worker.checkpoint`):
+    flush the producer → check every delivery callback → commit, synchronously, the offset after the
+    last message of the batch for each partition. A dead letter counts as processed. If a delivery
+    fails the worker raises :class:`~consumers.worker.checkpoint.DeliveryError` and stops *without*
+    committing (``stream-guard run`` exits 1): the batch is read again after a restart. So delivery is
+    **at-least-once**: a crash between produce and commit repeats at most the uncommitted batch,
+    nothing is ever skipped. ``transactional=True`` turns the checkpoint into a Kafka transaction
+    (outputs + offsets commit atomically; read_committed readers see each output once).
+
+Rebalances
+    Cooperative-sticky: only the partitions that move are revoked. On revoke the worker first finishes
+    the batch in hand (waits for the scorer, produces, flushes, commits — offsets of the revoked
+    partitions included), then drops the not-yet-scored messages of the revoked partitions from its
+    accumulator; they are uncommitted, so their new owner reads them. Lost partitions (session timed
+    out) cannot be committed: their pending work is dropped and their outputs are not produced.
+
+Flow control
+    Scoring runs on the process's torch thread (:mod:`stream_guard.torch_thread`: every model call of
+    the process runs on that one thread, so torch keeps a single OpenMP pool, which is ~15% faster on
+    few cores than a pool per thread); the main loop never stops polling, so heartbeats, rebalance
+    callbacks and ``max.poll.interval.ms`` stay served however long a batch takes. While the scorer
+    is busy the next batches accumulate; once ``buffer_batches`` batches wait, every assigned partition
+    is paused (newly assigned ones on arrival) and resumed when half of them are gone.
+    ``buffer_batches=0`` pauses as soon as a batch is handed to the scorer. Pausing is not free:
+    librdkafka drops its prefetched messages and, on Tansu, the first message after ``resume`` takes
+    0.45–0.95 s, so pausing per batch would cap throughput at about two batches a second; the buffer
+    lets those refetches overlap scoring. When a batch is scored the scorer is handed the next one
+    before the finished batch is produced, flushed and committed, so those broker round trips overlap
+    scoring too; outputs and commits still follow batch order.
+
+Shutdown
+    ``stop()`` (SIGTERM/SIGINT in ``stream-guard run``) ends the loop; the worker finishes the batch in
+    flight, flushes, commits, closes the consumer (leaving the group) and returns. Messages buffered but
+    not yet scored are not committed: the next owner of their partitions reads them. A SIGKILL loses
+    nothing either: at most the uncommitted batch is produced again (duplicates) after the restart.
+
+Thresholds
+    A :class:`~consumers.worker.threshold_listener.ThresholdListener` thread follows the thresholds topic and
+    swaps ``defender.set_threshold`` when a newer update for this model arrives; each ``judge`` call
+    reads the threshold once, so every verdict (and record) carries the version it was judged with.
+
+In-process use (tests, the bench, the demo)::
+
+    worker = Worker(WorkerSettings(...), defender=defender)
+    thread = threading.Thread(target=worker.run)
+    thread.start(); worker.wait_assigned(30)
+    ...
+    worker.stop(); thread.join()
+    worker.stats  # counters; or on_batch=callback for a BatchReport per batch
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from typing import Any
+
+import structlog
+
+from consumers.pipeline.admit import Accepted, internal_dead_letter
+from consumers.pipeline.judge import Item, ScoredBatch, item_from_message, score_items, token_counter
+from consumers.pipeline.records import verdict_to_record
+from consumers.worker.checkpoint import Checkpoint
+from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
+from consumers.worker.settings import WorkerSettings
+from consumers.worker.threshold_listener import ThresholdListener
+from schemas import DeadLetterRecord, ThresholdUpdate, encode
+from stream_guard.batching import BatchLimits, MicroBatcher
+from stream_guard.defender import Defender
+from stream_guard.threshold import Threshold
+from stream_guard.torch_thread import submit_to_torch_thread
+
+__all__ = ["BatchReport", "Worker", "WorkerStats"]
+
+log = structlog.get_logger(__name__)
+
+_POLL_S = 0.1
+# librdkafka waits for its outstanding long-poll fetch before fetching a resumed partition: keep it short
+_CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 100}
+_BUSY_WAIT_S = 0.02
+
+
+class Worker:
+    """One scoring-worker instance (one consumer-group member). See the module docstring.
+
+    Args:
+        settings: topics, batching, Kafka and defender settings.
+        defender: a ready Defender; built from ``settings.defender`` when None.
+        metrics: where to count; a fresh registry by default (served when ``settings.metrics_port``).
+        on_batch: called in the worker's thread after each committed batch.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        defender: Defender | None = None,
+        *,
+        metrics: WorkerMetrics | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.defender = defender or Defender.from_settings(settings.defender)
+        self.metrics = metrics or WorkerMetrics()
+        self.stats = WorkerStats()
+        self.on_batch = on_batch
+        start = settings.threshold if settings.threshold is not None else settings.defender.threshold
+        if start is not None:
+            self.defender.set_threshold(Threshold.static(start))
+        self._update_threshold_metrics()
+        self._batcher: MicroBatcher[Item] = MicroBatcher(
+            BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
+        )
+        self._count_tokens = token_counter(self.defender, settings.max_batch_size, settings.max_batch_tokens)
+        self._stop = threading.Event()
+        self._assigned_event = threading.Event()
+        self._assigned: set[tuple[str, int]] = set()
+        self._inflight: Future[ScoredBatch] | None = None
+        self._inflight_items: list[Item] = []
+        self._paused = False
+        self._failed = False
+        self._consumer: Any = None
+        self._checkpoint: Checkpoint | None = None
+
+    # -- public surface -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask ``run`` to finish the work in hand, commit and return (thread-safe, signal-safe)."""
+        self._stop.set()
+
+    def wait_assigned(self, timeout: float) -> bool:
+        """Block until this member owns at least one input partition (joined the group)."""
+        return self._assigned_event.wait(timeout)
+
+    @property
+    def assignment(self) -> set[tuple[str, int]]:
+        """The input (topic, partition)s this member owns now."""
+        return set(self._assigned)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Consume until ``stop`` (or :meth:`stop`) is set, then drain, commit and close.
+
+        Raises whatever stopped it abnormally (e.g. DeliveryError), after closing without a commit.
+        """
+        external = stop
+        settings = self.settings
+        server = listener = producer = consumer = None
+        try:
+            if settings.metrics_port:
+                server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
+            listener = self._start_listener()
+            producer, consumer = self._make_clients()
+            log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
+            consumer.subscribe(
+                settings.input_topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            while not (self._stop.is_set() or (external is not None and external.is_set())):
+                self._step()
+            self._drain()
+            log.info("worker stopped", consumed=self.stats.consumed, commits=self.stats.commits)
+        except BaseException as error:
+            self._failed = True  # no commit from here on, not even in the revoke during close
+            log.error("worker failed; nothing more is committed", error=repr(error))
+            raise
+        finally:
+            self._abandon_inflight()
+            if consumer is not None:
+                consumer.close()  # leaves the group (the revoke callback commits nothing new)
+            self._assigned.clear()
+            self.metrics.assigned.set(0)
+            if producer is not None:
+                if self._failed:
+                    producer.purge()  # nothing of this run is committed: its inputs are read again
+                else:
+                    producer.flush(settings.flush_timeout_s)
+                producer.close()  # now, not when the worker object is collected (maybe broker-less)
+            if listener is not None:
+                listener.stop()
+            if server is not None:
+                server.shutdown()
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _step(self) -> None:
+        if self._inflight is not None and self._inflight.done():
+            # hand the scorer its next batch first, then produce / flush / commit the finished one
+            # while it works: the checkpoint's round trips no longer leave the model idle
+            finished = self._take_inflight()
+            waiting = self._batcher.take() if self._batcher.ready() else None
+            if waiting is not None and _scorable(waiting):
+                self._start_batch(waiting)
+                waiting = None
+            self._complete(*finished)
+            if waiting is not None:  # dead letters only: completed after the batch before it
+                self._complete(waiting, ScoredBatch())
+        if self._inflight is None and self._batcher.ready():
+            self._start_batch(self._batcher.take())
+        self._flow_control()
+        if self._inflight is not None:  # wake up as soon as the scorer is done
+            wait([self._inflight], timeout=_BUSY_WAIT_S)
+            timeout = 0.0
+        else:
+            left = self._batcher.time_left()
+            timeout = _POLL_S if left is None else min(left, _POLL_S)
+        self._accept(self._consumer.consume(self.settings.max_batch_size, timeout))
+
+    def _flow_control(self) -> None:
+        """Pause while the scorer is busy and ``buffer_batches`` batches wait; resume at half of that."""
+        high = self.settings.buffer_batches * self.settings.max_batch_size
+        busy = self._inflight is not None
+        if not self._paused and busy and len(self._batcher) >= high:
+            self._pause()
+        elif self._paused and (not busy if high == 0 else len(self._batcher) <= high // 2):
+            self._resume()
+
+    def _accept(self, messages: list[Any]) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        items: list[Item] = []
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", error=str(error))
+                continue
+            items.append(item_from_message(msg, self.defender.clean, self.settings.max_message_bytes))
+            self.metrics.consumed.labels(msg.topic()).inc()
+        self.stats.consumed += len(items)
+        accepted = [item.outcome.text for item in items if isinstance(item.outcome, Accepted)]
+        counts = iter(self._count_tokens(accepted))
+        for item in items:
+            self._batcher.add(item, next(counts) if isinstance(item.outcome, Accepted) else 0)
+
+    def _start_batch(self, items: list[Item]) -> None:
+        if not _scorable(items):
+            self._complete(items, ScoredBatch())  # only dead letters: nothing to score
+            return
+        self._inflight_items = items
+        self._inflight = submit_to_torch_thread(score_items, self.defender, items)
+
+    def _take_inflight(self) -> tuple[list[Item], ScoredBatch]:
+        assert self._inflight is not None
+        scored = self._inflight.result()  # re-raises a systemic scoring failure: stop, no commit
+        items, self._inflight, self._inflight_items = self._inflight_items, None, []
+        return items, scored
+
+    def _abandon_inflight(self) -> None:
+        """On the way out: a batch not yet started is cancelled, one being scored is waited for."""
+        if self._inflight is not None and not self._inflight.cancel():
+            wait([self._inflight])
+
+    def _finish_inflight(self) -> None:
+        self._complete(*self._take_inflight())
+
+    def _complete(self, items: list[Item], scored: ScoredBatch) -> None:
+        """Produce the batch's outputs in input order, then checkpoint (flush → confirm → commit)."""
+        checkpoint = self._checkpoint
+        assert checkpoint is not None
+        settings = self.settings
+        flagged = dead = 0
+        for index, item in enumerate(items):
+            if item.partition_key not in self._assigned:
+                continue  # lost while in flight: its new owner produces it
+            outcome = item.outcome
+            if isinstance(outcome, Accepted):
+                result = scored.results[index]
+                if isinstance(result, Exception):
+                    message_id = outcome.message.id
+                    outcome = internal_dead_letter(item.value, item.key, item.source, result, message_id)
+            if isinstance(outcome, DeadLetterRecord):
+                dead += 1
+                self.metrics.dead_letters.labels(outcome.error_type).inc()
+                checkpoint.produce(settings.dead_letter_topic, encode(outcome), item.key, item.timestamp)
+            else:
+                verdict = scored.results[index]
+                record = verdict_to_record(
+                    verdict,  # type: ignore[arg-type]
+                    source=item.source,
+                    metadata=outcome.message.metadata,  # type: ignore[union-attr]
+                )
+                topic = settings.audit_topic if record.flagged else settings.predictions_topic
+                flagged += int(record.flagged)
+                checkpoint.produce(topic, encode(record), item.key, item.timestamp)
+            checkpoint.mark_processed(item.topic, item.partition, item.offset)
+        offsets = checkpoint.pending
+        committed = checkpoint.commit()  # raises DeliveryError: nothing committed
+        self.metrics.flagged.inc(flagged)
+        self.metrics.batch_size.observe(len(items))
+        if scored.scored:
+            self.metrics.scoring_seconds.observe(scored.seconds)
+        self.stats.batches += 1
+        self.stats.flagged += flagged
+        self.stats.dead_letters += dead
+        if committed and offsets:
+            self.stats.commits += 1
+            self.metrics.commits.inc()
+        log.debug(
+            "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(scored.seconds, 4)
+        )
+        if self.on_batch is not None:
+            report = BatchReport(
+                len(items), scored.scored, flagged, dead, scored.seconds, offsets, scored.started
+            )
+            self.on_batch(report)
+
+    def _drain(self) -> None:
+        """The shutdown path: finish the batch in flight and commit; buffered messages stay uncommitted."""
+        if self._inflight is not None:
+            self._finish_inflight()
+        assert self._checkpoint is not None
+        self._checkpoint.commit()
+        if len(self._batcher):
+            log.info("buffered messages left uncommitted for the next owner", count=len(self._batcher))
+
+    # -- pause / resume -----------------------------------------------------------------------------
+    def _pause(self) -> None:
+        partitions = self._consumer.assignment()
+        if partitions:
+            self._consumer.pause(partitions)
+        self._paused = True
+        self.metrics.paused.set(1)
+
+    def _resume(self) -> None:
+        if not self._paused:
+            return
+        partitions = self._consumer.assignment()
+        if partitions:
+            self._consumer.resume(partitions)
+        self._paused = False
+        self.metrics.paused.set(0)
+
+    # -- rebalance callbacks (run inside consume(), in this thread) ---------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        if self._paused and partitions:  # the buffer is full: new partitions wait too
+            consumer.incremental_assign(partitions)
+            consumer.pause(partitions)
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.assigned.set(len(self._assigned))
+        log.info("partitions assigned", partitions=_names(partitions), owned=len(self._assigned))
+        if self._assigned:
+            self._assigned_event.set()
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if not self._failed:
+            if self._inflight is not None:
+                self._finish_inflight()  # waits for the scorer; produces, flushes, commits
+            assert self._checkpoint is not None
+            self._checkpoint.commit()
+        dropped = self._batcher.drop(lambda item: item.partition_key in revoked)
+        self._forget(revoked)
+        log.info("partitions revoked", partitions=_names(partitions), dropped=len(dropped))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._forget(lost)  # in-flight items of these partitions are skipped when the batch completes
+        dropped = self._batcher.drop(lambda item: item.partition_key in lost)
+        log.warning("partitions lost", partitions=_names(partitions), dropped=len(dropped))
+
+    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.forget(partitions)
+        self._assigned -= partitions
+        self.metrics.assigned.set(len(self._assigned))
+
+    # -- producer, thresholds, delivery -------------------------------------------------------------
+    def _make_clients(self) -> tuple[Any, Any]:
+        """The output producer (transactional when asked) and the input consumer, with the checkpoint."""
+        from confluent_kafka import Consumer, Producer
+
+        settings = self.settings
+        overrides = dict(settings.producer_overrides)
+        if settings.transactional:
+            overrides.setdefault("transactional.id", f"{settings.group_id}-{uuid.uuid4().hex[:12]}")
+        producer = Producer(settings.kafka.producer_config(**overrides))
+        if settings.transactional:
+            producer.init_transactions(settings.flush_timeout_s)
+        consumer_overrides = {**_CONSUMER_DEFAULTS, **settings.consumer_overrides}
+        consumer = self._consumer = Consumer(
+            settings.kafka.consumer_config(settings.group_id, **consumer_overrides)
+        )
+        self._checkpoint = Checkpoint(
+            producer,
+            consumer,
+            flush_timeout_s=settings.flush_timeout_s,
+            on_delivered=self._delivered,
+            transactional=settings.transactional,
+        )
+        return producer, consumer
+
+    def _start_listener(self) -> ThresholdListener | None:
+        settings = self.settings
+        if settings.thresholds_topic is None:
+            return None
+        listener = ThresholdListener(
+            settings.kafka, settings.thresholds_topic, self.defender.model_id, self._apply_threshold
+        ).start()
+        if not listener.wait_caught_up(settings.threshold_startup_wait_s):
+            log.warning("thresholds topic not read to its end in time; starting anyway")
+        if self.defender.threshold is None:
+            log.warning("no threshold yet: nothing is flagged until one is published or set")
+        return listener
+
+    def _apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
+        self.defender.set_threshold(threshold)
+        self.stats.threshold_updates += 1
+        self.metrics.threshold_updates.inc()
+        self._update_threshold_metrics()
+        log.info(
+            "threshold applied",
+            version=update.version,
+            value=update.value,
+            percentile=update.percentile,
+            created_at=update.created_at.isoformat(),
+        )
+
+    def _update_threshold_metrics(self) -> None:
+        threshold = self.defender.threshold
+        self.metrics.set_threshold(
+            threshold.value if threshold else None,
+            threshold.version if threshold else None,
+            self.defender.model_id,
+        )
+
+    def _delivered(self, topic: str, input_ts: float | None) -> None:
+        self.stats.produced[topic] = self.stats.produced.get(topic, 0) + 1
+        self.metrics.produced.labels(topic).inc()
+        if input_ts is not None:
+            self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - input_ts))
+
+
+def _scorable(items: list[Item]) -> bool:
+    return any(isinstance(item.outcome, Accepted) for item in items)
+
+
+def _names(partitions: list[Any]) -> list[str]:
+    return [f"{tp.topic}/{tp.partition}" for tp in partitions]
