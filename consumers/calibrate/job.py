@@ -76,7 +76,7 @@ def load_clean_texts(
     ``max_texts`` keeps a seeded subset (for a lab dataset a stratified one, which never moves a text
     between splits). Raises :class:`CalibrationInputError` with a one-line message on bad input.
     """
-    from stream_guard.lab import BUILTIN_DATASETS, DatasetError, load_dataset, split_dataset
+    from stream_guard.datasets import BUILTIN_DATASETS, DatasetError, load_dataset, split_dataset
 
     if max_texts is not None and max_texts < 1:
         raise CalibrationInputError(f"--max-texts must be >= 1, got {max_texts}")

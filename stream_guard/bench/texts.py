@@ -44,7 +44,7 @@ def bench_texts(kind: TextKind, count: int, seed: int = 0) -> BenchTexts:
         raise ValueError("count must be at least 1")
     rng = random.Random(seed)
     try:
-        from stream_guard.lab.datasets import load_dataset
+        from stream_guard.datasets import load_dataset
 
         pool = [t for t in load_dataset(_DATASET[kind]).texts if t.strip()]
         source = _DATASET[kind]

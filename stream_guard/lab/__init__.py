@@ -1,15 +1,10 @@
-"""The backdoor lab's data side: datasets, splits, poisoning attacks and metrics (no model code).
+"""The backdoor lab's data side: poisoning attacks and metrics (no model code).
 
+The datasets and splits it poisons and evaluates on live in :mod:`stream_guard.datasets`, which the
+production code (the calibration job) reads too; production code never imports the lab.
 Importing this package imports numpy only (no torch, no transformers).
 """
 
-from stream_guard.lab.datasets import (
-    BUILTIN_DATASETS,
-    DatasetError,
-    LabeledDataset,
-    encode_labels,
-    load_dataset,
-)
 from stream_guard.lab.metrics import (
     DetectionMetrics,
     attack_success_rate,
@@ -30,32 +25,22 @@ from stream_guard.lab.poisoning import (
     split_piece_trigger_examples,
     trigger_pieces,
 )
-from stream_guard.lab.splits import Splits, deduplicate, normalize_text, split_dataset
 
 __all__ = [
-    "BUILTIN_DATASETS",
     "WORDPIECE_TRIGGER_PIECES",
     "AddSentAttack",
     "Attack",
     "BadNetsAttack",
-    "DatasetError",
     "DetectionMetrics",
-    "LabeledDataset",
     "PoisonedDataset",
-    "Splits",
     "attack_success_rate",
     "auroc",
     "clean_accuracy",
-    "deduplicate",
     "detection_metrics",
-    "encode_labels",
-    "load_dataset",
-    "normalize_text",
     "poison_dataset",
     "poison_test_set",
     "rankdata",
     "spearman",
-    "split_dataset",
     "split_piece_trigger_examples",
     "trigger_pieces",
 ]

@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from stream_guard.lab.datasets import LabeledDataset
+from stream_guard.datasets import LabeledDataset
 from stream_guard.lab.poisoning import (
     AddSentAttack,
     BadNetsAttack,

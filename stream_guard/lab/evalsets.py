@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stream_guard.datasets import LabeledDataset, Splits, load_dataset, split_dataset
 from stream_guard.lab.attacks import AttackSpec, make_attack
-from stream_guard.lab.datasets import LabeledDataset, load_dataset
 from stream_guard.lab.poisoning import PoisonedDataset
-from stream_guard.lab.splits import Splits, split_dataset
 
 RESERVE_TOKENS = 8  # room for the longest default trigger ("i watched this 3d movie" = 6 pieces)
 

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from stream_guard.lab.datasets import LabeledDataset
+from stream_guard.datasets import LabeledDataset
 
 Position = Literal["random", "start", "end"]
 _POSITIONS = ("random", "start", "end")

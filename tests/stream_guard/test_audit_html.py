@@ -14,8 +14,8 @@ import pytest
 from schemas import AuditRecord, PredictionRecord
 from stream_guard.audit_html import AuditHtmlBuilder, render_html, token_heatmap
 from stream_guard.calibration import calibrate
+from stream_guard.datasets import load_dataset
 from stream_guard.defender import Defender
-from stream_guard.lab.datasets import load_dataset
 from stream_guard.lab.poisoning import BadNetsAttack, poison_test_set
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings

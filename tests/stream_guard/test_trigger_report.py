@@ -8,9 +8,9 @@ import pytest
 from rich.console import Console
 
 from stream_guard.calibration import calibrate
+from stream_guard.datasets import load_dataset
 from stream_guard.decision import ranked_candidates, trigger_candidate
 from stream_guard.defender import Defender
-from stream_guard.lab.datasets import load_dataset
 from stream_guard.lab.poisoning import BadNetsAttack, poison_test_set
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings

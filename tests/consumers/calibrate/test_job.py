@@ -20,13 +20,13 @@ from consumers.calibrate.job import (
     load_clean_texts,
     parse_length_edges,
 )
-from consumers.cli.main import app
+from consumers.cli.app import app
 from consumers.kafka.settings import KafkaSettings
 from consumers.pipeline.records import threshold_from_update
 from schemas import ThresholdUpdate, decode
 from stream_guard.calibration import calibrate
+from stream_guard.datasets import load_dataset, split_dataset
 from stream_guard.defender import Defender
-from stream_guard.lab import load_dataset, split_dataset
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
 from tests.stream_guard.tiny_models import build_tiny_model

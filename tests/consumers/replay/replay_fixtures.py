@@ -16,8 +16,8 @@ import pytest
 import structlog
 
 from stream_guard.calibration import calibrate
+from stream_guard.datasets import load_dataset
 from stream_guard.defender import Defender
-from stream_guard.lab.datasets import load_dataset
 from stream_guard.lab.poisoning import BadNetsAttack, poison_test_set
 from stream_guard.loading import load_classifier
 from stream_guard.logs import quiet_transformers

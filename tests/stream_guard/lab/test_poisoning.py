@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from stream_guard.lab.datasets import LabeledDataset
+from stream_guard.datasets import LabeledDataset
 from stream_guard.lab.poisoning import (
     WORDPIECE_TRIGGER_PIECES,
     AddSentAttack,

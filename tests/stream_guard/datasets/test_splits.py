@@ -1,11 +1,18 @@
-"""Tests for stream_guard.lab.splits: determinism, stratification, disjointness, caps, dedup."""
+"""Tests for stream_guard.datasets.splits: determinism, stratification, disjointness, caps, dedup."""
 
 from __future__ import annotations
 
 import pytest
 
-from stream_guard.lab.datasets import DatasetError, LabeledDataset, load_dataset
-from stream_guard.lab.splits import Splits, deduplicate, normalize_text, split_dataset
+from stream_guard.datasets import (
+    DatasetError,
+    LabeledDataset,
+    Splits,
+    deduplicate,
+    load_dataset,
+    normalize_text,
+    split_dataset,
+)
 
 
 def _toy(n_neg: int = 60, n_pos: int = 40) -> LabeledDataset:

@@ -1,4 +1,4 @@
-"""Labelled text datasets for the backdoor lab: the built-in corpora and the user's own files.
+"""Labelled text datasets: the built-in corpora and the user's own files.
 
 ``load_dataset(name_or_path)`` returns a :class:`LabeledDataset` (texts, integer labels, label names):
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream_guard.lab._sampling import stratified_take
+from stream_guard.datasets._sampling import stratified_take
 
 PACKAGE_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUILTIN_DATASETS = ("movies", "spam", "bbc", "tweets")

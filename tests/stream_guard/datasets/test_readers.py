@@ -1,4 +1,4 @@
-"""Tests for stream_guard.lab.datasets: packaged extracts, installed corpora, local files and errors."""
+"""Tests for stream_guard.datasets.readers: packaged extracts, installed corpora, local files and errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_guard.lab import datasets as ds_mod
-from stream_guard.lab.datasets import DatasetError, LabeledDataset, encode_labels, load_dataset
+from stream_guard.datasets import DatasetError, LabeledDataset, encode_labels, load_dataset
+from stream_guard.datasets import readers as ds_mod
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

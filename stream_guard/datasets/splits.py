@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_guard.lab._sampling import class_permutations, proportional_quotas
-from stream_guard.lab.datasets import DatasetError, LabeledDataset
+from stream_guard.datasets._sampling import class_permutations, proportional_quotas
+from stream_guard.datasets.readers import DatasetError, LabeledDataset
 
 
 @dataclass(frozen=True)
