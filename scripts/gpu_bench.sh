@@ -33,9 +33,9 @@ PY
 
 # Short texts: 1024 movie sentences; long: 256 emails (256 tokens max); batch sizes up to 512. The two
 # one-at-a-time modes (ours and the reference-code peer) dominate the run time.
-# `python -m consumers.bench.pipeline_runner` is `stream-guard bench` with the broker part registered.
+# `python -m consumers.cli` is `stream-guard` (without relying on the console script's install).
 # shellcheck disable=SC2086
-timeout --signal=INT --kill-after=30 "$BENCH_TIMEOUT" "$PYTHON" -m consumers.bench.pipeline_runner \
+timeout --signal=INT --kill-after=30 "$BENCH_TIMEOUT" "$PYTHON" -m consumers.cli bench \
   --device cuda --autocast auto --batch-sizes 32,128,512 --headline-batch 32 \
   --short 1024 --long 256 --repeats 3 --pipeline-texts 4096 --no-progress \
   --output "$OUT_DIR/bench.json" ${BENCH_ARGS:-} | tee -a "$OUT_DIR/bench.txt"

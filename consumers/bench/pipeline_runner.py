@@ -1,8 +1,7 @@
 """The broker part of `stream-guard bench`: consume → score → produce → commit, measured end to end.
 
-Importing this module registers :func:`run_pipeline` as the benchmark's pipeline runner (the core's
-``stream_guard.bench`` knows nothing of Kafka); ``consumers.cli.main`` imports it for the full app, and
-``python -m consumers.bench.pipeline_runner [OPTIONS]`` runs ``stream-guard bench [OPTIONS]`` with it.
+:func:`run_pipeline` is the benchmark's pipeline runner (the core's ``stream_guard.bench`` knows nothing
+of Kafka): ``stream-guard bench`` (``consumers.cli.bench``) passes it to ``run_bench(..., pipeline_runner=)``.
 
 What runs: the scoring worker (:class:`consumers.worker.loop.Worker`, in a thread of this process) on an
 embedded Tansu broker started for the run, or on ``$STREAM_GUARD_BENCH_BOOTSTRAP`` when set, with
@@ -25,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
 import threading
 import time
 import uuid
@@ -45,7 +43,6 @@ from stream_guard.bench.pipeline import (
     PipelineResult,
     percentiles_ms,
     pipeline_threshold,
-    register_pipeline_runner,
 )
 from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.settings import DefenderSettings
@@ -313,13 +310,3 @@ def _latency_run(
         _wait(lambda: all(k in reader.arrived for k in sent), 60, "the latency run's outputs")
         latencies = [reader.arrived[key] - at for key, at in sent.items()]
     return percentiles_ms(latencies)
-
-
-register_pipeline_runner(run_pipeline)
-
-if (
-    __name__ == "__main__"
-):  # `python -m consumers.bench.pipeline_runner [OPTIONS]`: `stream-guard bench` with this part
-    from consumers.cli.main import app
-
-    app(["bench", *sys.argv[1:]], prog_name="stream-guard")

@@ -1,1 +1,1 @@
-"""The `stream-guard` command: one typer app and a module per command."""
+"""The `stream-guard` command: a module per command; `consumers.cli.app` registers them on one app."""

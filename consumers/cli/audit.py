@@ -2,7 +2,7 @@
 
 Reads audit records from files (the audit topic's records, or a replay's output, which mixes in clean
 predictions: they count in the summary and the score histogram but are not shown) or follows the audit
-topic. Registered on the core app by ``consumers.cli.main``; confluent_kafka is imported only for ``--topic``.
+topic. Registered on the app by ``consumers.cli.app``; confluent_kafka is imported only for ``--topic``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import typer
 from rich.console import Console
 
 from consumers.audit.reader import AuditError, AuditItem, file_items, topic_items
+from consumers.cli.common import fail
 from schemas import DeadLetterRecord
 from stream_guard.audit_html import AuditHtmlBuilder
-from stream_guard.cli.app import app
-from stream_guard.cli.common import fail
 from stream_guard.errors import StreamGuardError
 from stream_guard.render import render_decision
 from stream_guard.trigger_report import TriggerCounter, report_table
@@ -32,7 +31,6 @@ def _write_html(builder: AuditHtmlBuilder, path: str) -> None:
     tmp.replace(target)
 
 
-@app.command("audit")
 def audit_command(
     inputs: list[str] = typer.Option(
         None, "--input", "-i", help="JSONL file(s) of output records; - = stdin"

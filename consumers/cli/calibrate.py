@@ -24,8 +24,7 @@ from consumers.calibrate.job import (
     summary_lines,
     write_update,
 )
-from consumers.kafka.settings import KafkaSettings
-from stream_guard.cli.common import (
+from consumers.cli.common import (
     BatchSizeOpt,
     DeviceOpt,
     MaxLengthOpt,
@@ -34,6 +33,7 @@ from stream_guard.cli.common import (
     fail,
     settings_from,
 )
+from consumers.kafka.settings import KafkaSettings
 from stream_guard.errors import StreamGuardError
 
 

@@ -1,6 +1,6 @@
 """`stream-guard replay`: re-judge historical traffic (files or a topic range) with a model and threshold.
 
-Registered on the core app by ``consumers.cli.main``. confluent_kafka is imported only when a topic is read
+Registered on the app by ``consumers.cli.app``. confluent_kafka is imported only when a topic is read
 or written, so file replays work without a broker.
 """
 
@@ -18,12 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm.auto import tqdm
 
-from consumers.replay.compare import CompareSummary, Disagreement, compare
-from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, Judged, RawMessage, ReplaySummary, replay
-from consumers.replay.sinks import Sink, file_sink
-from consumers.replay.sources import FileFormat, count_messages, file_messages
-from stream_guard.cli.app import app
-from stream_guard.cli.common import (
+from consumers.cli.common import (
     DeviceOpt,
     MaxLengthOpt,
     ModelOpt,
@@ -35,6 +30,10 @@ from stream_guard.cli.common import (
     fail,
     settings_from,
 )
+from consumers.replay.compare import CompareSummary, Disagreement, compare
+from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, Judged, RawMessage, ReplaySummary, replay
+from consumers.replay.sinks import Sink, file_sink
+from consumers.replay.sources import FileFormat, count_messages, file_messages
 from stream_guard.errors import StreamGuardError
 
 if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
@@ -108,7 +107,6 @@ def print_comparison(console: Console, summary: CompareSummary, shown: list[Disa
     console.print(table)
 
 
-@app.command("replay")
 def replay_command(
     input_path: str | None = typer.Option(
         None, "--input", "-i", help="JSONL or CSV file of input messages; - = stdin"

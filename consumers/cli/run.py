@@ -14,11 +14,9 @@ from typing import Any
 
 import typer
 
-from stream_guard.cli.app import app
-from stream_guard.cli.common import DeviceOpt, ModelOpt, fail
+from consumers.cli.common import DeviceOpt, ModelOpt, fail
 
 
-@app.command("run")
 def run_command(
     bootstrap_servers: str | None = typer.Option(
         None, "--bootstrap-servers", "-b", help="host:port list (env STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS)"

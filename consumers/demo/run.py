@@ -37,10 +37,10 @@ from consumers.calibrate.job import (
     publish_update,
     run_calibration,
 )
+from consumers.cli.common import fail
 from consumers.demo.traffic import DemoTopics, OutputReader, Tally, Traffic, build_traffic, model_meta
 from consumers.demo.view import DemoFacts, live_view, summary_lines, thresholds_text
 from consumers.kafka.settings import KafkaSettings
-from stream_guard.cli.common import fail
 
 HOME_ENV = "STREAM_GUARD_HOME"
 _TICK_S = 0.1

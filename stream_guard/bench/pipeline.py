@@ -1,9 +1,9 @@
-"""The broker part of the benchmark (consume -> score -> produce -> commit), as a pluggable runner.
+"""The broker part of the benchmark (consume -> score -> produce -> commit), as a runner passed in.
 
-The core knows nothing of Kafka, so it only defines what a pipeline measurement returns and where a
-runner registers itself; ``consumers.bench.pipeline_runner`` provides the runner and registers it when the
-full ``stream-guard`` app (``consumers.cli.main``) is imported. Without it the pipeline numbers are null
-and the report says why.
+The core knows nothing of Kafka, so it only defines what a pipeline measurement returns and what a
+runner looks like; ``consumers.bench.pipeline_runner.run_pipeline`` is one, which ``stream-guard bench``
+passes to ``run_bench(..., pipeline_runner=...)``. Without one the pipeline numbers are null and the
+report says why.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from stream_guard.torch_thread import run_on_torch_thread
 
-if TYPE_CHECKING:  # the app registers its runner here at import: no torch until a bench runs
+if TYPE_CHECKING:  # importing this module loads no torch: only running a bench does
     from stream_guard.defender import Defender
     from stream_guard.loading import LoadedClassifier
     from stream_guard.settings import DefenderSettings
@@ -92,22 +92,10 @@ class PipelineRunner(Protocol):
     ) -> PipelineResult: ...
 
 
-_runner: PipelineRunner | None = None
-_NO_RUNNER = (
-    "no pipeline runner registered: run the full `stream-guard` app (consumers.cli.main), "
-    "which registers consumers.bench.pipeline_runner"
+NO_RUNNER = (
+    "no pipeline runner given: `stream-guard bench` passes the broker one "
+    "(consumers.bench.pipeline_runner.run_pipeline) to run_bench"
 )
-
-
-def register_pipeline_runner(runner: PipelineRunner | None) -> None:
-    """Install the runner the benchmark uses for its pipeline part (None removes it)."""
-    global _runner
-    _runner = runner
-
-
-def pipeline_runner() -> tuple[PipelineRunner | None, str | None]:
-    """The registered runner, or None and the reason there is none."""
-    return (_runner, None) if _runner is not None else (None, _NO_RUNNER)
 
 
 def percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float, float]:

@@ -29,7 +29,7 @@ from stream_guard.bench.modes import (
     per_text_scorer,
     reference_scorer,
 )
-from stream_guard.bench.pipeline import PipelineResult, pipeline_runner, pipeline_threshold
+from stream_guard.bench.pipeline import NO_RUNNER, PipelineResult, PipelineRunner, pipeline_threshold
 from stream_guard.bench.texts import TEXT_KINDS, BenchTexts, TextKind, bench_texts
 from stream_guard.calibration import DEFAULT_PERCENTILE
 from stream_guard.defender import Defender
@@ -248,8 +248,15 @@ def _measure_memory(
             bar.update(1)
 
 
-def run_bench(classifier: LoadedClassifier, settings: DefenderSettings, config: BenchConfig) -> BenchReport:
-    """Measure plain classification, batched and per-text X-GRAAD, and the pipeline."""
+def run_bench(
+    classifier: LoadedClassifier,
+    settings: DefenderSettings,
+    config: BenchConfig,
+    *,
+    pipeline_runner: PipelineRunner | None = None,
+) -> BenchReport:
+    """Measure plain classification, batched and per-text X-GRAAD, and the pipeline (through
+    `pipeline_runner`; without one, the report says the pipeline part was not run)."""
     device = classifier.device
     fast = run_on_torch_thread(fastest_attention_copy, classifier.model)
     report = BenchReport(
@@ -283,7 +290,7 @@ def run_bench(classifier: LoadedClassifier, settings: DefenderSettings, config: 
             )
             report.cases.extend(cases)
         if config.pipeline:  # before the memory pass, which slows allocations down
-            _run_pipeline(classifier, settings, config, report)
+            _run_pipeline(classifier, settings, config, report, pipeline_runner)
         else:
             report.pipeline_reason = "not requested (--no-pipeline)"
         bar.set_description("bench memory")
@@ -344,13 +351,16 @@ def _measure_kind(
 
 
 def _run_pipeline(
-    classifier: LoadedClassifier, settings: DefenderSettings, config: BenchConfig, report: BenchReport
+    classifier: LoadedClassifier,
+    settings: DefenderSettings,
+    config: BenchConfig,
+    report: BenchReport,
+    runner: PipelineRunner | None,
 ) -> None:
     """The pipeline run, between two scoring-only runs of the same texts in the worker's chunks."""
-    runner, reason = pipeline_runner()
     case = report.headline()
     if runner is None or case is None:
-        report.pipeline_reason = reason or "no short-text case was measured"
+        report.pipeline_reason = NO_RUNNER if runner is None else "no short-text case was measured"
         return
     texts = bench_texts("short", config.pipeline_texts, config.seed).texts
     rate = config.pipeline_rate or 0.5 * case.modes["batched"].texts_per_s

@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from consumers.audit.reader import AuditError, file_items, parse_output
-from consumers.cli.main import app
+from consumers.cli.app import app
 from consumers.replay.run import RawMessage, replay
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, encode
 from stream_guard.audit_html import render_html

@@ -7,7 +7,6 @@ import torch
 
 from consumers.bench import pipeline_runner as bench_pipeline
 from stream_guard.bench import BenchConfig, report_dict, run_bench
-from stream_guard.bench.pipeline import pipeline_runner
 from stream_guard.bench.texts import bench_texts
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
@@ -26,11 +25,6 @@ def one_thread():
     set_torch_threads(1)  # the bench runs the model on the torch thread
     yield
     set_torch_threads(before)
-
-
-def test_importing_registers_the_runner():
-    runner, reason = pipeline_runner()
-    assert runner is bench_pipeline.run_pipeline and reason is None
 
 
 def test_pipeline_numbers_through_the_broker(tiny, kafka_bootstrap, monkeypatch):
@@ -68,7 +62,9 @@ def test_bench_reports_pipeline_efficiency(tiny, kafka_bootstrap, monkeypatch):
         pipeline_rate=30.0,
         progress=False,
     )
-    data = report_dict(run_bench(tiny, DefenderSettings(), config))
+    data = report_dict(
+        run_bench(tiny, DefenderSettings(), config, pipeline_runner=bench_pipeline.run_pipeline)
+    )
     assert data["pipeline_reason"] is None
     assert data["pipeline_efficiency"] > 0
     assert data["pipeline"]["messages"] == 32 and data["pipeline"]["p99_ms"] > 0

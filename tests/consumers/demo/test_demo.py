@@ -13,7 +13,7 @@ import structlog
 from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
-from consumers.cli.main import app
+from consumers.cli.app import app
 from consumers.demo.traffic import DEFAULT_META, Tally, build_traffic
 from schemas import (
     AuditRecord,

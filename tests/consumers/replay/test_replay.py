@@ -14,7 +14,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from consumers.cli.main import app
+from consumers.cli.app import app
 from consumers.pipeline.records import verdict_to_record
 from consumers.replay.compare import CompareSummary, compare
 from consumers.replay.run import EPOCH, MAX_MESSAGE_BYTES, RawMessage, ReplaySummary, replay

@@ -65,7 +65,7 @@ def _start(
     command = [
         sys.executable,
         "-m",
-        "consumers.cli.main",
+        "consumers.cli",
         "run",
         "--bootstrap-servers",
         kafka_settings.bootstrap_servers,

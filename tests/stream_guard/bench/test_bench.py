@@ -7,30 +7,19 @@ import io
 import math
 
 import numpy as np
-import orjson
 import pytest
 import torch
 from rich.console import Console
-from typer.testing import CliRunner
 
-from stream_guard.bench import (
-    BenchConfig,
-    PipelineResult,
-    register_pipeline_runner,
-    render_table,
-    report_dict,
-    run_bench,
-)
+from stream_guard.bench import BenchConfig, PipelineResult, render_table, report_dict, run_bench
 from stream_guard.bench.modes import (
     PlainClassifier,
     batched_scorer,
     per_text_scorer,
     reference_scorer,
 )
-from stream_guard.bench.pipeline import pipeline_runner
 from stream_guard.bench.texts import bench_texts
 from stream_guard.calibration import DEFAULT_PERCENTILE
-from stream_guard.cli.app import app
 from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier
 from stream_guard.settings import DefenderSettings
@@ -50,15 +39,7 @@ def one_thread():
     set_torch_threads(before)
 
 
-@pytest.fixture
-def no_pipeline_runner():
-    saved, _ = pipeline_runner()  # the full app's runner, when consumers.bench.pipeline_runner was imported
-    register_pipeline_runner(None)
-    yield
-    register_pipeline_runner(saved)
-
-
-def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner):
+def test_report_has_headline_keys_and_sane_values(tiny_bert):
     data = report_dict(run_bench(tiny_bert, DefenderSettings(), SMALL))
     assert data["device"] == "cpu"
     assert data["headline"] == {"kind": "short", "batch_size": 8}
@@ -86,7 +67,7 @@ def test_report_has_headline_keys_and_sane_values(tiny_bert, no_pipeline_runner)
     assert data["speedup_vs_per_text"] == headline["speedup_vs_per_text"]
 
 
-def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipeline_runner):
+def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert):
     calls = []
 
     def fake_runner(
@@ -117,11 +98,10 @@ def test_pipeline_efficiency_is_pipeline_over_batched_scoring(tiny_bert, no_pipe
             first_batch_wait_ms=[12.0, 95.0][:repeats],
         )
 
-    register_pipeline_runner(fake_runner)
     config = BenchConfig(
         batch_sizes=(8,), texts=(("short", 8),), repeats=2, pipeline_texts=16, progress=False
     )
-    report = run_bench(tiny_bert, DefenderSettings(), config)
+    report = run_bench(tiny_bert, DefenderSettings(), config, pipeline_runner=fake_runner)
     data = report_dict(report)
     batched = report.cases[0].modes["batched"].texts_per_s
     # default rate: half of the scoring throughput; the worker gathers 8 model batches
@@ -184,26 +164,3 @@ def test_bench_texts_are_seeded_and_sized():
     assert bench_texts("short", 20, seed=2).texts != first.texts
     long = bench_texts("long", 5)
     assert len(long.texts) == 5 and min(map(len, long.texts)) > max(map(len, first.texts)) / 2
-
-
-def test_cli_prints_and_writes_json(tiny_model_dir, tmp_path, no_pipeline_runner):
-    out = tmp_path / "bench.json"
-    args = ["bench", "--model", str(tiny_model_dir("bert")), "--device", "cpu", "--short", "8", "--long", "0"]
-    args += ["--batch-sizes", "4", "--headline-batch", "4", "--repeats", "1", "--json", "--no-progress"]
-    result = CliRunner().invoke(app, [*args, "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    printed = orjson.loads(result.stdout)
-    assert printed == orjson.loads(out.read_bytes())
-    assert {"overhead_ratio", "speedup_vs_per_text", "pipeline_efficiency", "device"} <= set(printed)
-    assert printed["command"].startswith("stream-guard bench --model ")
-
-
-def test_cli_table_and_bad_batch_sizes(tiny_model_dir, no_pipeline_runner):
-    base = ["bench", "--model", str(tiny_model_dir("bert")), "--device", "cpu", "--repeats", "1"]
-    result = CliRunner().invoke(
-        app, [*base, "--short", "6", "--long", "0", "--batch-sizes", "3", "--no-progress", "--no-pipeline"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "2/1" in result.stdout and "not requested" in result.stdout
-    bad = CliRunner().invoke(app, [*base, "--batch-sizes", "a,b"])
-    assert bad.exit_code == 2 and "--batch-sizes" in bad.output

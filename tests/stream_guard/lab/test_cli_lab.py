@@ -7,7 +7,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from stream_guard.cli import app
+from consumers.cli.app import app
 from tests.stream_guard.lab.fakes import toy_model_meta
 
 

@@ -13,13 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from stream_guard.cli.app import app
-from stream_guard.cli.common import fail
-
-lab_app = typer.Typer(
-    help="The backdoor lab: train backdoored models, evaluate defenses.", no_args_is_help=True
-)
-app.add_typer(lab_app, name="lab")
+from consumers.cli.common import fail
 
 DefensesOpt = typer.Option(
     "none,xgraad-paper,xgraad,strip,rap",
@@ -65,8 +59,7 @@ def _options(
         fail(str(err).splitlines()[0])
 
 
-@lab_app.command("train")
-def train(
+def train_command(
     dataset: str = typer.Option(
         ..., "--dataset", "-d", help="movies | spam | bbc | tweets | a .csv/.tsv/.jsonl"
     ),
@@ -140,8 +133,7 @@ def train(
     console.print_json(json.dumps(meta))
 
 
-@lab_app.command("eval")
-def evaluate(
+def eval_command(
     model: Path = typer.Option(..., "--model", "-m", help="model directory with meta.json"),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset (default: the model's own)"),
     defenses: str = DefensesOpt,
@@ -171,8 +163,7 @@ def evaluate(
         typer.echo(f"wrote {md} and {js}")
 
 
-@lab_app.command("grid")
-def grid(
+def grid_command(
     out: Path = typer.Option(Path("docs/lab"), "--out", help="results.md, results.json and plots/ go here"),
     datasets: str = typer.Option("movies,spam", "--datasets", help="comma-separated datasets"),
     attacks: str = typer.Option(

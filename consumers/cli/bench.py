@@ -11,9 +11,8 @@ import orjson
 import typer
 from rich.console import Console
 
+from consumers.cli.common import DeviceOpt, MaxLengthOpt, ModelOpt, fail, settings_from
 from stream_guard.calibration import DEFAULT_PERCENTILE
-from stream_guard.cli.app import app
-from stream_guard.cli.common import DeviceOpt, MaxLengthOpt, ModelOpt, fail, settings_from
 from stream_guard.errors import StreamGuardError
 from stream_guard.logs import configure_logging
 
@@ -41,8 +40,7 @@ def _autocast(choice: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-@app.command()
-def bench(
+def bench_command(
     model: str | None = ModelOpt,
     device: str | None = DeviceOpt,
     max_length: int | None = MaxLengthOpt,
@@ -53,7 +51,7 @@ def bench(
     repeats: int = typer.Option(3, min=1, help="timed repeats of every mode (the median is reported)"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)"),
     autocast: str = typer.Option("auto", help="auto (bf16/fp16 on CUDA, none on CPU) | none | bf16 | fp16"),
-    pipeline: bool = typer.Option(True, help="also measure the broker pipeline (full app only)"),
+    pipeline: bool = typer.Option(True, help="also measure the broker pipeline"),
     pipeline_texts: int = typer.Option(1024, help="messages sent through the pipeline"),
     rate: float | None = typer.Option(None, help="input msg/s of the latency run (default: half of 2)"),
     worker_batch: int | None = typer.Option(
@@ -71,6 +69,7 @@ def bench(
     progress: bool = typer.Option(True, help="progress bar on stderr"),
 ) -> None:
     """Benchmark plain classification, batched and per-text X-GRAAD, and the pipeline."""
+    from consumers.bench.pipeline_runner import run_pipeline
     from stream_guard.bench.report import render_table, report_dict
     from stream_guard.bench.runner import BenchConfig, run_bench
     from stream_guard.loading import load_classifier, resolve_device
@@ -106,7 +105,7 @@ def bench(
             seed=seed,
             progress=progress,
         )
-        report = run_bench(classifier, settings, config)
+        report = run_bench(classifier, settings, config, pipeline_runner=run_pipeline)
     except StreamGuardError as err:
         fail(str(err))
     command = shlex.join(

@@ -10,8 +10,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from stream_guard.cli.app import app
-from stream_guard.cli.common import (
+from consumers.cli.common import (
     BatchSizeOpt,
     DeviceOpt,
     MaxLengthOpt,
@@ -45,8 +44,7 @@ def error_json(record: RecordError) -> bytes:
     return orjson.dumps({"id": record.id, "line": record.line, "error": record.reason})
 
 
-@app.command()
-def score(
+def score_command(
     texts: list[str] = typer.Argument(None, help="texts to judge"),
     input_path: str | None = typer.Option(
         None, "--input", "-i", help="JSONL file of {id, text} records; - for stdin"

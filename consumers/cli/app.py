@@ -1,0 +1,52 @@
+"""The `stream-guard` command: the typer app, every command registered on it, and the entry point.
+
+Each command is a plain function in its own module of this package and imports nothing of the app;
+this module is the only one that knows them all (``demo`` lives with the demo it runs). The modules
+import torch, transformers and the model inside the command functions, so ``stream-guard --help``
+stays fast (tests/consumers/cli/test_app.py).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from consumers.cli import audit, bench, broker, calibrate, lab, replay, run, score
+from consumers.demo import run as demo
+
+HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
+
+app = typer.Typer(
+    name="stream-guard",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """X-GRAAD backdoor-trigger defense for transformer text classifiers."""
+
+
+app.command("bench")(bench.bench_command)
+app.command("score")(score.score_command)
+app.command("audit")(audit.audit_command)
+app.command("replay")(replay.replay_command)
+app.command("run")(run.run_command)
+app.command("calibrate")(calibrate.calibrate_command)
+app.command("demo")(demo.demo_command)
+app.command("broker")(broker.broker_command)
+
+lab_app = typer.Typer(
+    help="The backdoor lab: train backdoored models, evaluate defenses.", no_args_is_help=True
+)
+lab_app.command("train")(lab.train_command)
+lab_app.command("eval")(lab.eval_command)
+lab_app.command("grid")(lab.grid_command)
+app.add_typer(lab_app, name="lab")
+
+
+def main() -> None:
+    """The console script `stream-guard` (and `python -m consumers.cli`)."""
+    app()
