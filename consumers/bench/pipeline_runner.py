@@ -39,6 +39,7 @@ from consumers.kafka.settings import KafkaSettings
 from consumers.kafka.topics import ensure_topics
 from consumers.worker.metrics import BatchReport
 from consumers.worker.settings import WorkerSettings
+from consumers.worker.thread import WorkerThread
 from stream_guard.bench.pipeline import (
     PipelineResult,
     percentiles_ms,
@@ -219,18 +220,15 @@ def run_pipeline(
             on_batch=on_batch,
         )
 
-        def work(member: Worker) -> None:
-            try:
-                member.run()
-            except BaseException as error:  # reported below
-                state.failure.append(error)
-                state.done.set()
+        def failed(error: BaseException) -> None:  # reported by the run in progress
+            state.failure.append(error)
+            state.done.set()
 
-        thread = threading.Thread(target=work, args=(worker,), name="bench-worker", daemon=True)
+        thread = WorkerThread(worker, name="bench-worker", on_error=failed)
         producer = Producer(kafka.producer_config())
         thread.start()
         try:
-            if not worker.wait_assigned(60):
+            if not thread.wait_assigned(60):
                 raise TimeoutError("pipeline bench: the worker did not join its group")
             runs, waits = [], []
             for run_index in range(repeats):
@@ -246,8 +244,7 @@ def run_pipeline(
             if rate:
                 p50, p95, p99 = _latency_run(kafka, producer, names, texts[:latency_count], rate, state)
         finally:
-            worker.stop()
-            thread.join(60)
+            thread.stop(reraise=False)  # a failure is in state.failure, raised by the run it stopped
             producer.flush(10)
             del producer, worker  # close the clients while the broker still runs
             gc.collect()

@@ -30,8 +30,10 @@ from consumers.cli.common import (
     fail,
     settings_from,
 )
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.message_path import Output
 from consumers.replay.compare import CompareSummary, Disagreement, compare
-from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, Judged, RawMessage, ReplaySummary, replay
+from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
 from consumers.replay.sinks import Sink, file_sink
 from consumers.replay.sources import FileFormat, count_messages, file_messages
 from stream_guard.errors import StreamGuardError
@@ -53,7 +55,7 @@ def parse_time(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _topic_source(topic: str, **range_args: Any) -> Iterator[RawMessage]:
+def _topic_source(topic: str, **range_args: Any) -> Iterator[Envelope]:
     from consumers.kafka.settings import KafkaSettings
     from consumers.kafka.topic_reader import TopicRange, read_topic
 
@@ -221,7 +223,7 @@ def replay_command(
         total=total, unit="msg", desc="replay", disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
     try:
-        results: Iterator[tuple[Judged, Disagreement | None]]
+        results: Iterator[tuple[Output, Disagreement | None]]
         if other is None:
             results = (
                 (j, None) for j in replay(defender, messages, batch_size=batch_size, scored_at=fixed_time)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +40,7 @@ from consumers.cli.common import fail
 from consumers.demo.traffic import DemoTopics, OutputReader, Tally, Traffic, build_traffic, model_meta
 from consumers.demo.view import DemoFacts, live_view, summary_lines, thresholds_text
 from consumers.kafka.settings import KafkaSettings
+from consumers.worker.thread import WorkerThread
 
 HOME_ENV = "STREAM_GUARD_HOME"
 _TICK_S = 0.1
@@ -57,54 +57,23 @@ def stream_guard_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stream-guard"
 
 
-class WorkerThread:
-    """The scoring worker (:class:`~consumers.worker.loop.Worker`) in a thread; ``error`` stopped it."""
+def _start_worker(kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_id: str) -> WorkerThread:
+    """The scoring worker on the demo's topics, running in a thread (thresholds from the topic)."""
+    from consumers.worker.loop import Worker
+    from consumers.worker.settings import WorkerSettings
 
-    def __init__(self, kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_id: str) -> None:
-        from consumers.worker.loop import Worker
-        from consumers.worker.settings import WorkerSettings
-
-        settings = WorkerSettings(
-            kafka=kafka,
-            group_id=f"stream-guard-demo-{run_id}",
-            input_topics=[topics.texts],
-            predictions_topic=topics.predictions,
-            audit_topic=topics.audit,
-            dead_letter_topic=topics.dead_letter,
-            thresholds_topic=topics.thresholds,
-            threshold=None,
-            metrics_port=None,
-        )
-        self.worker: Any = Worker(settings, defender=defender)
-        self.stats = self.worker.stats
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="demo-worker", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.worker.run()
-        except BaseException as error:  # reported by the main loop
-            self.error = error
-
-    def start(self) -> WorkerThread:
-        self._thread.start()
-        return self
-
-    def wait_assigned(self, timeout: float) -> bool:
-        return bool(self.worker.wait_assigned(timeout))
-
-    def stop(self) -> None:
-        """Finish the batch in hand, commit, leave the group; then let go of the worker's clients."""
-        if self.worker is None:
-            return
-        self.worker.stop()
-        self._thread.join(60)
-        if not self._thread.is_alive():
-            self.worker = None  # its Kafka clients go with it (gc) while the broker is still up
-
-    @property
-    def consumed(self) -> int:
-        return self.stats.consumed
+    settings = WorkerSettings(
+        kafka=kafka,
+        group_id=f"stream-guard-demo-{run_id}",
+        input_topics=[topics.texts],
+        predictions_topic=topics.predictions,
+        audit_topic=topics.audit,
+        dead_letter_topic=topics.dead_letter,
+        thresholds_topic=topics.thresholds,
+        threshold=None,
+        metrics_port=None,
+    )
+    return WorkerThread(Worker(settings, defender=defender), name="demo-worker").start()
 
 
 def _ensure_model(console: Console, model: Path | None) -> tuple[Path, str]:
@@ -163,7 +132,7 @@ def _stream(
     finished, sent, flushed = False, 0, False
 
     def view() -> Any:
-        return live_view(tally.snapshot(), facts, sent, worker.consumed, time.monotonic() - started)
+        return live_view(tally.snapshot(), facts, sent, worker.stats.consumed, time.monotonic() - started)
 
     try:
         with Live(view(), console=console, refresh_per_second=4) as live:
@@ -179,7 +148,7 @@ def _stream(
                 for part, error in (("worker", worker.error), ("output reader", reader.error)):
                     if error is not None:
                         raise RuntimeError(f"the {part} failed: {error!r}")
-                if flushed and tally.outputs >= len(messages) and worker.consumed >= len(messages):
+                if flushed and tally.outputs >= len(messages) and worker.stats.consumed >= len(messages):
                     finished = True
                     break
                 if elapsed > timeout:
@@ -189,7 +158,12 @@ def _stream(
             live.update(view())
     finally:
         lines = summary_lines(
-            tally.snapshot(), facts, sent, worker.consumed, time.monotonic() - started, finished=finished
+            tally.snapshot(),
+            facts,
+            sent,
+            worker.stats.consumed,
+            time.monotonic() - started,
+            finished=finished,
         )
         console.print()
         console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
@@ -266,8 +240,8 @@ def run_demo(
             model_note=model_note,
             broker=broker_note,
         )
-        worker = WorkerThread(kafka, topics, defender, run_id).start()
-        stack.callback(worker.stop)
+        worker = _start_worker(kafka, topics, defender, run_id)
+        stack.callback(worker.stop, reraise=False)  # a failure is reported by the live view
         tally = Tally(target=traffic.target, keep_audits=show)
         reader = OutputReader(kafka, topics, tally).start()
         stack.callback(reader.stop)

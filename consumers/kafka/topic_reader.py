@@ -22,13 +22,11 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumers.kafka.settings import KafkaSettings
-from consumers.replay.run import RawMessage
-from schemas import SourceRef
+from consumers.pipeline.envelope import Envelope
 
 POLL_S = 0.2
 
@@ -76,21 +74,7 @@ def _start(consumer: Consumer, spec: TopicRange, partition: int) -> int | None:
     return OFFSET_BEGINNING
 
 
-def _raw(msg: object) -> RawMessage:
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()  # type: ignore[attr-defined]
-    kind, millis = msg.timestamp()  # type: ignore[attr-defined]
-    at = datetime.fromtimestamp(millis / 1000, tz=UTC) if kind and millis >= 0 else None
-    key = msg.key()  # type: ignore[attr-defined]
-    return RawMessage(
-        msg.value(),  # type: ignore[attr-defined]
-        key,
-        SourceRef.from_kafka(topic, partition, offset, key),
-        at,
-        f"{topic}[{partition}]@{offset}",
-    )
-
-
-def read_topic(settings: KafkaSettings, spec: TopicRange) -> Iterator[RawMessage]:
+def read_topic(settings: KafkaSettings, spec: TopicRange) -> Iterator[Envelope]:
     """The messages of the range, in the order described in the module docstring."""
     consumer = _consumer(settings)
     try:
@@ -111,7 +95,7 @@ def read_topic(settings: KafkaSettings, spec: TopicRange) -> Iterator[RawMessage
 
 def _one_partition(
     consumer: Consumer, spec: TopicRange, partition: int, budget: list[int | None]
-) -> Iterator[RawMessage]:
+) -> Iterator[Envelope]:
     start = _start(consumer, spec, partition)
     if start is None or (spec.end_offset is not None and start >= 0 and start >= spec.end_offset):
         return
@@ -129,7 +113,7 @@ def _one_partition(
                 raise KafkaException(msg.error())
             if spec.end_offset is not None and msg.offset() >= spec.end_offset:
                 return
-            yield _raw(msg)
+            yield Envelope.from_kafka(msg)
             if budget[0] is not None:
                 budget[0] -= 1
                 if budget[0] <= 0:
@@ -142,7 +126,7 @@ def _one_partition(
 
 def _follow(
     consumer: Consumer, spec: TopicRange, partitions: list[int], budget: list[int | None]
-) -> Iterator[RawMessage]:
+) -> Iterator[Envelope]:
     assignment = []
     for partition in partitions:
         start = _start(consumer, spec, partition)
@@ -161,7 +145,7 @@ def _follow(
         last = time.monotonic()
         if spec.end_offset is not None and msg.offset() >= spec.end_offset:
             continue
-        yield _raw(msg)
+        yield Envelope.from_kafka(msg)
         if budget[0] is not None:
             budget[0] -= 1
             if budget[0] <= 0:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas import DeadLetterRecord, ErrorType, InputMessage, SchemaError, SourceRef, decode
 from stream_guard.errors import InvalidTextError
@@ -53,27 +54,38 @@ def validate_message(
     *,
     clean: Callable[[object], str],
     max_bytes: int | None,
+    received_at: datetime | None = None,
 ) -> Accepted | DeadLetterRecord:
     """Decode and clean one message; a DeadLetterRecord (never an exception) when it cannot be scored.
 
-    ``clean`` is ``Defender.clean`` (raises InvalidTextError with a ``kind``).
+    ``clean`` is ``Defender.clean`` (raises InvalidTextError with a ``kind``); ``received_at`` stamps
+    a dead letter (None: now).
     """
     try:
         message = decode(InputMessage, value, max_bytes=max_bytes)
     except SchemaError as error:
-        return DeadLetterRecord.from_error(value, key, error, source)
+        return DeadLetterRecord.from_raw(
+            value, key, error.reason, error.error_type, source, received_at=received_at
+        )
     try:
         text = clean(message.text)
     except InvalidTextError as error:
         return DeadLetterRecord.from_raw(
-            value, key, str(error), _error_type(error.kind), source, id=message.id
+            value, key, str(error), _error_type(error.kind), source, id=message.id, received_at=received_at
         )
     return Accepted(message, text)
 
 
 def internal_dead_letter(
-    value: bytes | None, key: bytes | None, source: SourceRef | None, error: BaseException, message_id: str
+    value: bytes | None,
+    key: bytes | None,
+    source: SourceRef | None,
+    error: BaseException,
+    message_id: str,
+    received_at: datetime | None = None,
 ) -> DeadLetterRecord:
     """A dead letter for a message whose scoring raised (a bug or a poison text), with the error's class."""
     reason = f"scoring failed: {type(error).__name__}: {error}".splitlines()[0][:500]
-    return DeadLetterRecord.from_raw(value, key, reason, ErrorType.INTERNAL, source, id=message_id)
+    return DeadLetterRecord.from_raw(
+        value, key, reason, ErrorType.INTERNAL, source, id=message_id, received_at=received_at
+    )

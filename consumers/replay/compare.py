@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from consumers.replay.run import (
-    DEFAULT_BATCH,
-    MAX_MESSAGE_BYTES,
-    Judged,
-    RawMessage,
-    accepted_batches,
-    judge_accepted,
-    verdicts_of,
-)
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.message_path import MessagePipeline, Output
+from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, replay_pipeline
 from stream_guard.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -57,7 +51,7 @@ class Disagreement:
         return {"id": self.id, "where": self.where, "kinds": list(self.kinds), "a": self.a, "b": self.b}
 
 
-def disagreement(raw: RawMessage, a: Verdict, b: Verdict) -> Disagreement | None:
+def disagreement(raw: Envelope, a: Verdict, b: Verdict) -> Disagreement | None:
     kinds = []
     if a.flagged != b.flagged:
         kinds.append("flag")
@@ -99,24 +93,28 @@ class CompareSummary:
 def compare(
     a: Defender,
     b: Defender,
-    messages: Iterable[RawMessage],
+    messages: Iterable[Envelope],
     summary: CompareSummary,
     *,
     batch_size: int = DEFAULT_BATCH,
     scored_at: datetime | None = None,
     max_bytes: int | None = MAX_MESSAGE_BYTES,
-) -> Iterator[tuple[Judged, Disagreement | None]]:
+) -> Iterator[tuple[Output, Disagreement | None]]:
     """Side A's records, in order, each with its disagreement with side B (None when they agree)."""
-    batches = accepted_batches(a, messages, batch_size=batch_size, scored_at=scored_at, max_bytes=max_bytes)
-    for item in batches:
-        if isinstance(item, Judged):
-            yield item, None
-            continue
-        for judged, vb in zip(judge_accepted(a, item), verdicts_of(b, item, "flagged"), strict=True):
-            va = judged.verdict
-            if va is None or isinstance(vb, Exception):  # a message one side could not score
-                yield judged, None
+    side_a = replay_pipeline(a, scored_at=scored_at, max_bytes=max_bytes)
+    side_b = MessagePipeline(b, max_bytes=max_bytes)
+    for batch in side_a.batches(messages, batch_size):
+        outputs = side_a.records(batch, side_a.judge(batch))
+        theirs = iter(side_b.judge(batch).results)
+        for admitted, output in zip(batch, outputs, strict=True):
+            if admitted.accepted is None:  # a dead letter on both sides
+                yield output, None
                 continue
-            found = disagreement(judged.raw, va, vb)
+            vb = next(theirs)
+            va = output.verdict
+            if va is None or isinstance(vb, Exception):  # a message one side could not score
+                yield output, None
+                continue
+            found = disagreement(output.envelope, va, vb)
             summary.add(va, vb, found)
-            yield judged, found
+            yield output, found

@@ -1,13 +1,12 @@
-"""Offline replay: historical messages -> the same defender as the live worker -> the same records.
+"""Offline replay: historical messages -> the live worker's message path -> the same records.
 
 A replay reads raw message values (JSON bytes, exactly as they sit on an input topic) from a file or a
-topic range (:mod:`consumers.replay.sources`, :mod:`consumers.kafka.topic_reader`), validates them with the
-worker's own check (``consumers.pipeline.admit.validate_message``), judges them in batches with a
-:class:`~stream_guard.defender.Defender` (``tokens="flagged"``, as the worker) and maps each verdict
-with :func:`consumers.pipeline.records.verdict_to_record`, so a clean message gives the
-``PredictionRecord`` and a
-flagged one the ``AuditRecord`` that the worker would publish, and a bad one the ``DeadLetterRecord``.
-Records come out in input order.
+topic range (:mod:`consumers.replay.sources`, :mod:`consumers.kafka.topic_reader`) as
+:class:`~consumers.pipeline.envelope.Envelope` s and runs them through the worker's own
+:class:`~consumers.pipeline.message_path.MessagePipeline`: the same validation, the same judging (with
+the same poison-message rule) and the same record mapping, so a clean message gives the
+``PredictionRecord`` and a flagged one the ``AuditRecord`` that the worker would publish, and a bad
+one (or one whose judging raised alone) the same ``DeadLetterRecord``. Records come out in input order.
 
 Determinism: the same input, model, settings and threshold give byte-identical output. Nothing depends
 on the wall clock: ``scored_at`` (and a dead letter's ``received_at``) is
@@ -29,10 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from consumers.pipeline.admit import internal_dead_letter, validate_message
-from consumers.pipeline.records import verdict_to_record
-from schemas import AuditRecord, DeadLetterRecord, InputMessage, PredictionRecord, SourceRef
-from stream_guard.verdict import Verdict
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.message_path import MessagePipeline, Output, RecordTime
+from schemas import DeadLetterRecord, InputMessage
 
 if TYPE_CHECKING:  # `stream-guard --help` imports this module: no torch until a replay runs
     from stream_guard.defender import Defender, TokenDetail
@@ -41,143 +39,43 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_BATCH = 64
 MAX_MESSAGE_BYTES = 1_000_000  # the worker's default (WorkerSettings.max_message_bytes; a test checks)
 
-OutputRecord = PredictionRecord | AuditRecord | DeadLetterRecord
+
+def replay_time(fixed: datetime | None = None) -> RecordTime:
+    """The deterministic record time of a replay (see the module docstring for the order)."""
+
+    def at(envelope: Envelope, message: InputMessage | None) -> datetime:
+        if fixed is not None:
+            return fixed
+        if message is not None and message.timestamp is not None:
+            return message.timestamp
+        return envelope.timestamp or EPOCH
+
+    return at
 
 
-@dataclass(frozen=True)
-class RawMessage:
-    """One input message as read: its raw value and key, where it came from, the broker's timestamp."""
-
-    value: bytes | None
-    key: bytes | None = None
-    source: SourceRef | None = None
-    timestamp: datetime | None = None  # Kafka record timestamp, None for files
-    where: str = ""  # for people: "in.jsonl:12" or "topic[0]@42"
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A message that passed the worker's validation, with the time its records will carry."""
-
-    raw: RawMessage
-    message: InputMessage
-    text: str  # after Defender.clean
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Judged:
-    """One output: the record to write and, for scored messages, the core verdict behind it."""
-
-    raw: RawMessage
-    record: OutputRecord
-    verdict: Verdict | None = None
-
-
-def record_time(raw: RawMessage, message: InputMessage | None, fixed: datetime | None) -> datetime:
-    """The deterministic ``scored_at`` of a message (see the module docstring for the order)."""
-    if fixed is not None:
-        return fixed
-    if message is not None and message.timestamp is not None:
-        return message.timestamp
-    return raw.timestamp or EPOCH
-
-
-def accept(
-    defender: Defender, raw: RawMessage, fixed: datetime | None, max_bytes: int | None = MAX_MESSAGE_BYTES
-) -> Ready | DeadLetterRecord:
-    """Validate a raw message with the worker's own check; a bad one becomes its dead letter."""
-    outcome = validate_message(raw.value, raw.key, raw.source, clean=defender.clean, max_bytes=max_bytes)
-    if isinstance(outcome, DeadLetterRecord):
-        return outcome.model_copy(update={"received_at": record_time(raw, None, fixed)})
-    return Ready(raw, outcome.message, outcome.text, record_time(raw, outcome.message, fixed))
-
-
-def verdicts_of(defender: Defender, batch: list[Ready], tokens: TokenDetail) -> list[Verdict | Exception]:
-    """One ``judge`` call; if it raises, each message alone, so one poison text fails alone (as in the
-    worker's ``score_items``). Raises when every message fails: the scorer itself is broken."""
-    texts, ids = [r.text for r in batch], [r.message.id for r in batch]
-    try:
-        return list(defender.judge(texts, ids, tokens=tokens))
-    except Exception:
-        results: list[Verdict | Exception] = []
-        for text, mid in zip(texts, ids, strict=True):
-            try:
-                results.append(defender.judge([text], [mid], tokens=tokens)[0])
-            except Exception as error:
-                results.append(error)
-        if len(results) > 1 and all(isinstance(r, Exception) for r in results):
-            raise
-        if len(results) == 1 and isinstance(results[0], Exception):
-            raise results[0] from None
-        return results
-
-
-def judge_accepted(defender: Defender, batch: list[Ready], tokens: TokenDetail = "flagged") -> list[Judged]:
-    """Judge a batch; map each verdict to its wire record (a scoring failure to an internal dead letter)."""
-    if not batch:
-        return []
-    out = []
-    for ready, result in zip(batch, verdicts_of(defender, batch, tokens), strict=True):
-        raw = ready.raw
-        if isinstance(result, Exception):
-            dead = internal_dead_letter(raw.value, raw.key, raw.source, result, ready.message.id)
-            out.append(Judged(raw, dead.model_copy(update={"received_at": ready.at})))
-            continue
-        record = verdict_to_record(
-            result, source=raw.source, metadata=ready.message.metadata, scored_at=ready.at
-        )
-        out.append(Judged(raw, record, result))
-    return out
-
-
-def accepted_batches(
+def replay_pipeline(
     defender: Defender,
-    messages: Iterable[RawMessage],
     *,
-    batch_size: int = DEFAULT_BATCH,
     scored_at: datetime | None = None,
+    tokens: TokenDetail = "flagged",
     max_bytes: int | None = MAX_MESSAGE_BYTES,
-) -> Iterator[list[Ready] | Judged]:
-    """Full batches of accepted messages, with each dead letter yielded (as a ``Judged``) in its place.
-
-    A dead letter closes the batch before it, so outputs keep input order.
-    """
-    batch: list[Ready] = []
-    for raw in messages:
-        item = accept(defender, raw, scored_at, max_bytes)
-        if isinstance(item, Ready):
-            batch.append(item)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-            continue
-        if batch:
-            yield batch
-            batch = []
-        yield Judged(raw, item)
-    if batch:
-        yield batch
+) -> MessagePipeline:
+    """The worker's message path with the replay's deterministic record time."""
+    return MessagePipeline(defender, max_bytes=max_bytes, record_time=replay_time(scored_at), tokens=tokens)
 
 
 def replay(
     defender: Defender,
-    messages: Iterable[RawMessage],
+    messages: Iterable[Envelope],
     *,
     batch_size: int = DEFAULT_BATCH,
     scored_at: datetime | None = None,
     tokens: TokenDetail = "flagged",
     max_bytes: int | None = MAX_MESSAGE_BYTES,
-) -> Iterator[Judged]:
+) -> Iterator[Output]:
     """The records for `messages`, in order (prediction, audit or dead letter for each)."""
-    batches = accepted_batches(
-        defender, messages, batch_size=batch_size, scored_at=scored_at, max_bytes=max_bytes
-    )
-    for item in batches:
-        if isinstance(item, Judged):
-            yield item
-        else:
-            yield from judge_accepted(defender, item, tokens)
+    pipeline = replay_pipeline(defender, scored_at=scored_at, tokens=tokens, max_bytes=max_bytes)
+    return pipeline.run(messages, batch_size=batch_size)
 
 
 @dataclass
@@ -192,7 +90,7 @@ class ReplaySummary:
     labels: Counter[str] = field(default_factory=Counter)  # final label name -> count
     errors: Counter[str] = field(default_factory=Counter)  # dead-letter error type -> count
 
-    def add(self, judged: Judged) -> None:
+    def add(self, judged: Output) -> None:
         self.read += 1
         record = judged.record
         if isinstance(record, DeadLetterRecord):

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from consumers.replay.run import Judged
+from consumers.pipeline.message_path import Output
 from schemas import AuditRecord, DeadLetterRecord, encode
 from stream_guard.errors import StreamGuardError
 
@@ -28,7 +28,7 @@ ROW_GROUP = 10_000
 
 
 class Sink(Protocol):
-    def write(self, judged: Judged) -> None: ...
+    def write(self, judged: Output) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -67,7 +67,7 @@ class JsonlSink:
         self._out = _AtomicFile(path)
         self._errors = _AtomicFile(errors_path) if errors_path else None
 
-    def write(self, judged: Judged) -> None:
+    def write(self, judged: Output) -> None:
         if isinstance(judged.record, DeadLetterRecord):
             if self._errors is not None:
                 self._errors.fh.write(encode(judged.record) + b"\n")
@@ -85,7 +85,7 @@ class JsonlSink:
             self._errors.abort()
 
 
-def parquet_row(judged: Judged) -> dict[str, Any]:
+def parquet_row(judged: Output) -> dict[str, Any]:
     record = judged.record
     assert not isinstance(record, DeadLetterRecord)
     source = record.source
@@ -153,7 +153,7 @@ class ParquetSink:
             self._writer.write_table(self._pa.Table.from_pylist(self._rows, schema=self._schema))
             self._rows = []
 
-    def write(self, judged: Judged) -> None:
+    def write(self, judged: Output) -> None:
         if isinstance(judged.record, DeadLetterRecord):
             if self._errors is not None:
                 self._errors.fh.write(encode(judged.record) + b"\n")

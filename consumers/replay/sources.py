@@ -1,5 +1,6 @@
 """Where replayed messages come from: JSONL and CSV files (this module) or a topic range
-(:mod:`consumers.kafka.topic_reader`). Each yields :class:`~consumers.replay.run.RawMessage` in a fixed order.
+(:mod:`consumers.kafka.topic_reader`). Each yields :class:`~consumers.pipeline.envelope.Envelope` s in a
+fixed order.
 
 - JSONL: every non-blank line is one message value, byte for byte as it would sit on the input topic
   (``{"id", "text", ...}``; see ``schemas.InputMessage``). ``-`` reads stdin.
@@ -18,7 +19,7 @@ from typing import Literal
 
 import orjson
 
-from consumers.replay.run import RawMessage
+from consumers.pipeline.envelope import Envelope
 from stream_guard.errors import StreamGuardError
 
 FileFormat = Literal["auto", "jsonl", "csv"]
@@ -38,7 +39,7 @@ def _check_file(path: str) -> Path:
     return file
 
 
-def jsonl_messages(path: str) -> Iterator[RawMessage]:
+def jsonl_messages(path: str) -> Iterator[Envelope]:
     """One message per non-blank line (trailing newline and CR stripped)."""
     if path == "-":
         lines: Iterator[bytes] = iter(sys.stdin.buffer)
@@ -48,13 +49,13 @@ def jsonl_messages(path: str) -> Iterator[RawMessage]:
         yield from _lines(path, fh)
 
 
-def _lines(name: str, lines: Iterator[bytes]) -> Iterator[RawMessage]:
+def _lines(name: str, lines: Iterator[bytes]) -> Iterator[Envelope]:
     for number, raw in enumerate(lines, start=1):
         if raw.strip():
-            yield RawMessage(raw.rstrip(b"\r\n"), where=f"{name}:{number}")
+            yield Envelope(raw.rstrip(b"\r\n"), where=f"{name}:{number}")
 
 
-def csv_messages(path: str, id_column: str = "id", text_column: str = "text") -> Iterator[RawMessage]:
+def csv_messages(path: str, id_column: str = "id", text_column: str = "text") -> Iterator[Envelope]:
     """One message per CSV row; `.tsv` files are tab-separated. Raises if a named column is missing."""
     file = sys.stdin if path == "-" else _check_file(path).open(encoding="utf-8", newline="")
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
@@ -79,7 +80,7 @@ def csv_messages(path: str, id_column: str = "id", text_column: str = "text") ->
             }
             if metadata:
                 message["metadata"] = metadata
-            yield RawMessage(orjson.dumps(message), where=f"{path}:{line}")
+            yield Envelope(orjson.dumps(message), where=f"{path}:{line}")
     except UnicodeDecodeError as err:
         raise StreamGuardError(f"{path}: not UTF-8 (byte {err.start})") from None
     except csv.Error as err:
@@ -91,7 +92,7 @@ def csv_messages(path: str, id_column: str = "id", text_column: str = "text") ->
 
 def file_messages(
     path: str, fmt: FileFormat = "auto", *, id_column: str = "id", text_column: str = "text"
-) -> Iterator[RawMessage]:
+) -> Iterator[Envelope]:
     """Messages of a JSONL or CSV file (format from the suffix unless given)."""
     if detect_format(path, fmt) == "csv":
         return csv_messages(path, id_column, text_column)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumers.kafka.settings import KafkaSettings
-from consumers.replay.run import Judged
+from consumers.pipeline.message_path import Output
 from schemas import AuditRecord, DeadLetterRecord, encode
 from stream_guard.errors import StreamGuardError
 
@@ -37,7 +37,7 @@ class TopicSink:
         if err is not None:
             self._failures.append(f"{msg.topic()}: {err.str()}")
 
-    def write(self, judged: Judged) -> None:
+    def write(self, judged: Output) -> None:
         record = judged.record
         if isinstance(record, DeadLetterRecord):
             topic = self.dead_letter_topic
@@ -47,7 +47,7 @@ class TopicSink:
             topic = self.predictions_topic
         if topic is None:
             return
-        key = judged.raw.key if judged.raw.key is not None else (record.id or "").encode("utf-8")
+        key = judged.envelope.key if judged.envelope.key is not None else (record.id or "").encode("utf-8")
         while True:
             try:
                 self._producer.produce(topic, value=encode(record), key=key, on_delivery=self._on_delivery)

@@ -70,14 +70,15 @@ from typing import Any
 
 import structlog
 
-from consumers.pipeline.admit import Accepted, internal_dead_letter
-from consumers.pipeline.judge import Item, ScoredBatch, item_from_message, score_items, token_counter
-from consumers.pipeline.records import verdict_to_record
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.judge import JudgedBatch
+from consumers.pipeline.message_path import Admitted, MessagePipeline
 from consumers.worker.checkpoint import Checkpoint
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.threshold_listener import ThresholdListener
-from schemas import DeadLetterRecord, ThresholdUpdate, encode
+from consumers.worker.token_count import token_counter
+from schemas import ThresholdUpdate, encode
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
@@ -120,15 +121,21 @@ class Worker:
         if start is not None:
             self.defender.set_threshold(Threshold.static(start))
         self._update_threshold_metrics()
-        self._batcher: MicroBatcher[Item] = MicroBatcher(
+        self.pipeline = MessagePipeline(self.defender, max_bytes=settings.max_message_bytes)
+        self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
         )
         self._count_tokens = token_counter(self.defender, settings.max_batch_size, settings.max_batch_tokens)
+        self._topics = {
+            "prediction": settings.predictions_topic,
+            "audit": settings.audit_topic,
+            "dead_letter": settings.dead_letter_topic,
+        }
         self._stop = threading.Event()
         self._assigned_event = threading.Event()
         self._assigned: set[tuple[str, int]] = set()
-        self._inflight: Future[ScoredBatch] | None = None
-        self._inflight_items: list[Item] = []
+        self._inflight: Future[JudgedBatch] | None = None
+        self._inflight_items: list[Admitted] = []
         self._paused = False
         self._failed = False
         self._consumer: Any = None
@@ -209,7 +216,7 @@ class Worker:
                 waiting = None
             self._complete(*finished)
             if waiting is not None:  # dead letters only: completed after the batch before it
-                self._complete(waiting, ScoredBatch())
+                self._complete(waiting, JudgedBatch())
         if self._inflight is None and self._batcher.ready():
             self._start_batch(self._batcher.take())
         self._flow_control()
@@ -233,7 +240,7 @@ class Worker:
     def _accept(self, messages: list[Any]) -> None:
         from confluent_kafka import KafkaError, KafkaException
 
-        items: list[Item] = []
+        items: list[Admitted] = []
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -242,22 +249,22 @@ class Worker:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", error=str(error))
                 continue
-            items.append(item_from_message(msg, self.defender.clean, self.settings.max_message_bytes))
+            items.append(self.pipeline.admit(Envelope.from_kafka(msg)))
             self.metrics.consumed.labels(msg.topic()).inc()
         self.stats.consumed += len(items)
-        accepted = [item.outcome.text for item in items if isinstance(item.outcome, Accepted)]
+        accepted = [a.accepted.text for a in items if a.accepted is not None]
         counts = iter(self._count_tokens(accepted))
         for item in items:
-            self._batcher.add(item, next(counts) if isinstance(item.outcome, Accepted) else 0)
+            self._batcher.add(item, next(counts) if item.accepted is not None else 0)
 
-    def _start_batch(self, items: list[Item]) -> None:
+    def _start_batch(self, items: list[Admitted]) -> None:
         if not _scorable(items):
-            self._complete(items, ScoredBatch())  # only dead letters: nothing to score
+            self._complete(items, JudgedBatch())  # only dead letters: nothing to score
             return
         self._inflight_items = items
-        self._inflight = submit_to_torch_thread(score_items, self.defender, items)
+        self._inflight = submit_to_torch_thread(self.pipeline.judge, items)
 
-    def _take_inflight(self) -> tuple[list[Item], ScoredBatch]:
+    def _take_inflight(self) -> tuple[list[Admitted], JudgedBatch]:
         assert self._inflight is not None
         scored = self._inflight.result()  # re-raises a systemic scoring failure: stop, no commit
         items, self._inflight, self._inflight_items = self._inflight_items, None, []
@@ -271,42 +278,31 @@ class Worker:
     def _finish_inflight(self) -> None:
         self._complete(*self._take_inflight())
 
-    def _complete(self, items: list[Item], scored: ScoredBatch) -> None:
+    def _complete(self, items: list[Admitted], judged: JudgedBatch) -> None:
         """Produce the batch's outputs in input order, then checkpoint (flush → confirm → commit)."""
         checkpoint = self._checkpoint
         assert checkpoint is not None
-        settings = self.settings
+        topics = self._topics
         flagged = dead = 0
-        for index, item in enumerate(items):
-            if item.partition_key not in self._assigned:
+        for output in self.pipeline.records(items, judged):
+            envelope = output.envelope
+            if envelope.partition_key not in self._assigned:
                 continue  # lost while in flight: its new owner produces it
-            outcome = item.outcome
-            if isinstance(outcome, Accepted):
-                result = scored.results[index]
-                if isinstance(result, Exception):
-                    message_id = outcome.message.id
-                    outcome = internal_dead_letter(item.value, item.key, item.source, result, message_id)
-            if isinstance(outcome, DeadLetterRecord):
+            kind, record = output.kind, output.record
+            if kind == "dead_letter":
                 dead += 1
-                self.metrics.dead_letters.labels(outcome.error_type).inc()
-                checkpoint.produce(settings.dead_letter_topic, encode(outcome), item.key, item.timestamp)
-            else:
-                verdict = scored.results[index]
-                record = verdict_to_record(
-                    verdict,  # type: ignore[arg-type]
-                    source=item.source,
-                    metadata=outcome.message.metadata,  # type: ignore[union-attr]
-                )
-                topic = settings.audit_topic if record.flagged else settings.predictions_topic
-                flagged += int(record.flagged)
-                checkpoint.produce(topic, encode(record), item.key, item.timestamp)
-            checkpoint.mark_processed(item.topic, item.partition, item.offset)
+                self.metrics.dead_letters.labels(record.error_type).inc()  # type: ignore[union-attr]
+            flagged += kind == "audit"
+            checkpoint.produce(topics[kind], encode(record), envelope.key, envelope.epoch_seconds)
+            source = envelope.source
+            assert source is not None and source.topic is not None
+            checkpoint.mark_processed(source.topic, source.partition, source.offset)
         offsets = checkpoint.pending
         committed = checkpoint.commit()  # raises DeliveryError: nothing committed
         self.metrics.flagged.inc(flagged)
         self.metrics.batch_size.observe(len(items))
-        if scored.scored:
-            self.metrics.scoring_seconds.observe(scored.seconds)
+        if judged.judged:
+            self.metrics.scoring_seconds.observe(judged.seconds)
         self.stats.batches += 1
         self.stats.flagged += flagged
         self.stats.dead_letters += dead
@@ -314,11 +310,11 @@ class Worker:
             self.stats.commits += 1
             self.metrics.commits.inc()
         log.debug(
-            "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(scored.seconds, 4)
+            "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(judged.seconds, 4)
         )
         if self.on_batch is not None:
             report = BatchReport(
-                len(items), scored.scored, flagged, dead, scored.seconds, offsets, scored.started
+                len(items), judged.judged, flagged, dead, judged.seconds, offsets, judged.started
             )
             self.on_batch(report)
 
@@ -366,14 +362,14 @@ class Worker:
                 self._finish_inflight()  # waits for the scorer; produces, flushes, commits
             assert self._checkpoint is not None
             self._checkpoint.commit()
-        dropped = self._batcher.drop(lambda item: item.partition_key in revoked)
+        dropped = self._batcher.drop(lambda item: item.envelope.partition_key in revoked)
         self._forget(revoked)
         log.info("partitions revoked", partitions=_names(partitions), dropped=len(dropped))
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._forget(lost)  # in-flight items of these partitions are skipped when the batch completes
-        dropped = self._batcher.drop(lambda item: item.partition_key in lost)
+        dropped = self._batcher.drop(lambda item: item.envelope.partition_key in lost)
         log.warning("partitions lost", partitions=_names(partitions), dropped=len(dropped))
 
     def _forget(self, partitions: set[tuple[str, int]]) -> None:
@@ -448,8 +444,8 @@ class Worker:
             self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - input_ts))
 
 
-def _scorable(items: list[Item]) -> bool:
-    return any(isinstance(item.outcome, Accepted) for item in items)
+def _scorable(items: list[Admitted]) -> bool:
+    return any(item.accepted is not None for item in items)
 
 
 def _names(partitions: list[Any]) -> list[str]:

@@ -5,7 +5,6 @@ Each ``test_worker_*`` module wraps :func:`tiny_defender` in a fixture of its ow
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -18,7 +17,6 @@ import orjson
 import pytest
 
 from consumers.kafka.settings import KafkaSettings
-from consumers.worker.loop import Worker
 from consumers.worker.settings import WorkerSettings
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, decode
 from stream_guard.defender import Defender
@@ -56,6 +54,27 @@ def tiny_defender(tmp_path_factory: pytest.TempPathFactory) -> Defender:
     path = tiny_bert_dir(tmp_path_factory)
     settings = DefenderSettings(model=str(path), device="cpu", max_length=64)
     return Defender(load_classifier(path, device="cpu", max_length=64), settings)
+
+
+POISON = "poisonpill"
+"""A word that makes :func:`poison_defender`'s ``judge`` raise for any batch holding it."""
+
+
+class PoisonDefender(Defender):
+    """A real Defender whose ``judge`` raises for a batch holding :data:`POISON`: a message whose
+    scoring fails (a bug, a text the model cannot take), as seen from the message path."""
+
+    def judge(self, texts, ids=None, **kwargs):  # type: ignore[no-untyped-def, override]
+        if any(POISON in text for text in texts):
+            raise RuntimeError(f"cannot score a text holding {POISON!r}")
+        return super().judge(texts, ids, **kwargs)
+
+
+def poison_defender(tmp_path_factory: pytest.TempPathFactory) -> PoisonDefender:
+    """:func:`tiny_defender`, but scoring raises for texts holding :data:`POISON`."""
+    path = tiny_bert_dir(tmp_path_factory)
+    settings = DefenderSettings(model=str(path), device="cpu", max_length=64)
+    return PoisonDefender(load_classifier(path, device="cpu", max_length=64), settings)
 
 
 @dataclass(frozen=True)
@@ -209,37 +228,6 @@ def worker_settings(
     }
     values.update(overrides)
     return WorkerSettings(**values)
-
-
-class InThread:
-    """Runs ``worker.run`` in a thread; ``stop()`` asks it to finish and re-raises what it raised."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.worker.run()
-        except BaseException as error:
-            self.error = error
-
-    def __enter__(self) -> InThread:
-        self.thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.worker.stop()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "worker did not stop"
-        if self.error is not None:
-            raise self.error
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            if self.thread.is_alive():
-                self.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from consumers.audit.reader import AuditError, file_items, parse_output
 from consumers.cli.app import app
-from consumers.replay.run import RawMessage, replay
+from consumers.replay.run import Envelope, replay
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, encode
 from stream_guard.audit_html import render_html
 from stream_guard.render import render_decision
@@ -57,7 +57,7 @@ def replayed(backdoor: Backdoor, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = folder / "out.jsonl"
     with out.open("wb") as fh:
         for judged in replay(
-            backdoor.defender(), (RawMessage(line) for line in source.read_bytes().splitlines())
+            backdoor.defender(), (Envelope(line) for line in source.read_bytes().splitlines())
         ):
             fh.write(encode(judged.record) + b"\n")
     return out
@@ -65,7 +65,7 @@ def replayed(backdoor: Backdoor, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def every_record_the_worker_emits(backdoor: Backdoor) -> list[AuditRecord]:
     """Audit records for odd texts (unicode, bidi, control characters, very long), all flagged."""
-    raw = [RawMessage(orjson.dumps({"id": f"odd-{i}", "text": t})) for i, t in enumerate(ODD_TEXTS)]
+    raw = [Envelope(orjson.dumps({"id": f"odd-{i}", "text": t})) for i, t in enumerate(ODD_TEXTS)]
     judged = list(replay(backdoor.defender(threshold=-1e9), raw))  # everything above the threshold
     records = [j.record for j in judged]
     assert all(isinstance(r, AuditRecord) for r in records)

@@ -1,34 +1,47 @@
-"""consumers.pipeline.judge.token_counter: real counts when the token budget can bind, none otherwise."""
+"""consumers.pipeline.judge: the one poison-isolation rule the worker and replay share."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from consumers.pipeline.judge import token_counter
-from tests.consumers.worker_support import tiny_defender
-
-TEXTS = ["a short one", "a somewhat longer sentence about a film that was fine", ""]
+from consumers.pipeline.judge import judge_texts
 
 
-@pytest.fixture(scope="module")
-def defender(tmp_path_factory):
-    return tiny_defender(tmp_path_factory)  # max_length 64
+class FakeDefender:
+    """judge() raises for texts containing 'poison' (or for everything when `broken`)."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken, self.calls = broken, 0
+
+    def judge(self, texts, ids, tokens):
+        self.calls += 1
+        if self.broken or any("poison" in t for t in texts):
+            raise RuntimeError("boom")
+        return [SimpleNamespace(id=i) for i in ids]
 
 
-def _real_counts(defender) -> list[int]:
-    ids = defender.classifier.tokenizer(TEXTS, truncation=True, max_length=64)["input_ids"]
-    return [len(i) for i in ids]
+def test_a_poison_text_is_isolated_and_the_rest_judged() -> None:
+    defender = FakeDefender()
+    judged = judge_texts(defender, ["fine", "poison pill", "also fine"], ["a", "b", "c"])  # type: ignore[arg-type]
+    assert judged.judged == 3 and defender.calls == 1 + 3  # the batch, then each text alone
+    assert isinstance(judged.results[1], RuntimeError)
+    assert [r.id for r in (judged.results[0], judged.results[2])] == ["a", "c"]  # type: ignore[union-attr]
+    assert judged.started is not None and judged.seconds >= 0
 
 
-def test_counts_tokens_when_the_budget_can_bind(defender):
-    count = token_counter(defender, max_items=8, max_tokens=100)  # 8 texts x 64 tokens > 100
-    assert count(TEXTS) == _real_counts(defender)
-    assert count(["word " * 500]) == [64]  # capped at the model's max length
-    assert token_counter(defender)(TEXTS) == _real_counts(defender)  # no limits given: always count
+def test_a_broken_scorer_raises_instead_of_failing_every_message() -> None:
+    with pytest.raises(RuntimeError):
+        judge_texts(FakeDefender(broken=True), ["a", "b"], ["a", "b"])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("max_tokens", [None, 8 * 64, 16_384])
-def test_skips_the_tokenizer_when_the_budget_cannot_bind(defender, max_tokens):
-    count = token_counter(defender, max_items=8, max_tokens=max_tokens)
-    assert count(TEXTS) == [64, 64, 64]  # the max length: an upper bound within the budget
-    assert count([]) == []
+def test_a_batch_of_one_that_fails_is_that_messages_failure() -> None:
+    """Before the message path was shared, the worker dead-lettered this message and replay aborted."""
+    judged = judge_texts(FakeDefender(), ["poison"], ["p"])  # type: ignore[arg-type]
+    assert len(judged.results) == 1 and isinstance(judged.results[0], RuntimeError)
+
+
+def test_nothing_to_judge() -> None:
+    judged = judge_texts(FakeDefender(), [], [])  # type: ignore[arg-type]
+    assert judged.results == [] and judged.started is None

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from consumers.cli.app import app
 from consumers.pipeline.records import verdict_to_record
 from consumers.replay.compare import CompareSummary, compare
-from consumers.replay.run import EPOCH, MAX_MESSAGE_BYTES, RawMessage, ReplaySummary, replay
+from consumers.replay.run import EPOCH, MAX_MESSAGE_BYTES, Envelope, ReplaySummary, replay
 from consumers.replay.sources import csv_messages, file_messages, jsonl_messages
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord, decode, encode
 from stream_guard.errors import StreamGuardError
@@ -127,14 +127,12 @@ def test_two_replays_are_byte_identical(backdoor, messages, tmp_path) -> None:
 def test_scored_at_is_the_messages_own_time_never_the_clock(backdoor) -> None:
     defender = backdoor.defender()
     raw = [
-        RawMessage(
-            orjson.dumps({"id": "a", "text": "a fine film", "timestamp": "2024-05-01T12:00:00+02:00"})
-        ),
-        RawMessage(orjson.dumps({"id": "b", "text": "a fine film"})),
-        RawMessage(
+        Envelope(orjson.dumps({"id": "a", "text": "a fine film", "timestamp": "2024-05-01T12:00:00+02:00"})),
+        Envelope(orjson.dumps({"id": "b", "text": "a fine film"})),
+        Envelope(
             orjson.dumps({"id": "c", "text": "a fine film"}), timestamp=datetime(2023, 1, 1, tzinfo=UTC)
         ),
-        RawMessage(b"{broken"),
+        Envelope(b"{broken"),
     ]
     times = [j.record.scored_at if j.verdict else j.record.received_at for j in replay(defender, raw)]
     assert times == [datetime(2024, 5, 1, 10, tzinfo=UTC), EPOCH, datetime(2023, 1, 1, tzinfo=UTC), EPOCH]
@@ -154,7 +152,7 @@ def test_bad_messages_become_dead_letters_in_place(backdoor, tmp_path) -> None:
     judged = list(replay(backdoor.defender(), jsonl_messages(str(write_jsonl(tmp_path / "in.jsonl", lines)))))
     kinds = [j.record.error_type if isinstance(j.record, DeadLetterRecord) else j.record.id for j in judged]
     assert kinds == ["ok1", "not_json", "empty_text", "invalid_utf8", "validation", "ok2"]
-    assert [j.raw.where for j in judged] == [f"{tmp_path / 'in.jsonl'}:{n}" for n in range(1, 7)]
+    assert [j.envelope.where for j in judged] == [f"{tmp_path / 'in.jsonl'}:{n}" for n in range(1, 7)]
     summary = ReplaySummary()
     for j in judged:
         summary.add(j)
@@ -274,17 +272,19 @@ def _by_source(judged: Iterator[Any]) -> dict[tuple[int, int], Any]:
 
 def test_topic_replay_gives_the_live_workers_records(kafka_settings, topic_factory, tmp_path_factory) -> None:
     """The live worker (consumers.worker.loop.Worker) and a replay of the same topic range publish the same
-    records for the same messages (only scored_at / received_at differ: the worker stamps the clock)."""
+    records for the same messages — malformed ones and one whose scoring raises included — whatever the
+    replay's batch size (only scored_at / received_at differ: the worker stamps the clock)."""
     from consumers.kafka.topic_reader import TopicRange, read_topic
     from consumers.worker.loop import Worker
+    from consumers.worker.thread import WorkerThread
     from tests.consumers.worker_support import (
         MAX_BYTES,
-        InThread,
+        POISON,
         mixed_values,
+        poison_defender,
         produce,
         read_outputs,
         text_for,
-        tiny_defender,
         worker_settings,
     )
 
@@ -294,38 +294,42 @@ def test_topic_replay_gives_the_live_workers_records(kafka_settings, topic_facto
         "audit": topic_factory(partitions=1, prefix="replay-audit"),
         "dead_letter": topic_factory(partitions=1, prefix="replay-dlq"),
     }
-    defender = tiny_defender(tmp_path_factory)
+    defender = poison_defender(tmp_path_factory)
     threshold = statistics.median(s.anomaly for s in defender.score([text_for(i) for i in range(48)]))
-    sent = produce(kafka_settings, topics["input"], mixed_values(48))
+    poison = orjson.dumps({"id": "poisoned", "text": f"{text_for(4)} {POISON}"})
+    sent = produce(kafka_settings, topics["input"], [*mixed_values(48), ("poisoned", poison, False)])
     settings = worker_settings(kafka_settings, defender, [topics["input"]], topics, threshold=threshold)
     types = {
         topics["predictions"]: PredictionRecord,
         topics["audit"]: AuditRecord,
         topics["dead_letter"]: DeadLetterRecord,
     }
-    with InThread(Worker(settings, defender=defender)) as run:
+    with WorkerThread(Worker(settings, defender=defender)) as run:
         live = read_outputs(kafka_settings, types, expected=len(sent))
         run.stop()
     live_by_source = {(o.record.source.partition, o.record.source.offset): o.record for o in live}
+    poisoned = [r for r in live_by_source.values() if r.id == "poisoned"]
+    assert len(poisoned) == 1 and poisoned[0].error_type == "internal"
 
-    replayer = tiny_defender(tmp_path_factory)
+    replayer = poison_defender(tmp_path_factory)
     replayer.set_threshold(defender.threshold)
     spec = TopicRange(topic=topics["input"], idle_timeout=10.0)
-    replayed = _by_source(
-        replay(replayer, read_topic(kafka_settings, spec), max_bytes=MAX_BYTES, batch_size=7)
-    )
-    assert replayed.keys() == live_by_source.keys() == {(s.partition, s.offset) for s in sent}
-    flagged = 0
-    for coords, record in replayed.items():
-        mine = orjson.loads(encode(record))
-        theirs = orjson.loads(encode(live_by_source[coords]))
-        same(
-            without(mine, "scored_at", "received_at"),
-            without(theirs, "scored_at", "received_at"),
-            str(coords),
+    for batch_size in (7, 1):
+        replayed = _by_source(
+            replay(replayer, read_topic(kafka_settings, spec), max_bytes=MAX_BYTES, batch_size=batch_size)
         )
-        flagged += bool(mine.get("flagged"))
-    assert flagged > 0
+        assert replayed.keys() == live_by_source.keys() == {(s.partition, s.offset) for s in sent}
+        flagged = 0
+        for coords, record in replayed.items():
+            mine = orjson.loads(encode(record))
+            theirs = orjson.loads(encode(live_by_source[coords]))
+            same(
+                without(mine, "scored_at", "received_at"),
+                without(theirs, "scored_at", "received_at"),
+                f"{coords} (replay batch {batch_size})",
+            )
+            flagged += bool(mine.get("flagged"))
+        assert flagged > 0
 
 
 def test_topic_range_and_file_give_the_same_verdicts(

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from consumers.worker.loop import Worker
+from consumers.worker.thread import WorkerThread
 from schemas import AuditRecord, DeadLetterRecord, PredictionRecord
 from tests.consumers.worker_support import (
-    InThread,
     OutputCollector,
     Trickle,
     committed,
@@ -48,10 +48,10 @@ def test_two_workers_split_partitions_and_lose_nothing(kafka_settings, topic_fac
         topics["dead_letter"]: DeadLetterRecord,
     }
     values = mixed_values(300)
-    with OutputCollector(kafka_settings, types) as outputs, InThread(first) as run_first:
+    with OutputCollector(kafka_settings, types) as outputs, WorkerThread(first) as run_first:
         assert first.wait_assigned(20)
         trickle = Trickle(kafka_settings, topics["input"], values, per_tick=4, tick=0.05).start()
-        with InThread(second) as run_second:
+        with WorkerThread(second) as run_second:
             # the cooperative rebalance hands the second member half of the partitions
             wait_for(lambda: len(second.assignment) == 2 and len(first.assignment) == 2, 30, "a 2/2 split")
             assert first.assignment.isdisjoint(second.assignment)

@@ -14,6 +14,7 @@ import pytest
 
 from consumers.devtools.broker import free_port
 from consumers.worker.loop import BatchReport, Worker
+from consumers.worker.thread import WorkerThread
 from schemas import (
     AuditRecord,
     CalibrationSummary,
@@ -23,7 +24,6 @@ from schemas import (
     encode,
 )
 from tests.consumers.worker_support import (
-    InThread,
     committed,
     end_offsets,
     identity,
@@ -104,7 +104,7 @@ def test_mixed_stream_every_message_once_in_order_and_committed(kafka_settings, 
     )
     reports: list[BatchReport] = []
     worker = Worker(settings, defender=worker_defender, on_batch=reports.append)
-    with InThread(worker) as run:
+    with WorkerThread(worker) as run:
         outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
@@ -180,7 +180,7 @@ def test_threshold_update_applies_within_a_second(kafka_settings, topics, worker
     types = _outputs_types(topics)
     producer = Producer(kafka_settings.producer_config())
     now = datetime.now(UTC)
-    with InThread(worker) as run:
+    with WorkerThread(worker) as run:
         assert worker.wait_assigned(20)
         first = produce(kafka_settings, topics["input"], mixed_values(24))
         before = read_outputs(kafka_settings, types, expected=len(first), settle=0.0)
@@ -216,7 +216,7 @@ def test_transactional_mode_commits_outputs_and_offsets_together(kafka_settings,
         kafka_settings, worker_defender, [topics["input"]], topics, threshold=0.0, transactional=True
     )
     worker = Worker(settings, defender=worker_defender)
-    with InThread(worker) as run:
+    with WorkerThread(worker) as run:
         # read_committed (librdkafka's default isolation level): only committed transactions are visible
         outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
         run.stop()
@@ -241,9 +241,8 @@ def test_an_output_that_cannot_be_written_stops_the_worker_without_commit(
         producer_overrides={"message.max.bytes": 1000},
     )
     worker = Worker(settings, defender=worker_defender)
-    run = InThread(worker).__enter__()
-    run.thread.join(30)
-    assert not run.thread.is_alive(), "the worker should have stopped on its own"
+    run = WorkerThread(worker).start()
+    assert run.join(30), "the worker should have stopped on its own"
     assert isinstance(run.error, KafkaException), repr(run.error)  # raised by produce(): too large
     assert committed(kafka_settings, settings.group_id, topics["input"], 2) == {0: -1001, 1: -1001}
     assert len(sent) == 12

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from consumers.pipeline.admit import Accepted, validate_message
-from consumers.pipeline.judge import Item, score_items
 from consumers.worker.checkpoint import Checkpoint, DeliveryError
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.threshold_listener import ThresholdSelector
@@ -199,48 +197,6 @@ def test_checkpoint_forgets_lost_partitions():
     checkpoint.forget([("in", 0)])
     checkpoint.commit()
     assert log[-1] == ("commit", [("in", 1, 2)])
-
-
-# -- scoring failures ----------------------------------------------------------------------------------
-
-
-class FakeDefender:
-    """judge() raises for texts containing 'poison' (or for everything when `broken`)."""
-
-    def __init__(self, broken: bool = False) -> None:
-        self.broken, self.calls = broken, 0
-
-    def judge(self, texts, ids, tokens):
-        self.calls += 1
-        if self.broken or any("poison" in t for t in texts):
-            raise RuntimeError("boom")
-        return [SimpleNamespace(id=i) for i in ids]
-
-
-def _items(texts: list[str | None]) -> list[Item]:
-    out = []
-    for offset, text in enumerate(texts):
-        if text is None:
-            outcome = validate_message(b"{", None, None, clean=_clean, max_bytes=None)
-        else:
-            outcome = validate_message(
-                orjson.dumps({"id": f"m{offset}", "text": text}), None, None, clean=_clean, max_bytes=None
-            )
-        out.append(Item("in", 0, offset, None, b"", None, outcome))
-    return out
-
-
-def test_a_poison_message_is_isolated_and_the_rest_scored():
-    items = _items(["fine", None, "poison pill", "also fine"])
-    scored = score_items(FakeDefender(), items)  # type: ignore[arg-type]
-    assert set(scored.results) == {0, 2, 3} and scored.scored == 3
-    assert isinstance(scored.results[2], RuntimeError)
-    assert scored.results[0].id == "m0" and scored.results[3].id == "m3"
-
-
-def test_a_broken_scorer_raises_instead_of_dead_lettering_everything():
-    with pytest.raises(RuntimeError):
-        score_items(FakeDefender(broken=True), _items(["a", "b"]))  # type: ignore[arg-type]
 
 
 def test_invalid_text_error_kinds_are_error_types():

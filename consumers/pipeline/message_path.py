@@ -1,0 +1,178 @@
+"""The message path, written once: envelope → admit → judge → records.
+
+The live worker, replay (files and topic ranges), ``replay --compare``, the demo and the bench all run
+messages through one :class:`MessagePipeline`, so the same input gives the same records wherever it is
+judged. Only two things differ between callers, and both are arguments:
+
+- **when** a record says it was made (``record_time``): the worker stamps the clock; a replay stamps
+  the message's own time so that two replays are byte-identical (:func:`consumers.replay.run.replay_time`);
+- **how** batches are formed and where records go: the worker micro-batches what it polls and
+  produces to topics (:mod:`consumers.worker.loop`); :meth:`MessagePipeline.run` cuts batches by count
+  for offline use.
+
+The three steps:
+
+1. :meth:`~MessagePipeline.admit` (any thread): validate and clean the value
+   (:func:`consumers.pipeline.admit.validate_message`); a bad message becomes its dead letter here.
+2. :meth:`~MessagePipeline.judge` (the torch thread in a threaded process): one ``Defender.judge`` call
+   for the batch's accepted messages, with the one poison-isolation rule of
+   :mod:`consumers.pipeline.judge`.
+3. :meth:`~MessagePipeline.records` (any thread): one :class:`Output` per admitted message, in input
+   order: a ``PredictionRecord`` (clean), an ``AuditRecord`` (flagged, with its evidence) or a
+   ``DeadLetterRecord`` (malformed, or its judging raised alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from consumers.pipeline.admit import Accepted, internal_dead_letter, validate_message
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.judge import JudgedBatch, judge_texts
+from consumers.pipeline.records import verdict_to_record
+from schemas import AuditRecord, DeadLetterRecord, InputMessage, PredictionRecord
+
+if TYPE_CHECKING:  # `stream-guard --help` imports the app: no torch until a model runs
+    from stream_guard.defender import Defender, TokenDetail
+    from stream_guard.verdict import Verdict
+
+__all__ = ["Admitted", "MessagePipeline", "Output", "OutputRecord", "RecordTime", "live_time"]
+
+OutputRecord = PredictionRecord | AuditRecord | DeadLetterRecord
+OutputKind = Literal["prediction", "audit", "dead_letter"]
+
+RecordTime = Callable[[Envelope, InputMessage | None], datetime | None]
+"""The time a message's records carry (``scored_at``, a dead letter's ``received_at``); None: now.
+The message is None when it could not be decoded."""
+
+
+def live_time(envelope: Envelope, message: InputMessage | None) -> None:
+    """The live worker's record time: the clock when the record is made."""
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A message after the admit step: accepted (decoded, cleaned) or already its dead letter.
+
+    at: the time its records carry (``record_time``), None for the clock at record time.
+    """
+
+    envelope: Envelope
+    outcome: Accepted | DeadLetterRecord
+    at: datetime | None = None
+
+    @property
+    def accepted(self) -> Accepted | None:
+        outcome = self.outcome
+        return outcome if isinstance(outcome, Accepted) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One output record for one input message, with the verdict behind it when it was judged."""
+
+    envelope: Envelope
+    record: OutputRecord
+    verdict: Verdict | None = None
+
+    @property
+    def kind(self) -> OutputKind:
+        """Which output topic it belongs on: predictions (clean), audit (flagged) or dead letters."""
+        record = self.record
+        if isinstance(record, DeadLetterRecord):
+            return "dead_letter"
+        return "audit" if record.flagged else "prediction"
+
+
+class MessagePipeline:
+    """The message path of one defender (see the module docstring).
+
+    Args:
+        defender: judges the accepted texts; its threshold is read once per ``judge`` call.
+        max_bytes: the largest message value accepted (larger ones are ``oversize`` dead letters).
+        record_time: the time records carry; :func:`live_time` (the clock) by default.
+        tokens: which verdicts carry per-token attributions (the worker: flagged ones).
+    """
+
+    def __init__(
+        self,
+        defender: Defender,
+        *,
+        max_bytes: int | None,
+        record_time: RecordTime = live_time,
+        tokens: TokenDetail = "flagged",
+    ) -> None:
+        self.defender = defender
+        self.max_bytes = max_bytes
+        self.record_time = record_time
+        self.tokens: TokenDetail = tokens
+
+    def admit(self, envelope: Envelope) -> Admitted:
+        """Validate and clean one message; a bad one becomes its dead letter (never an exception)."""
+        record_time = self.record_time
+        outcome = validate_message(
+            envelope.value,
+            envelope.key,
+            envelope.source,
+            clean=self.defender.clean,
+            max_bytes=self.max_bytes,
+            received_at=None if record_time is live_time else record_time(envelope, None),
+        )
+        if isinstance(outcome, DeadLetterRecord):
+            return Admitted(envelope, outcome)
+        at = None if record_time is live_time else record_time(envelope, outcome.message)
+        return Admitted(envelope, outcome, at)
+
+    def judge(self, batch: Sequence[Admitted]) -> JudgedBatch:
+        """Judge the accepted messages of ``batch`` in one call (results in their order)."""
+        accepted = [a.outcome for a in batch if isinstance(a.outcome, Accepted)]
+        return judge_texts(
+            self.defender, [a.text for a in accepted], [a.message.id for a in accepted], self.tokens
+        )
+
+    def records(self, batch: Sequence[Admitted], judged: JudgedBatch) -> list[Output]:
+        """One output per message of ``batch``, in order; ``judged`` is :meth:`judge` of the same batch."""
+        results = iter(judged.results)
+        outputs = []
+        for admitted in batch:
+            envelope, outcome = admitted.envelope, admitted.outcome
+            if isinstance(outcome, DeadLetterRecord):
+                outputs.append(Output(envelope, outcome))
+                continue
+            result = next(results)
+            at = admitted.at
+            if isinstance(result, Exception):
+                dead = internal_dead_letter(
+                    envelope.value, envelope.key, envelope.source, result, outcome.message.id, at
+                )
+                outputs.append(Output(envelope, dead))
+                continue
+            record = verdict_to_record(
+                result, source=envelope.source, metadata=outcome.message.metadata, scored_at=at
+            )
+            outputs.append(Output(envelope, record, result))
+        return outputs
+
+    def batches(self, envelopes: Iterable[Envelope], batch_size: int) -> Iterator[list[Admitted]]:
+        """Admitted messages in batches of ``batch_size`` accepted ones (dead letters ride along)."""
+        batch: list[Admitted] = []
+        accepted = 0
+        for envelope in envelopes:
+            admitted = self.admit(envelope)
+            batch.append(admitted)
+            if admitted.accepted is not None:
+                accepted += 1
+                if accepted >= batch_size:
+                    yield batch
+                    batch, accepted = [], 0
+        if batch:
+            yield batch
+
+    def run(self, envelopes: Iterable[Envelope], *, batch_size: int) -> Iterator[Output]:
+        """The outputs of ``envelopes``, in input order, judged ``batch_size`` accepted ones at a time."""
+        for batch in self.batches(envelopes, batch_size):
+            yield from self.records(batch, self.judge(batch))
