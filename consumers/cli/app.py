@@ -1,7 +1,7 @@
 """The `stream-guard` command: the typer app, every command registered on it, and the entry point.
 
 Each command is a plain function in its own module of this package and imports nothing of the app;
-this module is the only one that knows them all (``demo`` lives with the demo it runs). The modules
+this module is the only one that knows them all. The modules
 import torch, transformers and the model inside the command functions, so ``stream-guard --help``
 stays fast (tests/consumers/cli/test_app.py).
 """
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from consumers.cli import audit, bench, broker, calibrate, lab, replay, run, score
-from consumers.demo import run as demo
+from consumers.cli import audit, bench, broker, calibrate, demo, lab, replay, run, score
 
 HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
 
