@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-def _import_the_real_schemas_package() -> None:
-    """Under the ``pytest`` script (no cwd on sys.path) pytest puts ``tests/`` on sys.path, where the
-    ``tests/schemas`` folder shadows the ``schemas`` package as an empty namespace package. Make the
-    repository root importable so the real package wins (a no-op when pytest's ``pythonpath`` has it).
-    """
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:
-        sys.path.append(root)
-    shadow = sys.modules.get("schemas")
-    if shadow is not None and getattr(shadow, "__file__", None) is None:
-        for name in [n for n in sys.modules if n == "schemas" or n.startswith("schemas.")]:
-            del sys.modules[name]
-
-
-_import_the_real_schemas_package()
-
-from schemas import (  # noqa: E402
+from schemas import (
     AuditRecord,
     CalibrationSummary,
     DeadLetterRecord,
