@@ -1,7 +1,7 @@
 """stream-guard's ML core: X-GRAAD attribution, the Defender and its parts. Knows nothing of Kafka.
 
 Public API (imported lazily, so `import stream_guard.verdict` does not pull in torch):
-`Defender`, `DefenderSettings`, `Threshold`, `Verdict`, `TokenAttribution`, `SuspiciousWord`,
+`Defender`, `DefenderSettings`, `Threshold`, `Verdict`, `TokenAttribution`, `SuspiciousWord`, `TextScores`,
 `load_classifier`, `LoadedClassifier`, `attribute`, `Attribution`, and the errors.
 """
 
@@ -11,7 +11,7 @@ from stream_guard.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "Defender": "stream_guard.defender",
-    "TextScores": "stream_guard.defender",
+    "TextScores": "stream_guard.scores",
     "DefenderSettings": "stream_guard.settings",
     "Threshold": "stream_guard.threshold",
     "Verdict": "stream_guard.verdict",

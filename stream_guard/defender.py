@@ -7,7 +7,6 @@ Stateless with respect to its inputs: it holds the model, its settings and the c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -18,46 +17,17 @@ from stream_guard.attribution import attribute
 from stream_guard.batch_plan import plan_batches, resolve_call_cost
 from stream_guard.encoding import EncodedText, TokenTables, encode_texts, pad_batch
 from stream_guard.loading import LoadedClassifier, load_classifier
-from stream_guard.neutralize import Edit, message_rng, neutralize_spans
+from stream_guard.neutralize import message_rng, neutralize_spans
+from stream_guard.scores import Neutralization, TextScores
 from stream_guard.selection import select_words, spans_after_edits, unshift_span
 from stream_guard.settings import DefenderSettings
 from stream_guard.textcheck import clean_text
 from stream_guard.threshold import Threshold
-from stream_guard.verdict import SuspiciousWord, Verdict, token_attributions
+from stream_guard.verdict import SuspiciousWord, Verdict
+from stream_guard.verdict_builder import build_verdict
 
 TokenDetail = Literal["all", "flagged", "none"]
 _AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class TextScores:
-    """Attributions of one text, trimmed to its real tokens (n = its token count)."""
-
-    encoded: EncodedText
-    probabilities: np.ndarray  # (C,)
-    attention: np.ndarray  # (n,)
-    gradient: np.ndarray  # (n,)
-    score: np.ndarray  # (n,) c_j (Eq. 7), NaN off-candidate
-    candidates: np.ndarray  # (n,) bool
-    anomaly: float  # S: max of `ranking`
-    ranking: np.ndarray  # (n,) c_j after word aggregation / normalization (settings); NaN off-candidate
-
-    @property
-    def label(self) -> int:
-        return int(self.probabilities.argmax())
-
-    @property
-    def has_candidates(self) -> bool:
-        return bool(self.candidates.any())
-
-
-@dataclass
-class _Neutralization:
-    text: str
-    scores: TextScores
-    excluded: list[tuple[int, int]] = field(default_factory=list)
-    words: list[SuspiciousWord] = field(default_factory=list)
-    history: list[list[Edit]] = field(default_factory=list)  # edits of each round, to map spans back
 
 
 class Defender:
@@ -297,18 +267,29 @@ class Defender:
             fixed = neutralized.get(i)
             with_tokens = tokens == "all" or (tokens == "flagged" and flagged[i])
             verdicts.append(
-                self._verdict(ids[i], cleaned[i], s, limits[i], flagged[i], fixed, with_tokens, threshold)
+                build_verdict(
+                    ids[i],
+                    cleaned[i],
+                    s,
+                    model_id=self.model_id,
+                    label_names=self.classifier.label_names,
+                    limit=limits[i],
+                    threshold=threshold,
+                    flagged=flagged[i],
+                    fixed=fixed,
+                    with_tokens=with_tokens,
+                )
             )
         return verdicts
 
     def _neutralize(
         self, todo: dict[int, tuple[str, str, TextScores, float | None]]
-    ) -> dict[int, _Neutralization]:
+    ) -> dict[int, Neutralization]:
         """Rounds of: pick the top word(s) not yet rewritten, rewrite them, re-score the new texts."""
         settings = self.settings
         tokenizer = self.classifier.tokenizer
         mask_token = tokenizer.mask_token or tokenizer.unk_token or "[UNK]"
-        state = {i: _Neutralization(text=text, scores=s) for i, (_, text, s, _) in todo.items()}
+        state = {i: Neutralization(text=text, scores=s) for i, (_, text, s, _) in todo.items()}
         rngs = {i: message_rng(settings.seed, mid, text) for i, (mid, text, _, _) in todo.items()}
         active = list(state)
         for round_index in range(settings.max_rounds):
@@ -357,45 +338,3 @@ class Defender:
         if rule == "unchanged":
             return unchanged
         return anomalous and unchanged
-
-    def _verdict(
-        self,
-        message_id: str,
-        text: str,
-        s: TextScores,
-        limit: float | None,
-        flagged: bool,
-        fixed: _Neutralization | None,
-        with_tokens: bool,
-        threshold: Threshold | None,
-    ) -> Verdict:
-        names = self.classifier.label_names
-        final = fixed.scores if fixed is not None else s
-        return Verdict(
-            id=message_id,
-            text=text,
-            model_id=self.model_id,
-            label=s.label,
-            label_name=names[s.label],
-            probabilities=[float(p) for p in s.probabilities],
-            anomaly_score=s.anomaly,
-            threshold=limit,
-            threshold_version=threshold.version if threshold else None,
-            min_confidence=threshold.min_confidence if threshold else None,
-            flagged=flagged,
-            final_label=final.label,
-            final_label_name=names[final.label],
-            tokens=token_attributions(s) if with_tokens else [],
-            n_tokens=len(s.encoded),
-            truncated=s.encoded.truncated,
-            neutralized_text=fixed.text if fixed else None,
-            neutralized_label=fixed.scores.label if fixed else None,
-            neutralized_probabilities=[float(p) for p in fixed.scores.probabilities] if fixed else None,
-            neutralized_anomaly_score=_finite(fixed.scores.anomaly) if fixed else None,
-            suspicious_words=list(fixed.words) if fixed else [],
-        )
-
-
-def _finite(value: float) -> float | None:
-    """None for the NaN anomaly of a rewrite that was classified, not scored (`rescore_attributions`)."""
-    return value if np.isfinite(value) else None

@@ -19,7 +19,7 @@ import numpy as np
 from stream_guard.neutralize import Edit
 
 if TYPE_CHECKING:
-    from stream_guard.defender import TextScores
+    from stream_guard.scores import TextScores
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,7 @@ versioned wire contract.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from stream_guard.defender import TextScores
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,26 +79,3 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def token_attributions(s: TextScores) -> list[TokenAttribution]:
-    """Every token of a scored text with its attributions, in input order."""
-    enc = s.encoded
-    out = []
-    for j, token in enumerate(enc.tokens):
-        start, end = enc.offsets[j]
-        special = enc.word_ids[j] is None
-        candidate = bool(s.candidates[j])
-        out.append(
-            TokenAttribution(
-                token=token,
-                start=None if special else start,
-                end=None if special else end,
-                attention=float(s.attention[j]),
-                gradient=float(s.gradient[j]),
-                score=float(s.score[j]) if candidate else None,
-                candidate=candidate,
-                decision_score=float(s.ranking[j]) if candidate else None,
-            )
-        )
-    return out

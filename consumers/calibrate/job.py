@@ -37,7 +37,8 @@ from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode, m
 from stream_guard.calibration import Calibration, calibrate
 
 if TYPE_CHECKING:  # `stream-guard --help` imports this module: no torch until a job runs
-    from stream_guard.defender import Defender, TextScores
+    from stream_guard.defender import Defender
+    from stream_guard.scores import TextScores
 
 log = structlog.get_logger(__name__)
 

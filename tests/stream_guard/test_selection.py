@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream_guard.defender import TextScores
 from stream_guard.encoding import EncodedText
+from stream_guard.scores import TextScores
 from stream_guard.selection import select_words
 
 TEXT = "i watched this 3d movie and it was fun"

@@ -1,0 +1,86 @@
+"""Build one text's `Verdict` from its scores, its flag, its neutralization and the threshold in force.
+
+The mapping from the defense's intermediate data (`stream_guard.scores`) to its output
+(`stream_guard.verdict`), written once; the Defender decides, this module only reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stream_guard.scores import Neutralization, TextScores
+from stream_guard.threshold import Threshold
+from stream_guard.verdict import TokenAttribution, Verdict
+
+__all__ = ["build_verdict", "token_attributions"]
+
+
+def token_attributions(s: TextScores) -> list[TokenAttribution]:
+    """Every token of a scored text with its attributions, in input order."""
+    enc = s.encoded
+    out = []
+    for j, token in enumerate(enc.tokens):
+        start, end = enc.offsets[j]
+        special = enc.word_ids[j] is None
+        candidate = bool(s.candidates[j])
+        out.append(
+            TokenAttribution(
+                token=token,
+                start=None if special else start,
+                end=None if special else end,
+                attention=float(s.attention[j]),
+                gradient=float(s.gradient[j]),
+                score=float(s.score[j]) if candidate else None,
+                candidate=candidate,
+                decision_score=float(s.ranking[j]) if candidate else None,
+            )
+        )
+    return out
+
+
+def build_verdict(
+    message_id: str,
+    text: str,
+    s: TextScores,
+    *,
+    model_id: str,
+    label_names: Sequence[str],
+    limit: float | None,
+    threshold: Threshold | None,
+    flagged: bool,
+    fixed: Neutralization | None,
+    with_tokens: bool,
+) -> Verdict:
+    """The verdict on `text` (scored as `s`): `limit` is the threshold value its length got, `fixed` its
+    neutralization if it was flagged and the flag stood; `with_tokens` adds the per-token attributions."""
+    final = fixed.scores if fixed is not None else s
+    return Verdict(
+        id=message_id,
+        text=text,
+        model_id=model_id,
+        label=s.label,
+        label_name=label_names[s.label],
+        probabilities=[float(p) for p in s.probabilities],
+        anomaly_score=s.anomaly,
+        threshold=limit,
+        threshold_version=threshold.version if threshold else None,
+        min_confidence=threshold.min_confidence if threshold else None,
+        flagged=flagged,
+        final_label=final.label,
+        final_label_name=label_names[final.label],
+        tokens=token_attributions(s) if with_tokens else [],
+        n_tokens=len(s.encoded),
+        truncated=s.encoded.truncated,
+        neutralized_text=fixed.text if fixed else None,
+        neutralized_label=fixed.scores.label if fixed else None,
+        neutralized_probabilities=[float(p) for p in fixed.scores.probabilities] if fixed else None,
+        neutralized_anomaly_score=_finite(fixed.scores.anomaly) if fixed else None,
+        suspicious_words=list(fixed.words) if fixed else [],
+    )
+
+
+def _finite(value: float) -> float | None:
+    """None for the NaN anomaly of a rewrite that was classified, not scored (`rescore_attributions`)."""
+    return value if np.isfinite(value) else None
