@@ -2,10 +2,13 @@
 
 For the model in ``model_dir`` (its ``meta.json`` names dataset, attack, trigger, target and seeds):
 rebuild the validation split (the only data any threshold is calibrated on), the clean test split and
-the poisoned test set (every non-target test text with the trigger inserted), run each defense, and
-report per defense CACC, ASR, detection precision / recall / FPR (poisoned = positive), AUROC of its
-score, and time per 1,000 test texts. See :mod:`stream_guard.lab.defenses.base` for how rejections
-count. X-GRAAD also yields the paper's Fig. 2 (score components) and Fig. 3 (threshold sweep).
+the poisoned test set (every non-target test text with the trigger inserted), then run each defense
+named in the options the same way, whatever it is (:func:`~stream_guard.lab.defenses.base.run_defense`:
+fit on validation, judge the test texts), and report per defense CACC, ASR, detection precision /
+recall / FPR (poisoned = positive), AUROC of its score, and time per 1,000 test texts. See
+:mod:`stream_guard.lab.defenses.base` for how rejections count and
+:mod:`stream_guard.lab.defenses.registry` for the defenses there are. A defense's analysis may add
+figures' data: paper X-GRAAD yields the paper's Fig. 2 (score components) and Fig. 3 (threshold sweep).
 """
 
 from __future__ import annotations
@@ -17,40 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from stream_guard.lab.defenses.base import DefenseOutcome
-from stream_guard.lab.defenses.rap import RapConfig, run_rap
-from stream_guard.lab.defenses.strip import StripConfig, run_strip
-from stream_guard.lab.defenses.xgraad import (
-    Sweep,
-    XGraadConfig,
-    component_maxima,
-    run_xgraad,
-    threshold_sweep,
-)
+from stream_guard.lab.defenses.base import Analysis, run_defense
+from stream_guard.lab.defenses.registry import DefenseContext, EvalOptions, make_defense
+from stream_guard.lab.defenses.xgraad import Sweep
 from stream_guard.lab.evalsets import build_eval_sets
-from stream_guard.lab.inference import predict_proba, probability_fn
 from stream_guard.lab.train_backdoor import read_meta
 
-DEFENSES = ("none", "xgraad-paper", "xgraad", "strip", "rap")
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    defenses: tuple[str, ...] = DEFENSES
-    max_val: int = 500
-    max_test: int = 500
-    max_poisoned: int = 500
-    improved: XGraadConfig | None = None  # the "xgraad" defense; None = DefenderSettings defaults
-    strip: StripConfig = field(default_factory=StripConfig)
-    rap: RapConfig = field(default_factory=RapConfig)
-    sweep: bool = True  # the threshold sweep of xgraad-paper (one extra pass that neutralizes all)
-    device: str = "cpu"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        unknown = [d for d in self.defenses if d not in DEFENSES]
-        if unknown:
-            raise ValueError(f"unknown defense(s) {unknown}: choose from {', '.join(DEFENSES)}")
+__all__ = ["EvalOptions", "ModelEvaluation", "evaluate_model"]
 
 
 @dataclass
@@ -82,20 +58,14 @@ class ModelEvaluation:
             "seconds": round(self.seconds, 1),
         }
 
-
-def _none_outcome(model, tokenizer, max_length, clean_texts, poisoned_texts) -> DefenseOutcome:
-    started = time.perf_counter()
-    p_clean = predict_proba(model, tokenizer, clean_texts, max_length=max_length)
-    p_poisoned = predict_proba(model, tokenizer, poisoned_texts, max_length=max_length)
-    return DefenseOutcome(
-        name="none",
-        mode="none",
-        clean_labels=p_clean.argmax(axis=1),
-        clean_flags=np.zeros(len(clean_texts), dtype=bool),
-        poisoned_labels=p_poisoned.argmax(axis=1),
-        poisoned_flags=np.zeros(len(poisoned_texts), dtype=bool),
-        seconds=time.perf_counter() - started,
-    )
+    def add_figures(self, analysis: Analysis) -> None:
+        """Keep the figures' data a defense's analysis produced."""
+        if analysis.components is not None:
+            self.components = analysis.components
+        if analysis.sweep is not None:
+            self.sweep = analysis.sweep
+        if analysis.sweep_check is not None:
+            self.sweep_check = analysis.sweep_check
 
 
 def evaluate_model(
@@ -116,17 +86,15 @@ def evaluate_model(
     started = time.perf_counter()
     max_length = int(meta["max_length"])
     classifier = load_classifier(model_dir, device=options.device, max_length=max_length)
-    model, tokenizer = classifier.model, classifier.tokenizer
     sets = build_eval_sets(
         meta,
-        tokenizer,
+        classifier.tokenizer,
         dataset=dataset,
         max_val=options.max_val,
         max_test=options.max_test,
         max_poisoned=options.max_poisoned,
     )
-    target = sets.target
-    val_texts, val_labels = sets.validation.texts, sets.validation.labels
+    val_texts = sets.validation.texts
     clean_texts, y = sets.test.texts, np.asarray(sets.test.labels)
     poisoned_texts = sets.poisoned.dataset.texts if sets.poisoned is not None else []
     result = ModelEvaluation(
@@ -140,89 +108,13 @@ def evaluate_model(
             "poisoned_test": len(poisoned_texts),
         },
     )
-    base = _none_outcome(model, tokenizer, max_length, clean_texts, poisoned_texts)
-    if sets.poisoned is not None and len(sets.poisoned):
-        # the ASR floor: the same non-target texts without the trigger, predicted as the target anyway
-        originals = predict_proba(model, tokenizer, sets.poisoned.original_texts, max_length=max_length)
-        base.extra["asr_without_trigger"] = float((originals.argmax(axis=1) == target).mean())
-    outcomes: list[DefenseOutcome] = []
+    context = DefenseContext(classifier, max_length, sets.target, options)
     for name in options.defenses:
-        if name == "none":
-            outcomes.append(base)
-        elif name in ("xgraad-paper", "xgraad"):
-            config = XGraadConfig.paper() if name == "xgraad-paper" else (options.improved or XGraadConfig())
-            config = XGraadConfig(name, config.settings, config.percentile, config.length_edges)
-            run = run_xgraad(
-                classifier, config, val_texts, clean_texts, poisoned_texts, progress=options.progress
-            )
-            outcomes.append(run.outcome)
-            if name == "xgraad-paper":
-                result.components = {
-                    "clean": np.array([component_maxima(v) for v in run.clean_verdicts]).reshape(-1, 3),
-                    "poisoned": np.array([component_maxima(v) for v in run.poisoned_verdicts]).reshape(-1, 3),
-                }
-                if options.sweep:
-                    result.sweep = threshold_sweep(
-                        classifier,
-                        config,
-                        run.validation_scores,
-                        run.validation_tokens,
-                        clean_texts,
-                        y,
-                        poisoned_texts,
-                        target,
-                        progress=options.progress,
-                    )
-                    result.sweep_check = _sweep_check(result.sweep, run.outcome, y, target, config.percentile)
-        elif name == "strip":
-            held_out = [t for t, lab in zip(val_texts, val_labels, strict=True) if lab != target] or val_texts
-            outcome = run_strip(
-                probability_fn(model, tokenizer, max_length=max_length),
-                val_texts,
-                held_out,
-                clean_texts,
-                poisoned_texts,
-                base.clean_labels,
-                base.poisoned_labels,
-                config=options.strip,
-                progress=options.progress,
-            )
-            outcome.seconds += base.seconds  # STRIP classifies the input itself too
-            outcomes.append(outcome)
-        elif name == "rap":
-            rap_config = RapConfig(**{**options.rap.__dict__, "max_length": max_length})
-            outcomes.append(
-                run_rap(
-                    model,
-                    tokenizer,
-                    target,
-                    val_texts,
-                    val_labels,
-                    clean_texts,
-                    poisoned_texts,
-                    config=rap_config,
-                    progress=options.progress,
-                )
-            )
-    result.rows = [o.summary(y, target) for o in outcomes]
+        defense = make_defense(name, context)
+        judged = run_defense(defense, sets.validation, clean_texts, poisoned_texts)
+        analysis = defense.analyse(sets, judged)
+        judged.outcome.extra.update(analysis.row)
+        result.add_figures(analysis)
+        result.rows.append(judged.outcome.summary(y, sets.target))
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _sweep_check(sweep: Sweep | None, outcome: DefenseOutcome, y: np.ndarray, target: int, p: float):
-    """The sweep at the calibrated percentile must reproduce the direct run (a self-check)."""
-    if sweep is None or p not in sweep.percentiles:
-        return None
-    i = sweep.percentiles.index(p)
-    summary = outcome.summary(y, target)
-    return {
-        "percentile": p,
-        "direct_cacc": summary["cacc"],
-        "sweep_cacc": sweep.cacc[i],
-        "direct_asr": summary["asr"],
-        "sweep_asr": sweep.asr[i],
-        "agree": bool(
-            abs(summary["cacc"] - sweep.cacc[i]) < 1e-9
-            and (summary["asr"] is None or abs(summary["asr"] - sweep.asr[i]) < 1e-9)
-        ),
-    }

@@ -1,11 +1,23 @@
-"""Defenses the lab compares: X-GRAAD (the Defender) and the baselines STRIP and RAP.
+"""Defenses the lab compares, behind one interface: X-GRAAD (the Defender), the baselines STRIP and RAP,
+and the model alone.
 
-Each returns a :class:`~stream_guard.lab.defenses.base.DefenseOutcome` for the clean and the poisoned
-test texts: the final label of each text, whether it was flagged, a suspiciousness score (higher =
-more suspicious) and the time spent. ONION is not here: it needs a GPT-2 language model, which cannot
-be had offline on this machine (see docs/lab/results.md).
+Each is a :class:`~stream_guard.lab.defenses.base.Defense` (``fit`` on the clean validation split, then
+``judge`` texts -> one :class:`~stream_guard.lab.defenses.base.Judgement` each: final label, flagged,
+a suspiciousness score) in its own module, and a line in :mod:`~stream_guard.lab.defenses.registry`.
+ONION is not here: it needs a GPT-2 language model, which cannot be had offline on this machine (see
+docs/lab/results.md).
+
+Importing this package imports numpy only; the registry and the defenses load torch.
 """
 
-from stream_guard.lab.defenses.base import DefenseOutcome, Mode
+from stream_guard.lab.defenses.base import (
+    Analysis,
+    Defense,
+    DefenseOutcome,
+    Judged,
+    Judgement,
+    Mode,
+    run_defense,
+)
 
-__all__ = ["DefenseOutcome", "Mode"]
+__all__ = ["Analysis", "Defense", "DefenseOutcome", "Judged", "Judgement", "Mode", "run_defense"]

@@ -25,7 +25,6 @@ clean drop stayed at 0.005 after 4 steps, while lr 1.0 reached 0.10 within 6 ste
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from stream_guard.datasets import LabeledDataset
+from stream_guard.lab.defenses.base import Defense, Judgement
 from stream_guard.lab.ep import trigger_token_id
 from stream_guard.lab.inference import predict_proba
 
@@ -139,46 +140,50 @@ def rap_score(probs: np.ndarray, drops: np.ndarray, target: int) -> np.ndarray:
     return -drops - 3.0 * (probs.argmax(axis=1) != target)
 
 
-def run_rap(
-    model: Any,
-    tokenizer: Any,
-    target: int,
-    validation_texts: Sequence[str],
-    validation_labels: Sequence[int],
-    clean_texts: Sequence[str],
-    poisoned_texts: Sequence[str],
-    *,
-    config: RapConfig | None = None,
-    progress: bool = False,
-):
-    """RAP as a reject-mode defense: construct and calibrate on validation, then judge the test texts."""
-    from stream_guard.lab.defenses.base import DefenseOutcome
+class RapDefense(Defense):
+    """RAP as a reject-mode defense: constructed on the validation split's target-class texts (at most
+    ``max_construct``), calibrated on all of them; a judgement's label is the model's own prediction,
+    its score :func:`rap_score`."""
 
-    rap = Rap(model, tokenizer, target, config)
-    started = time.perf_counter()
-    target_texts = [t for t, y in zip(validation_texts, validation_labels, strict=True) if y == target]
-    rap.construct(target_texts[: rap.config.max_construct], progress=progress)
-    val_drops = rap.calibrate(validation_texts)
-    setup = time.perf_counter() - started
-    started = time.perf_counter()
-    p_clean, d_clean = rap.probabilities_and_drops(clean_texts)
-    p_poisoned, d_poisoned = rap.probabilities_and_drops(poisoned_texts)
-    seconds = time.perf_counter() - started
-    return DefenseOutcome(
-        name="rap",
-        mode="reject",
-        clean_labels=p_clean.argmax(axis=1),
-        clean_flags=rap.flags(p_clean, d_clean),
-        poisoned_labels=p_poisoned.argmax(axis=1),
-        poisoned_flags=rap.flags(p_poisoned, d_poisoned),
-        seconds=seconds,
-        setup_seconds=setup,
-        clean_scores=rap_score(p_clean, d_clean, target),
-        poisoned_scores=rap_score(p_poisoned, d_poisoned, target),
-        threshold=rap.threshold,
-        extra={
-            "rap_word": rap.config.word,
-            "rap_final_loss": rap.losses[-1] if rap.losses else None,
-            "rap_val_median_drop": float(np.median(val_drops)),
-        },
-    )
+    name = "rap"
+    mode = "reject"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        target: int,
+        config: RapConfig | None = None,
+        *,
+        progress: bool = False,
+    ) -> None:
+        self.config = config or RapConfig()
+        self.rap = Rap(model, tokenizer, target, self.config)
+        self.progress = progress
+        self.validation_drops: np.ndarray | None = None
+
+    def fit(self, validation: LabeledDataset) -> None:
+        target = self.rap.target
+        texts = list(validation.texts)
+        target_texts = [t for t, y in zip(texts, validation.labels, strict=True) if y == target]
+        self.rap.construct(target_texts[: self.config.max_construct], progress=self.progress)
+        self.validation_drops = self.rap.calibrate(texts)
+        self.threshold = self.rap.threshold
+
+    def judge(self, texts: Sequence[str], ids: Sequence[str]) -> list[Judgement]:
+        probs, drops = self.rap.probabilities_and_drops(texts)
+        flags = self.rap.flags(probs, drops)
+        scores = rap_score(probs, drops, self.rap.target)
+        return [
+            Judgement(int(label), bool(flag), float(score))
+            for label, flag, score in zip(probs.argmax(axis=1), flags, scores, strict=True)
+        ]
+
+    def details(self) -> dict[str, Any]:
+        losses = self.rap.losses
+        drops = self.validation_drops
+        return {
+            "rap_word": self.config.word,
+            "rap_final_loss": losses[-1] if losses else None,
+            "rap_val_median_drop": float(np.median(drops)) if drops is not None else None,
+        }

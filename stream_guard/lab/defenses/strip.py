@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from stream_guard.datasets import LabeledDataset
+from stream_guard.lab.defenses.base import Defense, Judgement
 from stream_guard.lab.inference import ProbabilityFn
 
 _PUNCT = re.compile(r"^\W+$")
@@ -128,40 +130,46 @@ class Strip:
         return np.asarray(entropies) < self.threshold
 
 
-def run_strip(
-    prob_fn: ProbabilityFn,
-    validation: Sequence[str],
-    held_out: Sequence[str],
-    clean_texts: Sequence[str],
-    poisoned_texts: Sequence[str],
-    clean_labels: np.ndarray,
-    poisoned_labels: np.ndarray,
-    *,
-    config: StripConfig | None = None,
-    progress: bool = False,
-):
-    """STRIP as a reject-mode defense over the test texts (labels are the model's own predictions)."""
-    from stream_guard.lab.defenses.base import DefenseOutcome
+class StripDefense(Defense):
+    """STRIP as a reject-mode defense: held-out words and threshold from the validation split; a
+    judgement's label is the model's own prediction, its score minus the entropy."""
 
-    strip = Strip(prob_fn, held_out, config)
-    started = time.perf_counter()
-    strip.calibrate(validation, progress=progress)
-    setup = time.perf_counter() - started
-    started = time.perf_counter()
-    h_clean = strip.entropies(clean_texts, progress=progress, desc="STRIP clean")
-    h_poisoned = strip.entropies(poisoned_texts, progress=progress, desc="STRIP poisoned")
-    seconds = time.perf_counter() - started
-    return DefenseOutcome(
-        name="strip",
-        mode="reject",
-        clean_labels=np.asarray(clean_labels),
-        clean_flags=strip.flags(h_clean),
-        poisoned_labels=np.asarray(poisoned_labels),
-        poisoned_flags=strip.flags(h_poisoned),
-        seconds=seconds,
-        setup_seconds=setup,
-        clean_scores=-h_clean,
-        poisoned_scores=-h_poisoned,
-        threshold=strip.threshold,
-        extra={"copies": strip.config.copies, "replace_ratio": strip.config.replace_ratio},
-    )
+    name = "strip"
+    mode = "reject"
+
+    def __init__(
+        self,
+        prob_fn: ProbabilityFn,
+        target: int,
+        config: StripConfig | None = None,
+        *,
+        progress: bool = False,
+    ) -> None:
+        self.prob_fn = prob_fn
+        self.target = target
+        self.config = config or StripConfig()
+        self.progress = progress
+        self.strip: Strip | None = None
+
+    def fit(self, validation: LabeledDataset) -> None:
+        """Replacement words from the validation texts of the other classes (all of them if there are
+        none), threshold from the entropies of every validation text."""
+        texts = list(validation.texts)
+        held_out = [t for t, y in zip(texts, validation.labels, strict=True) if y != self.target] or texts
+        self.strip = Strip(self.prob_fn, held_out, self.config)
+        self.strip.calibrate(texts, progress=self.progress)
+        self.threshold = self.strip.threshold
+
+    def judge(self, texts: Sequence[str], ids: Sequence[str]) -> list[Judgement]:
+        if self.strip is None:
+            raise RuntimeError("fit STRIP first")
+        labels = self.prob_fn(texts).argmax(axis=1)  # STRIP classifies the input itself too
+        h = self.strip.entropies(texts, progress=self.progress, desc="STRIP")
+        flags = self.strip.flags(h)
+        return [
+            Judgement(int(label), bool(flag), float(-entropy_))
+            for label, flag, entropy_ in zip(labels, flags, h, strict=True)
+        ]
+
+    def details(self) -> dict[str, Any]:
+        return {"copies": self.config.copies, "replace_ratio": self.config.replace_ratio}

@@ -15,7 +15,6 @@ percentile is flagged at the lowest one too, so each percentile's result is exac
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from stream_guard.calibration import DEFAULT_PERCENTILE, calibrate
+from stream_guard.calibration import DEFAULT_PERCENTILE, Calibration, calibrate
+from stream_guard.datasets import LabeledDataset
 from stream_guard.defender import Defender
+from stream_guard.lab.defenses.base import Analysis, Defense, DefenseOutcome, Judged, Judgement, text_ids
+from stream_guard.lab.evalsets import EvalSets
 from stream_guard.loading import LoadedClassifier
 from stream_guard.settings import DefenderSettings
 from stream_guard.threshold import Threshold
@@ -77,72 +79,99 @@ class XGraadConfig:
         }
 
 
-@dataclass
-class XGraadRun:
-    """Verdicts on the test texts at the calibrated threshold, and the calibration scores."""
-
-    outcome: Any  # DefenseOutcome
-    clean_verdicts: list[Verdict]
-    poisoned_verdicts: list[Verdict]
-    validation_scores: np.ndarray
-    validation_tokens: np.ndarray
-
-
 def _defender(classifier: LoadedClassifier, config: XGraadConfig) -> Defender:
     settings = config.settings.model_copy(update={"max_length": classifier.max_length, "threshold": None})
     return Defender(classifier, settings)
 
 
 def _judge(
-    defender: Defender, texts: Sequence[str], prefix: str, *, progress: bool = False, desc: str = "X-GRAAD"
+    defender: Defender,
+    texts: Sequence[str],
+    ids: Sequence[str],
+    *,
+    progress: bool = False,
+    desc: str = "X-GRAAD",
 ) -> list[Verdict]:
-    """Verdicts with token attributions, ids ``<prefix><index>`` (the neutralizer's seed depends on them)."""
+    """Verdicts with token attributions (the neutralizer's seed depends on the ids)."""
     out: list[Verdict] = []
     with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
         for start in range(0, len(texts), _CHUNK):
             chunk = list(texts[start : start + _CHUNK])
-            ids = [f"{prefix}{start + i}" for i in range(len(chunk))]
-            out.extend(defender.judge(chunk, ids, tokens="all"))
+            out.extend(defender.judge(chunk, list(ids[start : start + _CHUNK]), tokens="all"))
             bar.update(len(chunk))
     return out
 
 
-def run_xgraad(
-    classifier: LoadedClassifier,
-    config: XGraadConfig,
-    validation: Sequence[str],
-    clean_texts: Sequence[str],
-    poisoned_texts: Sequence[str],
-    *,
-    progress: bool = False,
-) -> XGraadRun:
-    """Calibrate on ``validation``, then judge the clean and poisoned test texts."""
-    from stream_guard.lab.defenses.base import DefenseOutcome
+class XGraadDefense(Defense):
+    """The production Defender, calibrated on the validation split; flagged texts are neutralized.
 
-    defender = _defender(classifier, config)
-    started = time.perf_counter()
-    cal = calibrate(defender, validation, percentile=config.percentile, length_edges=config.length_edges)
-    defender.set_threshold(cal.threshold)
-    setup = time.perf_counter() - started
-    started = time.perf_counter()
-    clean = _judge(defender, clean_texts, "c", progress=progress, desc=f"{config.name} clean")
-    poisoned = _judge(defender, poisoned_texts, "p", progress=progress, desc=f"{config.name} poisoned")
-    seconds = time.perf_counter() - started
-    outcome = DefenseOutcome(
-        name=config.name,
-        mode="neutralize",
-        clean_labels=np.array([v.final_label for v in clean], dtype=np.int64),
-        clean_flags=np.array([v.flagged for v in clean], dtype=bool),
-        poisoned_labels=np.array([v.final_label for v in poisoned], dtype=np.int64),
-        poisoned_flags=np.array([v.flagged for v in poisoned], dtype=bool),
-        seconds=seconds,
-        setup_seconds=setup,
-        clean_scores=np.array([v.anomaly_score for v in clean]),
-        poisoned_scores=np.array([v.anomaly_score for v in poisoned]),
-        threshold=cal.threshold.value,
-        extra={"val_flag_rate": cal.clean_flag_rate(), **config.describe()},
-    )
-    return XGraadRun(outcome, clean, poisoned, cal.scores, cal.n_tokens)
+    A judgement's score is the anomaly score S, its evidence the Verdict. With ``figures`` (the paper
+    setup), :meth:`analyse` adds the score components of Fig. 2 and, with ``sweep``, the threshold
+    sweep of Fig. 3 and its self-check.
+    """
+
+    mode = "neutralize"
+
+    def __init__(
+        self,
+        classifier: LoadedClassifier,
+        config: XGraadConfig,
+        *,
+        figures: bool = False,
+        sweep: bool = False,
+        progress: bool = False,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.classifier = classifier
+        self.figures = figures
+        self.sweep = sweep
+        self.progress = progress
+        self.defender = _defender(classifier, config)
+        self.calibration: Calibration | None = None
+
+    def fit(self, validation: LabeledDataset) -> None:
+        cfg = self.config
+        cal = calibrate(
+            self.defender, validation.texts, percentile=cfg.percentile, length_edges=cfg.length_edges
+        )
+        self.defender.set_threshold(cal.threshold)
+        self.calibration = cal
+        self.threshold = cal.threshold.value
+
+    def judge(self, texts: Sequence[str], ids: Sequence[str]) -> list[Judgement]:
+        verdicts = _judge(self.defender, texts, ids, progress=self.progress, desc=self.name)
+        return [Judgement(v.final_label, v.flagged, v.anomaly_score, evidence=v) for v in verdicts]
+
+    def details(self) -> dict[str, Any]:
+        if self.calibration is None:
+            raise RuntimeError("fit X-GRAAD first")
+        return {"val_flag_rate": self.calibration.clean_flag_rate(), **self.config.describe()}
+
+    def analyse(self, sets: EvalSets, judged: Judged) -> Analysis:
+        if not self.figures:
+            return Analysis()
+        components = {
+            "clean": np.array([component_maxima(j.evidence) for j in judged.clean]).reshape(-1, 3),
+            "poisoned": np.array([component_maxima(j.evidence) for j in judged.poisoned]).reshape(-1, 3),
+        }
+        if not self.sweep or self.calibration is None:
+            return Analysis(components=components)
+        y = np.asarray(sets.test.labels)
+        poisoned_texts = sets.poisoned.dataset.texts if sets.poisoned is not None else []
+        sweep = threshold_sweep(
+            self.classifier,
+            self.config,
+            self.calibration.scores,
+            self.calibration.n_tokens,
+            sets.test.texts,
+            y,
+            poisoned_texts,
+            sets.target,
+            progress=self.progress,
+        )
+        check = sweep_check(sweep, judged.outcome, y, sets.target, self.config.percentile)
+        return Analysis(components=components, sweep=sweep, sweep_check=check)
 
 
 def component_maxima(verdict: Verdict) -> tuple[float, float, float]:
@@ -194,8 +223,11 @@ def threshold_sweep(
 
     defender = _defender(classifier, config)
     defender.set_threshold(at(min(percentiles)))
-    clean = _judge(defender, clean_texts, "c", progress=progress, desc="sweep clean")
-    poisoned = _judge(defender, poisoned_texts, "p", progress=progress, desc="sweep poisoned")
+    clean = _judge(
+        defender, clean_texts, text_ids("c", len(clean_texts)), progress=progress, desc="sweep clean"
+    )
+    poisoned_ids = text_ids("p", len(poisoned_texts))
+    poisoned = _judge(defender, poisoned_texts, poisoned_ids, progress=progress, desc="sweep poisoned")
     y = np.asarray(clean_labels)
     out = Sweep([], [], [], [], [])
     for p in sorted(percentiles):
@@ -214,3 +246,22 @@ def threshold_sweep(
         out.flag_rate_clean.append(float(c_flags.mean()))
         out.flag_rate_poisoned.append(float(p_flags.mean()) if len(p_flags) else float("nan"))
     return out
+
+
+def sweep_check(sweep: Sweep | None, outcome: DefenseOutcome, y: np.ndarray, target: int, p: float):
+    """The sweep at the calibrated percentile must reproduce the direct run (a self-check)."""
+    if sweep is None or p not in sweep.percentiles:
+        return None
+    i = sweep.percentiles.index(p)
+    summary = outcome.summary(y, target)
+    return {
+        "percentile": p,
+        "direct_cacc": summary["cacc"],
+        "sweep_cacc": sweep.cacc[i],
+        "direct_asr": summary["asr"],
+        "sweep_asr": sweep.asr[i],
+        "agree": bool(
+            abs(summary["cacc"] - sweep.cacc[i]) < 1e-9
+            and (summary["asr"] is None or abs(summary["asr"] - sweep.asr[i]) < 1e-9)
+        ),
+    }

@@ -7,7 +7,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from stream_guard.lab.defenses.rap import Rap, RapConfig, insert_rap, rap_score, run_rap
+from stream_guard.datasets import LabeledDataset
+from stream_guard.lab.defenses.base import run_defense
+from stream_guard.lab.defenses.rap import Rap, RapConfig, RapDefense, insert_rap, rap_score
 from stream_guard.loading import packaged_backbone_path
 from tests.stream_guard.lab.fakes import BagOfEmbeddings
 
@@ -99,9 +101,9 @@ def test_rap_score_ranks_inputs_of_other_classes_below_all_target_predictions() 
 def test_run_rap_reports_a_reject_outcome(model, tokenizer) -> None:
     clean = _target_texts(model, tokenizer, 40, seed=3)
     poisoned = [f"cf {t}" for t in _texts(10, seed=4)]
-    outcome = run_rap(
-        model, tokenizer, TARGET, clean[:30], [TARGET] * 30, clean[30:], poisoned, config=CONFIG
-    )
+    validation = LabeledDataset("val", clean[:30], [TARGET] * 30, ["0", "1"])
+    rap = RapDefense(model, tokenizer, TARGET, CONFIG)
+    outcome = run_defense(rap, validation, clean[30:], poisoned).outcome
     summary = outcome.summary(np.full(10, TARGET), TARGET)
     assert outcome.mode == "reject" and summary["recall"] == 1.0
     assert summary["asr"] == 0.0 and summary["auroc"] > 0.9

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stream_guard.datasets import LabeledDataset
+from stream_guard.lab.defenses.base import run_defense
 from stream_guard.lab.defenses.strip import (
     HeldOutWords,
     Strip,
     StripConfig,
+    StripDefense,
     entropy,
     perturb,
-    run_strip,
     text_rng,
 )
 from tests.stream_guard.lab.fakes import trigger_prob_fn
@@ -77,16 +79,13 @@ def test_threshold_is_the_frr_quantile_of_clean_entropies_and_flags_low_entropy(
 
 def test_run_strip_rejects_poisoned_inputs() -> None:
     poisoned = ["cf cf cf cf bad film", "cf cf cf cf awful"]
-    outcome = run_strip(
-        trigger_prob_fn(),
-        CLEAN,
-        HELD_OUT,
-        CLEAN[:6],
-        poisoned,
-        np.zeros(6, dtype=int),
-        np.ones(2, dtype=int),
-        config=StripConfig(copies=6, replace_ratio=0.5),
-    )
+    # validation: CLEAN (target class 1) and HELD_OUT (class 0, where the replacement words come from)
+    labels = [1] * len(CLEAN) + [0] * len(HELD_OUT)
+    validation = LabeledDataset("val", [*CLEAN, *HELD_OUT], labels, ["0", "1"])
+    strip = StripDefense(trigger_prob_fn(), 1, StripConfig(copies=6, replace_ratio=0.5))
+    outcome = run_defense(strip, validation, CLEAN[:6], poisoned).outcome
+    assert strip.strip is not None and strip.strip.words.ranked == HeldOutWords(HELD_OUT).ranked
+    assert outcome.clean_labels.tolist() == [0] * 6 and outcome.poisoned_labels.tolist() == [1, 1]
     assert outcome.mode == "reject"
     assert outcome.poisoned_flags.all() and not outcome.clean_flags.any()
     summary = outcome.summary(np.zeros(6, dtype=int), target=1)
