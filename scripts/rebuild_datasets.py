@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Rebuild the small dataset extracts shipped in ``stream_guard/data/`` from their pinned sources.
 
-The backdoor lab ships two compressed JSONL extracts (one ``{"text": ..., "label": ...}`` per line):
+The package ships two compressed JSONL extracts (one ``{"text": ..., "label": ...}`` per line), read by
+:mod:`stream_guard.datasets` (for calibration, the lab and the bench):
 
 - ``movies.jsonl.gz``: Pang & Lee movie-review sentences with VADER's mean human rating (−4…4), from
   ``hutto_ICWSM_2014.tar.gz`` inside the *sdist* of ``vaderSentiment==3.3.2`` [MIT].
