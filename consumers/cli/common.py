@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
+from consumers.pipeline.thresholds import ThresholdFileError, read_threshold_file, threshold_for_model
+from schemas import ThresholdUpdate
 from stream_guard.errors import StreamGuardError
 from stream_guard.logs import configure_logging
 from stream_guard.settings import DefenderSettings
@@ -17,6 +20,12 @@ if TYPE_CHECKING:  # torch loads only when a command builds a defender, so --hel
 ModelOpt = typer.Option(None, "--model", "-m", help="model directory, or 'packaged' (env STREAM_GUARD_MODEL)")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda[:N] (env STREAM_GUARD_DEVICE)")
 ThresholdOpt = typer.Option(None, "--threshold", "-t", help="flag texts scoring above this")
+ThresholdFileOpt = typer.Option(
+    None,
+    "--threshold-file",
+    help="a ThresholdUpdate JSON (`stream-guard calibrate --output`), applied as the worker applies it: "
+    "per-length thresholds, confidence gate, version",
+)
 StrategyOpt = typer.Option(None, "--strategy", help="neutralization: noise | delete | mask")
 WordsOpt = typer.Option(None, "--words-per-round", help="words neutralized per round")
 RoundsOpt = typer.Option(None, "--max-rounds", help="re-score and continue while still anomalous")
@@ -47,3 +56,35 @@ def build_defender(settings: DefenderSettings) -> Defender:
         return Defender.from_settings(settings)
     except StreamGuardError as err:
         fail(str(err))
+
+
+def read_threshold_option(
+    threshold: float | None,
+    path: Path | None,
+    *,
+    flags: tuple[str, str] = ("--threshold", "--threshold-file"),
+) -> ThresholdUpdate | None:
+    """The update in the threshold file, None without one; fails (one line, exit 2) when both flags are
+    given, or the file is missing or not a valid update. Read before the model loads: bad input fails fast."""
+    if path is None:
+        return None
+    if threshold is not None:
+        fail(f"give {flags[0]} or {flags[1]}, not both")
+    try:
+        return read_threshold_file(path)
+    except ThresholdFileError as err:
+        fail(str(err))
+
+
+def apply_threshold_update(
+    defender: Defender, update: ThresholdUpdate | None, path: Path | None, *, flag: str = "--threshold"
+) -> None:
+    """Judge with the update exactly as the worker's threshold listener applies one
+    (``defender.set_threshold(threshold_from_update(update))``); the update must name the loaded model."""
+    if update is None:
+        return
+    try:
+        threshold = threshold_for_model(update, defender.model_id, source=f"threshold file {path}")
+    except ThresholdFileError as err:
+        fail(f"{err} (give {flag} VALUE to use a plain threshold with this model)")
+    defender.set_threshold(threshold)

@@ -24,10 +24,13 @@ from consumers.cli.common import (
     ModelOpt,
     RoundsOpt,
     StrategyOpt,
+    ThresholdFileOpt,
     ThresholdOpt,
     WordsOpt,
+    apply_threshold_update,
     build_defender,
     fail,
+    read_threshold_option,
     settings_from,
 )
 from consumers.pipeline.envelope import Envelope
@@ -36,6 +39,7 @@ from consumers.replay.compare import CompareSummary, Disagreement, compare
 from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
 from consumers.replay.sinks import Sink, file_sink
 from consumers.replay.sources import FileFormat, count_messages, file_messages
+from schemas import ThresholdUpdate
 from stream_guard.errors import StreamGuardError
 
 if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
@@ -138,17 +142,23 @@ def replay_command(
     ),
     scored_at: str | None = typer.Option(None, "--scored-at", help="fixed scored_at for every record"),
     compare_with: str | None = typer.Option(
-        None, "--compare", help="B side: a number is another threshold, anything else another model"
+        None,
+        "--compare",
+        help="B side: a number is another threshold, a .json file a threshold file, anything else a model",
     ),
     compare_model: str | None = typer.Option(None, "--compare-model", help="B side: another model"),
     compare_threshold: float | None = typer.Option(
         None, "--compare-threshold", help="B side: another threshold"
+    ),
+    compare_threshold_file: Path | None = typer.Option(
+        None, "--compare-threshold-file", help="B side: another ThresholdUpdate JSON (as --threshold-file)"
     ),
     disagreements_path: str | None = typer.Option(
         None, "--disagreements", help="write disagreements (JSONL)"
     ),
     model: str | None = ModelOpt,
     threshold: float | None = ThresholdOpt,
+    threshold_file: Path | None = ThresholdFileOpt,
     device: str | None = DeviceOpt,
     strategy: str | None = StrategyOpt,
     words_per_round: int | None = WordsOpt,
@@ -163,8 +173,8 @@ def replay_command(
     """Judge historical messages exactly as the worker would and write the records it would publish.
 
     Deterministic: the same input, model and threshold give byte-identical output (scored_at is the
-    message's own time, never the clock). With --compare-model/--compare-threshold, also judge with a
-    second defender and report where the two disagree.
+    message's own time, never the clock). With --compare-model/--compare-threshold(-file), also judge
+    with a second defender and report where the two disagree.
     """
     if (input_path is None) == (topic is None):
         fail("give exactly one source: --input FILE or --topic NAME")
@@ -182,17 +192,33 @@ def replay_command(
         try:
             compare_threshold = float(compare_with)
         except ValueError:
-            compare_model = compare_with
+            if compare_with.endswith(".json") and Path(compare_with).is_file():
+                compare_threshold_file = Path(compare_with)
+            else:
+                compare_model = compare_with
+    update = read_threshold_option(threshold, threshold_file)
+    compare_update = read_threshold_option(
+        compare_threshold, compare_threshold_file, flags=("--compare-threshold", "--compare-threshold-file")
+    )
     fixed_time = parse_time(scored_at) if scored_at else None
     flags = dict(
         strategy=strategy, words_per_round=words_per_round, max_rounds=max_rounds, max_length=max_length
     )
     settings = settings_from(model=model, threshold=threshold, device=device, **flags)
     defender = build_defender(settings)
-    other = _compare_side(defender, settings.model_dump(), compare_model, compare_threshold)
+    apply_threshold_update(defender, update, threshold_file)
+    other = _compare_side(
+        defender,
+        settings.model_dump(),
+        compare_model,
+        compare_threshold,
+        (compare_update, compare_threshold_file),
+    )
     err = Console(stderr=True, highlight=False)
-    if settings.threshold is None:
-        err.print("[yellow]no threshold: nothing will be flagged (give --threshold)[/yellow]")
+    if defender.threshold is None:
+        err.print(
+            "[yellow]no threshold: nothing will be flagged (give --threshold or --threshold-file)[/yellow]"
+        )
 
     total: int | None = None
     if input_path is not None:
@@ -262,11 +288,16 @@ def replay_command(
 
 
 def _compare_side(
-    defender: Defender, base: dict[str, Any], model: str | None, threshold: float | None
+    defender: Defender,
+    base: dict[str, Any],
+    model: str | None,
+    threshold: float | None,
+    threshold_file: tuple[ThresholdUpdate | None, Path | None] = (None, None),
 ) -> Defender | None:
     """Side B: the same settings with the other model and/or threshold (the classifier is shared when
-    only the threshold differs)."""
-    if model is None and threshold is None:
+    only the threshold differs). Without a threshold of its own, B judges with A's, from a file too."""
+    update, path = threshold_file
+    if model is None and threshold is None and update is None:
         return None
     overrides = {
         "model": model or base["model"],
@@ -276,5 +307,11 @@ def _compare_side(
     if model is None:
         from stream_guard.defender import Defender
 
-        return Defender(defender.classifier, settings)
-    return build_defender(settings)
+        other = Defender(defender.classifier, settings)
+    else:
+        other = build_defender(settings)
+    if update is not None:
+        apply_threshold_update(other, update, path, flag="--compare-threshold")
+    elif threshold is None:
+        other.set_threshold(defender.threshold)
+    return other

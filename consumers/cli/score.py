@@ -17,10 +17,13 @@ from consumers.cli.common import (
     ModelOpt,
     RoundsOpt,
     StrategyOpt,
+    ThresholdFileOpt,
     ThresholdOpt,
     WordsOpt,
+    apply_threshold_update,
     build_defender,
     fail,
+    read_threshold_option,
     settings_from,
 )
 from stream_guard.errors import InvalidTextError, StreamGuardError
@@ -52,6 +55,7 @@ def score_command(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per text, one per line"),
     model: str | None = ModelOpt,
     threshold: float | None = ThresholdOpt,
+    threshold_file: Path | None = ThresholdFileOpt,
     device: str | None = DeviceOpt,
     strategy: str | None = StrategyOpt,
     words_per_round: int | None = WordsOpt,
@@ -64,6 +68,7 @@ def score_command(
         fail("give texts as arguments or --input FILE.jsonl (- for stdin)")
     if input_path not in (None, "-") and not Path(input_path).is_file():
         fail(f"input file not found: {input_path}")
+    update = read_threshold_option(threshold, threshold_file)
     settings = settings_from(
         model=model,
         threshold=threshold,
@@ -75,6 +80,7 @@ def score_command(
         batch_size=batch_size,
     )
     defender = build_defender(settings)
+    apply_threshold_update(defender, update, threshold_file)
     batch = 8 * settings.batch_size
     console = Console(highlight=False)
     out = sys.stdout.buffer

@@ -1,5 +1,5 @@
-"""Map the core's objects onto the wire contract and back: verdicts to prediction/audit records,
-threshold updates to the core's Threshold."""
+"""Map the core's verdicts onto the wire contract: prediction and audit records. (Threshold updates
+become the core's Threshold in :mod:`consumers.pipeline.thresholds`.)"""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from schemas import (
     PredictionRecord,
     SourceRef,
     SuspiciousWordRecord,
-    ThresholdUpdate,
     TokenRecord,
     utc_now,
 )
-from stream_guard.threshold import Threshold
 from stream_guard.verdict import Verdict
 
 
@@ -75,16 +73,4 @@ def verdict_to_record(
             )
             for t in verdict.tokens
         ],
-    )
-
-
-def threshold_from_update(update: ThresholdUpdate) -> Threshold:
-    """The core's Threshold for a validated update (length buckets included)."""
-    buckets = tuple((b.max_tokens, b.value) for b in update.by_length or ())
-    return Threshold(
-        value=update.value,
-        version=update.version,
-        percentile=update.percentile,
-        by_length=buckets,
-        min_confidence=update.min_confidence,
     )

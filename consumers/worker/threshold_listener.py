@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from consumers.kafka.settings import KafkaSettings
-from consumers.pipeline.records import threshold_from_update
+from consumers.pipeline.thresholds import threshold_from_update
 from schemas import SchemaError, ThresholdUpdate, decode
 from stream_guard.threshold import Threshold
 

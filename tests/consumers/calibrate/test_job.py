@@ -22,7 +22,7 @@ from consumers.calibrate.job import (
 )
 from consumers.cli.app import app
 from consumers.kafka.settings import KafkaSettings
-from consumers.pipeline.records import threshold_from_update
+from consumers.pipeline.thresholds import threshold_from_update
 from schemas import ThresholdUpdate, decode
 from stream_guard.calibration import calibrate
 from stream_guard.datasets import load_dataset, split_dataset

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from consumers.pipeline.records import threshold_from_update, verdict_to_record
+from consumers.pipeline.records import verdict_to_record
+from consumers.pipeline.thresholds import threshold_from_update
 from schemas import AuditRecord, CalibrationSummary, PredictionRecord, ThresholdUpdate, decode, encode
 from stream_guard.verdict import SuspiciousWord, Verdict
 
