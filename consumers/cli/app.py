@@ -1,9 +1,8 @@
 """The `stream-guard` command: the typer app, every command registered on it, and the entry point.
 
 Each command is a plain function in its own module of this package and imports nothing of the app;
-this module is the only one that knows them all. The modules
-import torch, transformers and the model inside the command functions, so ``stream-guard --help``
-stays fast (tests/consumers/cli/test_app.py).
+this module is the only one that knows them all. The modules import torch, transformers and the model
+inside the command functions, so ``stream-guard --help`` stays fast (tests/consumers/cli/test_app.py).
 """
 
 from __future__ import annotations
