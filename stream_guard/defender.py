@@ -6,17 +6,12 @@ Stateless with respect to its inputs: it holds the model, its settings and the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
-import torch
-
-from stream_guard.anomaly import rank_tokens
-from stream_guard.attribution import attribute
-from stream_guard.batch_plan import plan_batches, resolve_call_cost
-from stream_guard.encoding import EncodedText, TokenTables, encode_texts, pad_batch
+from stream_guard.encoding import TokenTables
 from stream_guard.loading import LoadedClassifier, load_classifier
+from stream_guard.model_runner import ModelRunner, finish_scores
 from stream_guard.neutralize import message_rng, neutralize_spans
 from stream_guard.scores import Neutralization, TextScores
 from stream_guard.selection import select_words, spans_after_edits, unshift_span
@@ -27,7 +22,6 @@ from stream_guard.verdict import SuspiciousWord, Verdict
 from stream_guard.verdict_builder import build_verdict
 
 TokenDetail = Literal["all", "flagged", "none"]
-_AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Defender:
@@ -39,13 +33,11 @@ class Defender:
         settings: DefenderSettings | None = None,
         threshold: Threshold | None = None,
     ) -> None:
-        self.classifier = classifier
+        self.runner = ModelRunner(classifier)
         self.settings = settings or DefenderSettings()
-        self.tables = TokenTables.build(classifier.tokenizer)
         if threshold is None and self.settings.threshold is not None:
             threshold = Threshold.static(self.settings.threshold)
         self._threshold = threshold
-        self.forward_calls = 0  # scoring passes run so far (one forward + one backward each)
 
     @classmethod
     def from_settings(cls, settings: DefenderSettings | None = None) -> Defender:
@@ -54,13 +46,26 @@ class Defender:
         return cls(classifier, settings)
 
     @property
+    def classifier(self) -> LoadedClassifier:
+        return self.runner.classifier
+
+    @property
+    def tables(self) -> TokenTables:
+        return self.runner.tables
+
+    @property
+    def forward_calls(self) -> int:
+        """X-GRAAD passes run so far (one forward + one backward each)."""
+        return self.runner.forward_calls
+
+    @property
     def model_id(self) -> str:
         return self.classifier.model_id
 
     @property
     def call_cost(self) -> int | None:
         """The per-call cost, in padded tokens, that batching weighs against padding (`batch_plan`)."""
-        return resolve_call_cost(self.settings.call_cost_tokens, self.classifier.device)
+        return self.runner.call_cost(self.settings)
 
     @property
     def threshold(self) -> Threshold | None:
@@ -78,137 +83,18 @@ class Defender:
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         """X-GRAAD attributions for each text, in input order, batched by length."""
         cleaned = [self.clean(t) for t in texts]
-        encoded = encode_texts(self.classifier.tokenizer, cleaned, self.classifier.max_length)
-        return self._score_encoded(encoded)
-
-    def _score_encoded(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
-        return self._by_length(encoded, self._score_batch)
-
-    def _classify(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
-        """Predictions only (one forward pass per batch, no attributions), for final rewrites, whose
-        label is all the decision needs."""
-        return self._by_length(encoded, self._classify_batch)
-
-    def _by_length(
-        self,
-        encoded: Sequence[EncodedText],
-        run_batch: Callable[[Sequence[EncodedText]], list[TextScores]],
-    ) -> list[TextScores]:
-        """`run_batch` over the planned batches (`batch_plan`); results in input order."""
-        results: list[TextScores | None] = [None] * len(encoded)
-        lengths = [len(e) for e in encoded]
-        settings = self.settings
-        for batch in plan_batches(
-            lengths,
-            batch_size=settings.batch_size,
-            max_batch_tokens=settings.max_batch_tokens,
-            call_cost=self.call_cost,
-        ):
-            for index, scored in zip(batch, run_batch([encoded[i] for i in batch]), strict=True):
-                results[index] = scored
-        return results  # type: ignore[return-value]
-
-    def _pad(self, encoded: Sequence[EncodedText]) -> tuple[torch.Tensor, torch.Tensor]:
-        tokenizer = self.classifier.tokenizer
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        return pad_batch(encoded, pad_id, self.classifier.device)
-
-    def _score_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
-        input_ids, attention_mask = self._pad(encoded)
-        candidates = self.tables.candidates(input_ids, exclude_stopwords=self.settings.exclude_stopwords)
-        self.forward_calls += 1
-        result = attribute(
-            self.classifier.model,
-            input_ids,
-            attention_mask,
-            candidates.to(input_ids.device),
-            autocast_dtype=_AUTOCAST[self.settings.autocast],
-        )
-        probabilities = torch.softmax(result.logits, dim=-1).cpu().numpy()
-        attention = result.attention.cpu().numpy()
-        gradient = result.gradient.cpu().numpy()
-        score = result.score.cpu().numpy()
-        cands = result.candidates.cpu().numpy()
-        out = []
-        for row, enc in enumerate(encoded):
-            n = len(enc)
-            out.append(
-                self.finish_scores(
-                    enc,
-                    probabilities[row],
-                    attention[row, :n],
-                    gradient[row, :n],
-                    score[row, :n],
-                    cands[row, :n],
-                )
-            )
-        return out
-
-    def finish_scores(
-        self,
-        encoded: EncodedText,
-        probabilities: np.ndarray,
-        attention: np.ndarray,
-        gradient: np.ndarray,
-        score: np.ndarray,
-        candidates: np.ndarray,
-    ) -> TextScores:
-        """One text's TextScores: the ranking and S under the settings' aggregation / normalization."""
-        settings = self.settings
-        ranking, anomaly = rank_tokens(
-            score,
-            candidates,
-            encoded.word_ids,
-            aggregation=settings.word_aggregation,
-            normalization=settings.score_normalization,
-        )
-        return TextScores(
-            encoded=encoded,
-            probabilities=probabilities,
-            attention=attention,
-            gradient=gradient,
-            score=score,
-            candidates=candidates,
-            anomaly=anomaly,
-            ranking=ranking,
-        )
-
-    def _classify_batch(self, encoded: Sequence[EncodedText]) -> list[TextScores]:
-        """TextScores with the prediction only: NaN anomaly and attributions, no candidates."""
-        input_ids, attention_mask = self._pad(encoded)
-        dtype = _AUTOCAST[self.settings.autocast]
-        with (
-            torch.inference_mode(),
-            torch.autocast(input_ids.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-        ):
-            logits = self.classifier.model(input_ids=input_ids, attention_mask=attention_mask).logits
-        probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        out = []
-        for row, enc in enumerate(encoded):
-            nothing = np.full(len(enc), np.nan)
-            out.append(
-                TextScores(
-                    encoded=enc,
-                    probabilities=probabilities[row],
-                    attention=nothing,
-                    gradient=nothing,
-                    score=nothing,
-                    candidates=np.zeros(len(enc), dtype=bool),
-                    anomaly=float("nan"),
-                    ranking=nothing,
-                )
-            )
-        return out
+        return self.runner.score(self.runner.encode(cleaned), self.settings)
 
     def rescore(self, scores: TextScores) -> TextScores:
         """The same attributions ranked under this defender's settings (no model call)."""
-        return self.finish_scores(
+        return finish_scores(
             scores.encoded,
             scores.probabilities,
             scores.attention,
             scores.gradient,
             scores.score,
             scores.candidates,
+            self.settings,
         )
 
     # -- judging -------------------------------------------------------------------------------------
@@ -228,8 +114,8 @@ class Defender:
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         cleaned = [self.clean(t) for t in texts]
-        encoded = encode_texts(self.classifier.tokenizer, cleaned, self.classifier.max_length)
-        return self.judge_scores(cleaned, self._score_encoded(encoded), ids, tokens=tokens)
+        scores = self.runner.score(self.runner.encode(cleaned), self.settings)
+        return self.judge_scores(cleaned, scores, ids, tokens=tokens)
 
     def judge_scores(
         self,
@@ -316,10 +202,10 @@ class Defender:
             if not rewritten:
                 break
             texts = [state[i].text if state[i].text.strip() else " " for i in rewritten]
-            encoded = encode_texts(tokenizer, texts, self.classifier.max_length)
+            encoded = self.runner.encode(texts)
             final = round_index == settings.max_rounds - 1
-            rescore = self._score_encoded if settings.rescore_attributions or not final else self._classify
-            for i, new_scores in zip(rewritten, rescore(encoded), strict=True):
+            run = self.runner.score if settings.rescore_attributions or not final else self.runner.classify
+            for i, new_scores in zip(rewritten, run(encoded, settings), strict=True):
                 state[i].scores = new_scores
             active = [i for i in rewritten if self._keep_going(todo[i][2], state[i].scores, todo[i][3])]
             if not active:
