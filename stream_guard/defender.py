@@ -12,13 +12,12 @@ from typing import Literal
 from stream_guard.encoding import TokenTables
 from stream_guard.loading import LoadedClassifier, load_classifier
 from stream_guard.model_runner import ModelRunner, finish_scores
-from stream_guard.neutralize import message_rng, neutralize_spans
-from stream_guard.scores import Neutralization, TextScores
-from stream_guard.selection import select_words, spans_after_edits, unshift_span
+from stream_guard.neutralize_rounds import FlaggedText, neutralize_flagged
+from stream_guard.scores import TextScores
 from stream_guard.settings import DefenderSettings
 from stream_guard.textcheck import clean_text
 from stream_guard.threshold import Threshold
-from stream_guard.verdict import SuspiciousWord, Verdict
+from stream_guard.verdict import Verdict
 from stream_guard.verdict_builder import build_verdict
 
 TokenDetail = Literal["all", "flagged", "none"]
@@ -139,8 +138,10 @@ class Defender:
             and threshold.passes_gate(float(s.probabilities.max()))
             for s, limit in zip(scores, limits, strict=True)
         ]
-        neutralized = self._neutralize(
-            {i: (ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f}
+        neutralized = neutralize_flagged(
+            {i: FlaggedText(ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f},
+            self.runner,
+            self.settings,
         )
         if self.settings.confirm:
             # a flag stands only if rewriting the suspicious words moved the prediction
@@ -167,60 +168,3 @@ class Defender:
                 )
             )
         return verdicts
-
-    def _neutralize(
-        self, todo: dict[int, tuple[str, str, TextScores, float | None]]
-    ) -> dict[int, Neutralization]:
-        """Rounds of: pick the top word(s) not yet rewritten, rewrite them, re-score the new texts."""
-        settings = self.settings
-        tokenizer = self.classifier.tokenizer
-        mask_token = tokenizer.mask_token or tokenizer.unk_token or "[UNK]"
-        state = {i: Neutralization(text=text, scores=s) for i, (_, text, s, _) in todo.items()}
-        rngs = {i: message_rng(settings.seed, mid, text) for i, (mid, text, _, _) in todo.items()}
-        active = list(state)
-        for round_index in range(settings.max_rounds):
-            rewritten = []
-            for i in active:
-                item = state[i]
-                picks = select_words(
-                    item.scores, item.excluded, settings.words_per_round, span_ratio=settings.span_ratio
-                )
-                if not picks:
-                    continue
-                new_text, edits = neutralize_spans(
-                    item.text, [p.span for p in picks], settings.strategy, rngs[i], mask_token=mask_token
-                )
-                for p in picks:
-                    start, end = unshift_span(p.span, item.history)
-                    item.words.append(
-                        SuspiciousWord(item.text[p.start : p.end], start, end, p.score, round_index)
-                    )
-                item.history.append(edits)
-                item.excluded = spans_after_edits(item.excluded, edits)
-                item.text = new_text
-                rewritten.append(i)
-            if not rewritten:
-                break
-            texts = [state[i].text if state[i].text.strip() else " " for i in rewritten]
-            encoded = self.runner.encode(texts)
-            final = round_index == settings.max_rounds - 1
-            run = self.runner.score if settings.rescore_attributions or not final else self.runner.classify
-            for i, new_scores in zip(rewritten, run(encoded, settings), strict=True):
-                state[i].scores = new_scores
-            active = [i for i in rewritten if self._keep_going(todo[i][2], state[i].scores, todo[i][3])]
-            if not active:
-                break
-        return state
-
-    def _keep_going(self, original: TextScores, current: TextScores, limit: float | None) -> bool:
-        """Whether a rewritten text gets another round (settings.continue_while)."""
-        if not current.has_candidates:
-            return False
-        anomalous = current.anomaly > float(limit or 0.0)
-        unchanged = current.label == original.label
-        rule = self.settings.continue_while
-        if rule == "anomalous":
-            return anomalous
-        if rule == "unchanged":
-            return unchanged
-        return anomalous and unchanged
