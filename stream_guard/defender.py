@@ -1,7 +1,9 @@
-"""The Defender: score -> flag against a threshold -> neutralize -> re-classify -> verdict.
+"""The Defender: score -> flag against a threshold -> neutralize -> re-classify -> confirm -> verdict.
 
-Stateless with respect to its inputs: it holds the model, its settings and the current threshold
-(swapped atomically by `set_threshold`, which is how workers hot-reload thresholds).
+It owns the flagging policy (threshold per length, confidence gate, confirmation) and the order of the
+steps; the model calls are `model_runner`'s, the rewriting rounds `neutralize_rounds`', the verdict
+`verdict_builder`'s. Stateless with respect to its inputs: it holds the model, its settings and the
+current threshold (swapped atomically by `set_threshold`, which is how workers hot-reload thresholds).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from stream_guard.encoding import TokenTables
+from stream_guard.encoding import EncodedText, TokenTables
 from stream_guard.loading import LoadedClassifier, load_classifier
 from stream_guard.model_runner import ModelRunner, finish_scores
 from stream_guard.neutralize_rounds import FlaggedText, neutralize_flagged
@@ -77,6 +79,12 @@ class Defender:
         """Validated text (raises InvalidTextError with a one-line reason)."""
         return clean_text(text, max_chars=self.settings.max_text_chars)
 
+    def encode(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Tokenize texts that passed `clean`, exactly as `judge` does (truncated at the model's
+        max_length): a caller that needs the token counts anyway hands the result to
+        `judge(..., encoded=...)`, and nothing is tokenized twice."""
+        return self.runner.encode(texts)
+
     # -- scoring -------------------------------------------------------------------------------------
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
@@ -104,17 +112,26 @@ class Defender:
         ids: Sequence[str] | None = None,
         *,
         tokens: TokenDetail = "all",
+        cleaned: bool = False,
+        encoded: Sequence[EncodedText] | None = None,
     ) -> list[Verdict]:
         """A verdict per text, in input order. Texts must pass `clean` (InvalidTextError otherwise).
 
         `tokens` chooses which verdicts carry per-token attributions (all, flagged only, none).
+        A caller that has done part of the work says so, and it is not done again: `cleaned=True`
+        means `texts` are already `clean`'s output; `encoded` (from `encode` on those cleaned texts,
+        one per text, in order) means they are tokenized too, and implies `cleaned`. The verdicts are
+        the same either way; a text that was not in fact cleaned is then not validated.
         """
         ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(texts))]
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        cleaned = [self.clean(t) for t in texts]
-        scores = self.runner.score(self.runner.encode(cleaned), self.settings)
-        return self.judge_scores(cleaned, scores, ids, tokens=tokens)
+        if encoded is not None and len(encoded) != len(texts):
+            raise ValueError(f"{len(encoded)} encoded texts for {len(texts)} texts")
+        done = cleaned or encoded is not None
+        valid = list(texts) if done else [self.clean(t) for t in texts]
+        scores = self.runner.score(encoded if encoded is not None else self.encode(valid), self.settings)
+        return self.judge_scores(valid, scores, ids, tokens=tokens)
 
     def judge_scores(
         self,
