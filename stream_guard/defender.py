@@ -90,7 +90,7 @@ class Defender:
     def score(self, texts: Sequence[str]) -> list[TextScores]:
         """X-GRAAD attributions for each text, in input order, batched by length."""
         cleaned = [self.clean(t) for t in texts]
-        return self.runner.score(self.runner.encode(cleaned), self.settings)
+        return self.runner.score(self.encode(cleaned), self.settings)
 
     def rescore(self, scores: TextScores) -> TextScores:
         """The same attributions ranked under this defender's settings (no model call)."""
