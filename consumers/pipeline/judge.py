@@ -5,7 +5,8 @@ exception back (the message path turns each into an ``internal`` dead letter) an
 verdicts. If every text of a batch of two or more fails alone too, the scorer itself is broken (out of
 memory, a broken model): the error is raised, so the worker stops without committing and a replay
 stops, instead of dead-lettering every message. A batch of one that fails is that message's failure.
-The worker and replay both judge through :func:`judge_texts`, so they apply the same rule.
+The worker and replay both judge through :func:`judge_texts`, so they apply the same rule. The texts
+come cleaned (the admit step cleaned them) and are not cleaned again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 
 if TYPE_CHECKING:  # `stream-guard --help` imports the app: no torch until a model runs
     from stream_guard.defender import Defender, TokenDetail
+    from stream_guard.encoding import EncodedText
     from stream_guard.verdict import Verdict
 
 __all__ = ["JudgedBatch", "judge_texts"]
@@ -44,24 +46,39 @@ class JudgedBatch:
 
 
 def judge_texts(
-    defender: Defender, texts: Sequence[str], ids: Sequence[str], tokens: TokenDetail = "flagged"
+    defender: Defender,
+    texts: Sequence[str],
+    ids: Sequence[str],
+    tokens: TokenDetail = "flagged",
+    *,
+    encoded: Sequence[EncodedText] | None = None,
 ) -> JudgedBatch:
-    """Judge cleaned texts in one call; see the module docstring for what happens when it raises."""
+    """Judge texts already cleaned by ``Defender.clean`` (and tokenized, when ``encoded`` is given) in
+    one call; see the module docstring for what happens when it raises."""
     if not texts:
         return JudgedBatch()
     started = time.perf_counter()
     try:
-        results: list[Verdict | Exception] = list(defender.judge(texts, ids, tokens=tokens))
+        results: list[Verdict | Exception] = list(
+            defender.judge(texts, ids, tokens=tokens, cleaned=True, encoded=encoded)
+        )
     except Exception as error:
         log.warning("batch judging failed; judging its messages one by one", error=repr(error))
-        results = [_judge_one(defender, text, mid, tokens) for text, mid in zip(texts, ids, strict=True)]
+        each = encoded if encoded is not None else [None] * len(texts)
+        results = [
+            _judge_one(defender, text, mid, tokens, one)
+            for text, mid, one in zip(texts, ids, each, strict=True)
+        ]
         if len(results) > 1 and all(isinstance(r, Exception) for r in results):
             raise
     return JudgedBatch(results, time.perf_counter() - started, started)
 
 
-def _judge_one(defender: Defender, text: str, message_id: str, tokens: TokenDetail) -> Verdict | Exception:
+def _judge_one(
+    defender: Defender, text: str, message_id: str, tokens: TokenDetail, encoded: EncodedText | None
+) -> Verdict | Exception:
     try:
-        return defender.judge([text], [message_id], tokens=tokens)[0]
+        one = [encoded] if encoded is not None else None
+        return defender.judge([text], [message_id], tokens=tokens, cleaned=True, encoded=one)[0]
     except Exception as error:
         return error

@@ -25,7 +25,7 @@ The three steps:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +37,7 @@ from schemas import AuditRecord, DeadLetterRecord, InputMessage, PredictionRecor
 
 if TYPE_CHECKING:  # `stream-guard --help` imports the app: no torch until a model runs
     from stream_guard.defender import Defender, TokenDetail
+    from stream_guard.encoding import EncodedText
     from stream_guard.verdict import Verdict
 
 __all__ = ["Admitted", "MessagePipeline", "Output", "OutputRecord", "RecordTime", "live_time"]
@@ -59,11 +60,13 @@ class Admitted:
     """A message after the admit step: accepted (decoded, cleaned) or already its dead letter.
 
     at: the time its records carry (``record_time``), None for the clock at record time.
+    encoded: the accepted text's tokens when they were needed early (:meth:`MessagePipeline.encode`).
     """
 
     envelope: Envelope
     outcome: Accepted | DeadLetterRecord
     at: datetime | None = None
+    encoded: EncodedText | None = None
 
     @property
     def accepted(self) -> Accepted | None:
@@ -127,11 +130,30 @@ class MessagePipeline:
         at = None if record_time is live_time else record_time(envelope, outcome.message)
         return Admitted(envelope, outcome, at)
 
+    def encode(self, batch: Sequence[Admitted]) -> list[Admitted]:
+        """``batch`` with each accepted text tokenized (``Admitted.encoded``: its token count for a
+        batch budget), for the judge step to reuse instead of tokenizing again."""
+        todo = [i for i, a in enumerate(batch) if a.accepted is not None and a.encoded is None]
+        if not todo:
+            return list(batch)
+        encoded = self.defender.encode([batch[i].accepted.text for i in todo])  # type: ignore[union-attr]
+        out = list(batch)
+        for i, tokens in zip(todo, encoded, strict=True):
+            out[i] = replace(batch[i], encoded=tokens)
+        return out
+
     def judge(self, batch: Sequence[Admitted]) -> JudgedBatch:
-        """Judge the accepted messages of ``batch`` in one call (results in their order)."""
-        accepted = [a.outcome for a in batch if isinstance(a.outcome, Accepted)]
+        """Judge the accepted messages of ``batch`` in one call (results in their order); texts are
+        cleaned by the admit step and, when :meth:`encode` ran, tokenized: neither is done again."""
+        accepted = [a for a in batch if a.accepted is not None]
+        outcomes = [a.outcome for a in accepted]
+        encoded = [a.encoded for a in accepted]
         return judge_texts(
-            self.defender, [a.text for a in accepted], [a.message.id for a in accepted], self.tokens
+            self.defender,
+            [o.text for o in outcomes],  # type: ignore[union-attr]
+            [o.message.id for o in outcomes],  # type: ignore[union-attr]
+            self.tokens,
+            encoded=encoded if all(e is not None for e in encoded) else None,  # type: ignore[arg-type]
         )
 
     def records(self, batch: Sequence[Admitted], judged: JudgedBatch) -> list[Output]:

@@ -77,7 +77,7 @@ from consumers.worker.checkpoint import Checkpoint
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.threshold_listener import ThresholdListener
-from consumers.worker.token_count import token_counter
+from consumers.worker.token_count import budget_can_bind
 from schemas import ThresholdUpdate, encode
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
@@ -125,7 +125,10 @@ class Worker:
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
         )
-        self._count_tokens = token_counter(self.defender, settings.max_batch_size, settings.max_batch_tokens)
+        self._max_length = self.defender.classifier.max_length
+        self._count_tokens = budget_can_bind(
+            self._max_length, settings.max_batch_size, settings.max_batch_tokens
+        )
         self._topics = {
             "prediction": settings.predictions_topic,
             "audit": settings.audit_topic,
@@ -252,10 +255,12 @@ class Worker:
             items.append(self.pipeline.admit(Envelope.from_kafka(msg)))
             self.metrics.consumed.labels(msg.topic()).inc()
         self.stats.consumed += len(items)
-        accepted = [a.accepted.text for a in items if a.accepted is not None]
-        counts = iter(self._count_tokens(accepted))
+        if self._count_tokens:  # tokenized now for the batch budget, and not again when judged
+            items = self.pipeline.encode(items)
+        max_length = self._max_length
         for item in items:
-            self._batcher.add(item, next(counts) if item.accepted is not None else 0)
+            tokens = 0 if item.accepted is None else len(item.encoded) if item.encoded else max_length
+            self._batcher.add(item, tokens)
 
     def _start_batch(self, items: list[Admitted]) -> None:
         if not _scorable(items):

@@ -15,7 +15,8 @@ class FakeDefender:
     def __init__(self, broken: bool = False) -> None:
         self.broken, self.calls = broken, 0
 
-    def judge(self, texts, ids, tokens):
+    def judge(self, texts, ids, tokens, cleaned, encoded):
+        assert cleaned, "the message path hands judge cleaned texts"
         self.calls += 1
         if self.broken or any("poison" in t for t in texts):
             raise RuntimeError("boom")

@@ -65,3 +65,20 @@ def test_the_live_record_time_is_the_clock(tmp_path_factory) -> None:
     outputs = list(pipeline.run(_envelopes(), batch_size=8))
     assert outputs[0].record.scored_at >= before  # type: ignore[union-attr]
     assert outputs[1].record.received_at >= before  # type: ignore[union-attr]
+
+
+def test_texts_encoded_ahead_give_the_same_records_and_are_not_tokenized_again(tmp_path_factory) -> None:
+    """The worker tokenizes messages as they arrive when its token budget can bind: the judge step
+    reuses those tokens, and the records are the same."""
+    defender = poison_defender(tmp_path_factory)
+    pipeline = MessagePipeline(defender, max_bytes=10_000, record_time=replay_time(WHEN))
+    batch = [pipeline.admit(e) for e in _envelopes()]
+    plain = [o.record.model_dump_json() for o in pipeline.records(batch, pipeline.judge(batch))]
+    encoded = pipeline.encode(batch)
+    assert [a.encoded is not None for a in encoded] == [True, False, True, True]
+    calls = []
+    original = defender.runner.encode
+    defender.runner.encode = lambda texts: calls.append(len(texts)) or original(texts)  # type: ignore[method-assign]
+    ahead = [o.record.model_dump_json() for o in pipeline.records(encoded, pipeline.judge(encoded))]
+    assert ahead == plain
+    assert calls == []  # neither the batch nor the texts judged alone after it raised

@@ -246,3 +246,28 @@ def test_an_output_that_cannot_be_written_stops_the_worker_without_commit(
     assert isinstance(run.error, KafkaException), repr(run.error)  # raised by produce(): too large
     assert committed(kafka_settings, settings.group_id, topics["input"], 2) == {0: -1001, 1: -1001}
     assert len(sent) == 12
+
+
+def test_a_binding_token_budget_cuts_batches_and_loses_nothing(kafka_settings, topics, worker_defender):
+    """With a padded-token budget that binds, the worker tokenizes messages as they arrive (the judge
+    step reuses the tokens) and closes batches on the budget; every message still gets its output."""
+    values = mixed_values(40)
+    sent = produce(kafka_settings, topics["input"], values)
+    settings = worker_settings(
+        kafka_settings,
+        worker_defender,
+        [topics["input"]],
+        topics,
+        threshold=_median_score(worker_defender, 40),
+        thresholds_topic=None,
+        max_batch_tokens=100,  # 16 messages x 64 tokens could exceed it
+        max_wait_ms=200,
+    )
+    reports: list[BatchReport] = []
+    with WorkerThread(Worker(settings, defender=worker_defender, on_batch=reports.append)) as run:
+        outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
+        run.stop()
+    assert {identity(o) for o in outputs} == {(s.partition, s.offset) for s in sent}
+    assert len(outputs) == len(sent)
+    # closed by the budget, not the count; and on real token counts (at the max length each, 1 a batch)
+    assert 1 < max(r.scored for r in reports) < 16
