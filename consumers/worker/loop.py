@@ -28,15 +28,11 @@ Flow control
     Scoring runs on the process's torch thread (:mod:`stream_guard.torch_thread`: every model call of
     the process runs on that one thread, so torch keeps a single OpenMP pool, which is ~15% faster on
     few cores than a pool per thread); the main loop never stops polling, so heartbeats, rebalance
-    callbacks and ``max.poll.interval.ms`` stay served however long a batch takes. While the scorer
-    is busy the next batches accumulate; once ``buffer_batches`` batches wait, every assigned partition
-    is paused (newly assigned ones on arrival) and resumed when half of them are gone.
-    ``buffer_batches=0`` pauses as soon as a batch is handed to the scorer. Pausing is not free:
-    librdkafka drops its prefetched messages and, on Tansu, the first message after ``resume`` takes
-    0.45–0.95 s, so pausing per batch would cap throughput at about two batches a second; the buffer
-    lets those refetches overlap scoring. When a batch is scored the scorer is handed the next one
-    before the finished batch is produced, flushed and committed, so those broker round trips overlap
-    scoring too; outputs and commits still follow batch order.
+    callbacks and ``max.poll.interval.ms`` stay served however long a batch takes; input partitions
+    are paused while ``buffer_batches`` batches wait (:mod:`consumers.worker.flow_control`). When a
+    batch is scored the scorer is handed the next one before the finished batch is produced, flushed
+    and committed, so those broker round trips overlap scoring too; outputs and commits still follow
+    batch order.
 
 Shutdown
     ``stop()`` (SIGTERM/SIGINT in ``stream-guard run``) ends the loop; the worker finishes the batch in
@@ -74,6 +70,7 @@ from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch
 from consumers.pipeline.message_path import Admitted, MessagePipeline
 from consumers.worker.checkpoint import Checkpoint
+from consumers.worker.flow_control import FlowControl
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.threshold_listener import ThresholdListener
@@ -139,7 +136,7 @@ class Worker:
         self._assigned: set[tuple[str, int]] = set()
         self._inflight: Future[JudgedBatch] | None = None
         self._inflight_items: list[Admitted] = []
-        self._paused = False
+        self._flow = FlowControl(settings.buffer_batches * settings.max_batch_size, self.metrics.paused.set)
         self._failed = False
         self._consumer: Any = None
         self._checkpoint: Checkpoint | None = None
@@ -160,7 +157,7 @@ class Worker:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._flow.paused
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until ``stop`` (or :meth:`stop`) is set, then drain, commit and close.
@@ -222,7 +219,7 @@ class Worker:
                 self._complete(waiting, JudgedBatch())
         if self._inflight is None and self._batcher.ready():
             self._start_batch(self._batcher.take())
-        self._flow_control()
+        self._flow.update(self._consumer, len(self._batcher), busy=self._inflight is not None)
         if self._inflight is not None:  # wake up as soon as the scorer is done
             wait([self._inflight], timeout=_BUSY_WAIT_S)
             timeout = 0.0
@@ -230,15 +227,6 @@ class Worker:
             left = self._batcher.time_left()
             timeout = _POLL_S if left is None else min(left, _POLL_S)
         self._accept(self._consumer.consume(self.settings.max_batch_size, timeout))
-
-    def _flow_control(self) -> None:
-        """Pause while the scorer is busy and ``buffer_batches`` batches wait; resume at half of that."""
-        high = self.settings.buffer_batches * self.settings.max_batch_size
-        busy = self._inflight is not None
-        if not self._paused and busy and len(self._batcher) >= high:
-            self._pause()
-        elif self._paused and (not busy if high == 0 else len(self._batcher) <= high // 2):
-            self._resume()
 
     def _accept(self, messages: list[Any]) -> None:
         from confluent_kafka import KafkaError, KafkaException
@@ -332,28 +320,9 @@ class Worker:
         if len(self._batcher):
             log.info("buffered messages left uncommitted for the next owner", count=len(self._batcher))
 
-    # -- pause / resume -----------------------------------------------------------------------------
-    def _pause(self) -> None:
-        partitions = self._consumer.assignment()
-        if partitions:
-            self._consumer.pause(partitions)
-        self._paused = True
-        self.metrics.paused.set(1)
-
-    def _resume(self) -> None:
-        if not self._paused:
-            return
-        partitions = self._consumer.assignment()
-        if partitions:
-            self._consumer.resume(partitions)
-        self._paused = False
-        self.metrics.paused.set(0)
-
     # -- rebalance callbacks (run inside consume(), in this thread) ---------------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        if self._paused and partitions:  # the buffer is full: new partitions wait too
-            consumer.incremental_assign(partitions)
-            consumer.pause(partitions)
+        self._flow.on_assign(consumer, partitions)  # while paused, new partitions wait too
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.assigned.set(len(self._assigned))
         log.info("partitions assigned", partitions=_names(partitions), owned=len(self._assigned))
