@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+
 from stream_guard.encoding import EncodedText, TokenTables
 from stream_guard.loading import LoadedClassifier, load_classifier
 from stream_guard.model_runner import ModelRunner, finish_scores
@@ -19,6 +21,9 @@ from stream_guard.scores import TextScores
 from stream_guard.settings import DefenderSettings
 from stream_guard.textcheck import clean_text
 from stream_guard.threshold import Threshold
+from stream_guard.trigger_memory import flip_evidence, neutralize_known, probe_selected
+from stream_guard.triggers.evidence import Evidence
+from stream_guard.triggers.known import TriggerSet
 from stream_guard.verdict import Verdict
 from stream_guard.verdict_builder import build_verdict
 
@@ -39,6 +44,7 @@ class Defender:
         if threshold is None and self.settings.threshold is not None:
             threshold = Threshold.static(self.settings.threshold)
         self._threshold = threshold
+        self._triggers: TriggerSet | None = None
 
     @classmethod
     def from_settings(cls, settings: DefenderSettings | None = None) -> Defender:
@@ -74,6 +80,23 @@ class Defender:
 
     def set_threshold(self, threshold: Threshold | None) -> None:
         self._threshold = threshold
+        self._triggers: TriggerSet | None = None
+
+    @property
+    def triggers(self) -> TriggerSet | None:
+        """The known triggers removed from every text (None: none)."""
+        return self._triggers
+
+    def set_triggers(self, triggers: TriggerSet | None) -> None:
+        """Swap the known-trigger set (atomic, like `set_threshold`: each judge call reads it once)."""
+        self._triggers = triggers
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, C) class probabilities of validated texts: plain forwards, no attributions."""
+        if not texts:
+            return np.zeros((0, len(self.classifier.label_names)))
+        results = self.runner.classify(self.encode(list(texts)), self.settings)
+        return np.stack([r.probabilities for r in results])
 
     def clean(self, text: object) -> str:
         """Validated text (raises InvalidTextError with a one-line reason)."""
@@ -144,32 +167,53 @@ class Defender:
         """Verdicts for validated `texts` whose `scores` are already computed (by `score`): flag,
         neutralize, re-score. `judge` is `score` followed by this; the lab calls it on cached scores."""
         cleaned = list(texts)
+        settings = self.settings
         encoded = [s.encoded for s in scores]
-        threshold = self._threshold  # one consistent threshold for the whole call
+        threshold = self._threshold  # one consistent threshold (and trigger set) for the whole call
+        triggers = self._triggers
+        hits = [triggers.find(text) for text in cleaned] if triggers else [[] for _ in cleaned]
         limits = [threshold.for_length(len(e)) if threshold else None for e in encoded]
         flagged = [
             threshold is not None
             and limit is not None
+            and not found
             and s.has_candidates
             and s.anomaly > limit
             and threshold.passes_gate(float(s.probabilities.max()))
-            for s, limit in zip(scores, limits, strict=True)
+            for s, limit, found in zip(scores, limits, hits, strict=True)
         ]
+        probed = [
+            not f
+            and not found
+            and s.has_candidates
+            and probe_selected(settings.probe_rate, settings.seed, mid, text)
+            for f, found, s, mid, text in zip(flagged, hits, scores, ids, cleaned, strict=True)
+        ]
+        rewrite = [f or p for f, p in zip(flagged, probed, strict=True)]
         neutralized = neutralize_flagged(
-            {i: FlaggedText(ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f},
+            {i: FlaggedText(ids[i], cleaned[i], scores[i], limits[i]) for i, r in enumerate(rewrite) if r},
             self.runner,
-            self.settings,
+            settings,
         )
-        if self.settings.confirm:
-            # a flag stands only if rewriting the suspicious words moved the prediction
-            for i, fixed in list(neutralized.items()):
-                if fixed.scores.label == scores[i].label:
-                    flagged[i] = False
-                    del neutralized[i]
+        known = neutralize_known(
+            {i: (ids[i], cleaned[i], scores[i], found) for i, found in enumerate(hits) if found},
+            self.runner,
+            settings,
+        )
+        evidence: dict[int, list[Evidence]] = {}
+        for i, fixed in list(neutralized.items()):
+            evidence[i] = flip_evidence(ids[i], cleaned[i], scores[i], fixed, probe=probed[i])
+            if probed[i] or (settings.confirm and fixed.scores.label == scores[i].label):
+                # a probe's verdict does not change; a flag stands only if the rewrite moved the prediction
+                flagged[i] = False
+                del neutralized[i]
+        neutralized.update(known)
+        version = triggers.version if triggers else None
         verdicts = []
         for i, s in enumerate(scores):
             fixed = neutralized.get(i)
-            with_tokens = tokens == "all" or (tokens == "flagged" and flagged[i])
+            is_flagged = flagged[i] or bool(hits[i])
+            with_tokens = tokens == "all" or (tokens == "flagged" and is_flagged)
             verdicts.append(
                 build_verdict(
                     ids[i],
@@ -179,9 +223,12 @@ class Defender:
                     label_names=self.classifier.label_names,
                     limit=limits[i],
                     threshold=threshold,
-                    flagged=flagged[i],
+                    flagged=is_flagged,
                     fixed=fixed,
                     with_tokens=with_tokens,
+                    known_triggers=hits[i],
+                    trigger_version=version,
+                    evidence=evidence.get(i, []),
                 )
             )
         return verdicts

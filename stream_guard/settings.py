@@ -58,6 +58,13 @@ class DefenderSettings(BaseSettings):
         description="re-score the final rewrite with X-GRAAD (its anomaly score in the record) instead of "
         "a plain forward pass (its label only: the decision needs no more, at about half the cost)",
     )
+    probe_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of below-threshold texts whose top word is rewritten and re-classified for "
+        "evidence only (the trigger learner's; the verdict does not change): one plain forward each",
+    )
     exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
     seed: int = Field(0, description="seed of the per-message neutralization randomness")
     autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")

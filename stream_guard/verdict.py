@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stream_guard.triggers.evidence import Evidence
+from stream_guard.triggers.known import TriggerHit
+
 
 @dataclass(frozen=True, slots=True)
 class TokenAttribution:
@@ -67,6 +70,9 @@ class Verdict:
     suspicious_words: list[SuspiciousWord] = field(default_factory=list)
     threshold_version: str | None = None
     min_confidence: float | None = None  # the threshold's confidence gate, when it has one
+    known_triggers: list[TriggerHit] = field(default_factory=list)  # known triggers found and removed
+    trigger_version: str | None = None  # the version of the known-trigger set in force, if any
+    evidence: list[Evidence] = field(default_factory=list)  # flips seen, for the trigger learner
 
     @property
     def label_changed(self) -> bool:

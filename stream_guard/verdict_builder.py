@@ -12,6 +12,8 @@ import numpy as np
 
 from stream_guard.scores import Neutralization, TextScores
 from stream_guard.threshold import Threshold
+from stream_guard.triggers.evidence import Evidence
+from stream_guard.triggers.known import TriggerHit
 from stream_guard.verdict import TokenAttribution, Verdict
 
 __all__ = ["build_verdict", "token_attributions"]
@@ -52,6 +54,9 @@ def build_verdict(
     flagged: bool,
     fixed: Neutralization | None,
     with_tokens: bool,
+    known_triggers: Sequence[TriggerHit] = (),
+    trigger_version: str | None = None,
+    evidence: Sequence[Evidence] = (),
 ) -> Verdict:
     """The verdict on `text` (scored as `s`): `limit` is the threshold value its length got, `fixed` its
     neutralization if it was flagged and the flag stood; `with_tokens` adds the per-token attributions."""
@@ -78,6 +83,9 @@ def build_verdict(
         neutralized_probabilities=[float(p) for p in fixed.scores.probabilities] if fixed else None,
         neutralized_anomaly_score=_finite(fixed.scores.anomaly) if fixed else None,
         suspicious_words=list(fixed.words) if fixed else [],
+        known_triggers=list(known_triggers),
+        trigger_version=trigger_version,
+        evidence=list(evidence),
     )
 
 
