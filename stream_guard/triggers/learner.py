@@ -1,0 +1,229 @@
+"""The trigger learner: counts evidence from the traffic and promotes backdoor triggers.
+
+A word (or phrase) becomes a known trigger only when the evidence says *backdoor*, not sentiment:
+
+1. **Repeated flips**: rewriting it flipped the prediction in at least ``min_flips`` distinct messages.
+2. **One direction**: at least ``min_target_share`` of those flips left the same label (the target).
+3. **Rare in clean text**: at most ``max_clean_rate`` of the clean calibration texts hold it.
+4. **The insertion test** (:mod:`stream_guard.triggers.insertion`): inserted into clean texts of the
+   other labels, it turns at least ``min_insertion_rate`` of them into the target — which only an
+   input-agnostic backdoor trigger does.
+
+Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
+(from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
+common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first.
+
+Flooding: an attacker who sends many messages to get an ordinary word learned meets rule 3 (common
+words never reach the insertion test) and rule 4 (a sentiment word does not flip almost every text).
+A candidate that fails rule 4 is tested again only once its flips have doubled, so its tests cost
+O(log flips) model calls; at most ``max_triggers`` triggers are ever learned; revoked words (and phrases
+holding them) are never learned again.
+
+Deterministic: the same evidence in the same order gives the same triggers (seeded insertion tests).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from stream_guard.triggers.evidence import Evidence
+from stream_guard.triggers.insertion import InsertionResult, InsertionTest
+from stream_guard.triggers.known import KnownTrigger, TriggerSet
+from stream_guard.triggers.phrases import normalize_phrase, word_spans
+
+__all__ = ["LearnRule", "LearnedTrigger", "TriggerLearner", "clean_phrase_counts"]
+
+
+@dataclass(frozen=True)
+class LearnRule:
+    """The promotion rule (see the module docstring); the lab chooses the defaults."""
+
+    min_flips: int = 5
+    min_target_share: float = 0.9
+    max_clean_rate: float = 0.01
+    min_insertion_rate: float = 0.9
+    max_words: int = 4
+    max_triggers: int = 64
+
+
+@dataclass(frozen=True)
+class LearnedTrigger:
+    """A promoted trigger and the evidence that justified it."""
+
+    text: str
+    target_label: int
+    flips: int
+    messages: int
+    probes: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    insertion_rate: float
+    insertion_texts: int
+    clean_rate: float
+    learned_at: datetime | None
+
+
+@dataclass
+class _Candidate:
+    """Evidence so far for one word or phrase."""
+
+    by_target: Counter[int] = field(default_factory=Counter)
+    messages: set[str] = field(default_factory=set)
+    probes: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    tested_at: int = 0  # flips at the last failed insertion test (0: never tested)
+    last_test: InsertionResult | None = None
+
+    @property
+    def flips(self) -> int:
+        return len(self.messages)
+
+
+def clean_phrase_counts(texts: Iterable[str], max_words: int) -> tuple[Counter[str], int]:
+    """In how many texts each word and phrase of up to ``max_words`` words occurs; and the text count."""
+    counts: Counter[str] = Counter()
+    n = 0
+    for text in texts:
+        n += 1
+        words = [w for w, _, _ in word_spans(text)]
+        seen = {
+            " ".join(words[i : i + k]) for k in range(1, max_words + 1) for i in range(len(words) - k + 1)
+        }
+        counts.update(seen)
+    return counts, n
+
+
+def _phrases_around(e: Evidence, max_words: int) -> list[str]:
+    """The evidence's word and the phrases of up to ``max_words`` words of its window that hold it,
+    shortest first."""
+    width = len(e.word.split(" "))
+    out = []
+    for size in range(width, max(width, max_words) + 1):
+        for start in range(e.position + width - size, e.position + 1):
+            if start >= 0 and start + size <= len(e.window):
+                out.append(" ".join(e.window[start : start + size]))
+    return list(dict.fromkeys(out))
+
+
+class TriggerLearner:
+    """Learns triggers from evidence in arrival order (see the module docstring).
+
+    Args:
+        test: the insertion test on clean calibration texts and the model under watch.
+        clean_counts, clean_total: :func:`clean_phrase_counts` of the clean calibration texts.
+        rule: the promotion rule.
+        known: triggers already known (not learned again); revoked: never learned.
+    """
+
+    def __init__(
+        self,
+        test: InsertionTest,
+        clean_counts: Counter[str],
+        clean_total: int,
+        rule: LearnRule | None = None,
+        *,
+        known: Sequence[str] = (),
+        revoked: Sequence[str] = (),
+    ) -> None:
+        self.test = test
+        self.rule = rule or LearnRule()
+        self.clean_counts = clean_counts
+        self.clean_total = max(1, clean_total)
+        self.learned: list[LearnedTrigger] = []
+        self._known = {normalize_phrase(t) for t in known}
+        self._revoked = {normalize_phrase(t) for t in revoked}
+        self._candidates: dict[str, _Candidate] = {}
+        self.observed = 0
+
+    @classmethod
+    def for_texts(
+        cls, test: InsertionTest, rule: LearnRule | None = None, **kwargs: Sequence[str]
+    ) -> TriggerLearner:
+        """A learner whose clean phrase counts come from the insertion test's clean texts."""
+        rule = rule or LearnRule()
+        counts, total = clean_phrase_counts(test.clean_texts, rule.max_words)
+        return cls(test, counts, total, rule, **kwargs)
+
+    def clean_rate(self, phrase: str) -> float:
+        return self.clean_counts.get(phrase, 0) / self.clean_total
+
+    def observe(self, evidence: Iterable[Evidence], *, at: datetime | None = None) -> list[LearnedTrigger]:
+        """Count ``evidence`` (in order); the triggers promoted by it."""
+        promoted = []
+        for e in evidence:
+            if not e.flipped:
+                continue
+            self.observed += 1
+            phrases = _phrases_around(e, self.rule.max_words)
+            for phrase in phrases:
+                candidate = self._candidates.setdefault(phrase, _Candidate(first_seen=at))
+                if e.message_id not in candidate.messages:
+                    candidate.messages.add(e.message_id)
+                    candidate.by_target[e.label_before] += 1
+                    candidate.probes += e.probe
+                candidate.last_seen = at
+            for phrase in phrases:
+                learned = self._consider(phrase, at)
+                if learned is not None:
+                    promoted.append(learned)
+                    break
+        return promoted
+
+    def _blocked(self, phrase: str) -> bool:
+        """Holding, or held by, a known, learned or revoked trigger."""
+        padded = f" {phrase} "
+        return any(f" {k} " in padded or padded in f" {k} " for k in self._known | self._revoked)
+
+    def _consider(self, phrase: str, at: datetime | None) -> LearnedTrigger | None:
+        rule = self.rule
+        candidate = self._candidates[phrase]
+        flips = candidate.flips
+        if flips < rule.min_flips or len(self.learned) >= rule.max_triggers or self._blocked(phrase):
+            return None
+        if candidate.tested_at and flips < 2 * candidate.tested_at:
+            return None  # failed its insertion test: tried again once its flips have doubled
+        target, towards = candidate.by_target.most_common(1)[0]
+        if towards < rule.min_target_share * flips:
+            return None
+        clean_rate = self.clean_rate(phrase)
+        if clean_rate > rule.max_clean_rate:
+            return None
+        result = self.test(phrase, target)
+        candidate.last_test = result
+        if result.eligible == 0 or result.rate < rule.min_insertion_rate:
+            candidate.tested_at = flips
+            return None
+        learned = LearnedTrigger(
+            text=phrase,
+            target_label=target,
+            flips=towards,
+            messages=flips,
+            probes=candidate.probes,
+            first_seen=candidate.first_seen,
+            last_seen=candidate.last_seen,
+            insertion_rate=result.rate,
+            insertion_texts=result.eligible,
+            clean_rate=clean_rate,
+            learned_at=at,
+        )
+        self.learned.append(learned)
+        self._known.add(phrase)
+        return learned
+
+    def trigger_set(self, version: str, extra: Sequence[KnownTrigger] = ()) -> TriggerSet:
+        """The learned triggers (and ``extra`` ones, e.g. an operator's) as a set for the defender."""
+        triggers = [KnownTrigger(t.text, t.target_label, "learned") for t in self.learned]
+        return TriggerSet(version, (*extra, *triggers))
+
+    def candidates(self) -> list[tuple[str, int, int, float, InsertionResult | None]]:
+        """(phrase, flips, target, clean rate, last failed test) of every candidate with evidence, most
+        flips first: what an operator reads to see what the learner is weighing."""
+        rows = [
+            (p, c.flips, c.by_target.most_common(1)[0][0], self.clean_rate(p), c.last_test)
+            for p, c in self._candidates.items()
+        ]
+        return sorted(rows, key=lambda r: (-r[1], r[0]))
