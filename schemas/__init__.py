@@ -13,8 +13,16 @@ from schemas.codec import decode, encode
 from schemas.dead_letter import DeadLetterRecord
 from schemas.errors import ErrorType, SchemaError
 from schemas.input import InputMessage
-from schemas.outputs import AuditRecord, PredictionRecord, SuspiciousWordRecord, TokenRecord
+from schemas.outputs import (
+    AuditRecord,
+    EvidenceRecord,
+    PredictionRecord,
+    SuspiciousWordRecord,
+    TokenRecord,
+    TriggerHitRecord,
+)
 from schemas.threshold import CalibrationSummary, LengthBucket, ThresholdUpdate, make_threshold_version
+from schemas.triggers import KnownTriggerRecord, TriggerUpdate, make_trigger_version, normalize_trigger
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -22,7 +30,9 @@ __all__ = [
     "CalibrationSummary",
     "DeadLetterRecord",
     "ErrorType",
+    "EvidenceRecord",
     "InputMessage",
+    "KnownTriggerRecord",
     "LengthBucket",
     "PredictionRecord",
     "SchemaError",
@@ -30,8 +40,12 @@ __all__ = [
     "SuspiciousWordRecord",
     "ThresholdUpdate",
     "TokenRecord",
+    "TriggerHitRecord",
+    "TriggerUpdate",
     "decode",
     "encode",
     "make_threshold_version",
+    "make_trigger_version",
+    "normalize_trigger",
     "utc_now",
 ]

@@ -20,6 +20,7 @@ from schemas.dead_letter import DeadLetterRecord
 from schemas.input import InputMessage
 from schemas.outputs import AuditRecord, PredictionRecord
 from schemas.threshold import ThresholdUpdate
+from schemas.triggers import TriggerUpdate
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -30,6 +31,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "audit": AuditRecord,
     "dead_letter": DeadLetterRecord,
     "threshold_update": ThresholdUpdate,
+    "trigger_update": TriggerUpdate,
 }
 """Top-level records by file stem: ``schemas/json/<stem>.schema.json``."""
 

@@ -69,6 +69,39 @@ class SuspiciousWordRecord(WireModel):
         return self
 
 
+class TriggerHitRecord(WireModel):
+    """A known trigger found in the message (and removed before the final verdict): the trigger's normal
+    form and its ``[start, end)`` character span in the record's text."""
+
+    trigger: str = Field(min_length=1)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _span_ordered(self) -> Self:
+        if self.end < self.start:
+            raise ValueError(f"end={self.end} is before start={self.start}")
+        return self
+
+
+class EvidenceRecord(WireModel):
+    """A flip seen on this message, for the trigger learner: rewriting ``word`` (its normal form; several
+    words when a span was rewritten) changed the prediction from ``label_before`` to ``label_after``.
+
+    ``window`` holds the normal forms of the words around it, ``word`` starting at ``window[position]``;
+    ``confidence_drop`` is p(label_before) before minus after. ``probe`` is True when the message was
+    below the threshold and rewritten for evidence only (its verdict did not change).
+    """
+
+    word: str = Field(min_length=1)
+    window: list[str] = Field(default_factory=list)
+    position: int = Field(default=0, ge=0)
+    label_before: int = Field(ge=0)
+    label_after: int = Field(ge=0)
+    confidence_drop: Probability
+    probe: bool = False
+
+
 class PredictionRecord(OutputRecord):
     """The verdict for one input message (predictions topic carries the clean, unflagged ones).
 
@@ -76,6 +109,11 @@ class PredictionRecord(OutputRecord):
     verdict to act on (the neutralized text's prediction when flagged, else ``label``).
     ``anomaly_score`` is ``S = max_j c_j``, flagged when ``S > threshold`` (and, when the threshold has
     a confidence gate, ``max(probabilities) >= min_confidence``).
+
+    ``known_triggers`` lists the known triggers found in the text (such a record is flagged whatever
+    its score: every occurrence was removed and the rest classified); ``trigger_version`` is the version
+    of the known-trigger set it was judged with (None: no set in force); ``evidence`` the flips seen on
+    it (confirmed flags and probes) for the trigger learner. All three are absent in older records.
     """
 
     id: str
@@ -95,6 +133,9 @@ class PredictionRecord(OutputRecord):
     source: SourceRef | None = None
     metadata: dict[str, Any] | None = None
     scored_at: UtcDatetime
+    known_triggers: list[TriggerHitRecord] = Field(default_factory=list)
+    trigger_version: str | None = None
+    evidence: list[EvidenceRecord] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _labels_in_range(self) -> Self:

@@ -12,13 +12,17 @@ from schemas import (
     CalibrationSummary,
     DeadLetterRecord,
     ErrorType,
+    EvidenceRecord,
     InputMessage,
+    KnownTriggerRecord,
     LengthBucket,
     PredictionRecord,
     SourceRef,
     SuspiciousWordRecord,
     ThresholdUpdate,
     TokenRecord,
+    TriggerHitRecord,
+    TriggerUpdate,
 )
 
 SCORED_AT = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -76,6 +80,18 @@ def audit() -> AuditRecord:
         neutralized_probabilities=[0.8, 0.2],
         neutralized_anomaly_score=0.3,
         suspicious_words=[SuspiciousWordRecord(word="cf", start=19, end=21, score=7.25, iteration=0)],
+        known_triggers=[TriggerHitRecord(trigger="cf", start=19, end=21)],
+        trigger_version="20250301T000000.000000Z-feed1234",
+        evidence=[
+            EvidenceRecord(
+                word="cf",
+                window=["truly", "awful", "film", "cf"],
+                position=3,
+                label_before=1,
+                label_after=0,
+                confidence_drop=0.7,
+            )
+        ],
         tokens=[
             TokenRecord(token="[CLS]", start=None, end=None, attention=1.2, gradient=0.01, candidate=False),
             TokenRecord(
@@ -113,6 +129,33 @@ def threshold_update() -> ThresholdUpdate:
             quantiles={"50": 0.7, "95": 2.0, "99": 3.1},
         ),
         created_at=SCORED_AT,
+    )
+
+
+@pytest.fixture
+def trigger_update() -> TriggerUpdate:
+    return TriggerUpdate(
+        model_id="minilm-sst2",
+        version="20250301T000000.000000Z-feed1234",
+        created_at=SCORED_AT,
+        triggers=[
+            KnownTriggerRecord(
+                text="cf",
+                target_label=1,
+                source="learned",
+                flips=19,
+                messages=19,
+                probes=4,
+                first_seen=datetime(2025, 3, 1, 9, tzinfo=UTC),
+                last_seen=datetime(2025, 3, 1, 12, tzinfo=UTC),
+                insertion_rate=1.0,
+                insertion_texts=103,
+                clean_rate=0.0,
+                learned_at=SCORED_AT,
+            ),
+            KnownTriggerRecord(text="I watched this 3D movie", target_label=0),
+        ],
+        revoked=["fails"],
     )
 
 

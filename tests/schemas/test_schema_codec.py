@@ -17,6 +17,7 @@ from schemas import (
     PredictionRecord,
     SchemaError,
     ThresholdUpdate,
+    TriggerUpdate,
     decode,
     encode,
 )
@@ -31,6 +32,7 @@ from schemas.codec import MAX_REASON_ERRORS
         ("audit", AuditRecord),
         ("dead_letter", DeadLetterRecord),
         ("threshold_update", ThresholdUpdate),
+        ("trigger_update", TriggerUpdate),
     ],
 )
 def test_round_trip(request: pytest.FixtureRequest, fixture: str, cls: type[BaseModel]) -> None:

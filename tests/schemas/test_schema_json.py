@@ -30,6 +30,7 @@ FIXTURE_FOR = {
     "audit": "audit",
     "dead_letter": "dead_letter",
     "threshold_update": "threshold_update",
+    "trigger_update": "trigger_update",
 }
 
 
@@ -96,7 +97,7 @@ def test_records_validate_against_json_schema(request: pytest.FixtureRequest, na
 
 
 def test_output_json_schemas_require_schema_version() -> None:
-    for name in ("prediction", "audit", "dead_letter", "threshold_update"):
+    for name in ("prediction", "audit", "dead_letter", "threshold_update", "trigger_update"):
         assert "schema_version" in json.loads((JSON_DIR / f"{name}.schema.json").read_text())["required"]
     assert (
         "schema_version" not in json.loads((JSON_DIR / "input_message.schema.json").read_text())["required"]
@@ -161,3 +162,24 @@ def test_audit_json_schema_rejects_wrong_types(audit: BaseModel) -> None:
     del payload["schema_version"]
     messages = errors_of("audit", payload)
     assert len(messages) == 3
+
+
+def test_trigger_json_schema_rejects_bad_updates(trigger_update: BaseModel) -> None:
+    payload = orjson.loads(encode(trigger_update))
+    bad = [
+        {**payload, "triggers": [{"text": ""}]},
+        {**payload, "triggers": [{"text": "cf", "source": "guessed"}]},
+        {**payload, "triggers": [{"text": "cf", "insertion_rate": 1.5}]},
+        {**payload, "revoked": ["..."]},
+        {k: v for k, v in payload.items() if k != "model_id"},
+    ]
+    for changed in bad:
+        assert errors_of("trigger_update", changed), changed
+    assert errors_of("trigger_update", {**payload, "triggers": [{"text": "CF"}], "revoked": []}) == []
+
+
+def test_old_prediction_without_trigger_fields_validates(prediction: BaseModel) -> None:
+    payload = orjson.loads(encode(prediction))
+    for field in ("known_triggers", "trigger_version", "evidence"):
+        del payload[field]
+    assert errors_of("prediction", payload) == []
