@@ -1,0 +1,67 @@
+"""``replay --learn-triggers``: learn backdoor triggers from the history a replay judges.
+
+The replay runs as usual (the worker's message path, batches cut by count); after each batch, the
+evidence on its verdicts (confirmed flags and flipping probes, ``Verdict.evidence``) goes to a
+:class:`~stream_guard.triggers.learner.TriggerLearner` in input order, and a trigger it promotes is
+known to the defender from the next batch on: those messages come out with ``known_triggers`` and the
+set's ``trigger_version`` (``replay-1``, ``replay-2``, … one per promotion). Nothing depends on the clock
+or on thread timing, so the same input gives byte-identical records and the same triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from consumers.pipeline.envelope import Envelope
+from consumers.pipeline.message_path import MessagePipeline, Output
+
+if TYPE_CHECKING:
+    from stream_guard.triggers.known import KnownTrigger
+    from stream_guard.triggers.learner import LearnedTrigger, TriggerLearner
+
+__all__ = ["LearningReplay", "Promotion"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A trigger promoted during a replay: after how many messages, and the set version it opened."""
+
+    trigger: LearnedTrigger
+    after_messages: int
+    version: str
+
+
+@dataclass
+class LearningReplay:
+    """A replay that learns triggers as it goes (see the module docstring).
+
+    pipeline: the replay's message path (``consumers.replay.run.replay_pipeline``); its defender gets
+              each new trigger set.
+    learner:  counts the evidence and runs the insertion tests.
+    extra:    known triggers to keep in every set (e.g. a ``--triggers`` file's).
+    """
+
+    pipeline: MessagePipeline
+    learner: TriggerLearner
+    extra: Sequence[KnownTrigger] = ()
+    promotions: list[Promotion] = field(default_factory=list)
+    messages: int = 0
+
+    def run(self, envelopes: Iterable[Envelope], *, batch_size: int) -> Iterator[Output]:
+        """The outputs of ``envelopes`` in input order, learning between batches."""
+        pipeline = self.pipeline
+        for batch in pipeline.batches(envelopes, batch_size):
+            outputs = pipeline.records(batch, pipeline.judge(batch))
+            yield from outputs
+            self.messages += len(outputs)
+            evidence = [e for o in outputs if o.verdict is not None for e in o.verdict.evidence]
+            at = next((a.at for a in reversed(batch) if a.at is not None), None)
+            promoted = self.learner.observe(evidence, at=at)
+            for trigger in promoted:
+                version = f"replay-{len(self.promotions) + 1}"
+                self.promotions.append(Promotion(trigger, self.messages, version))
+            if promoted:
+                version = self.promotions[-1].version
+                pipeline.defender.set_triggers(self.learner.trigger_set(version, self.extra))

@@ -1,0 +1,65 @@
+"""replay --learn-triggers (consumers.replay.learn): learned in input order, applied from the next
+batch, deterministic."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from consumers.pipeline.envelope import Envelope
+from consumers.replay.learn import LearningReplay
+from consumers.replay.run import replay_pipeline
+from stream_guard.datasets import load_dataset
+from stream_guard.triggers.insertion import InsertionTest
+from stream_guard.triggers.learner import TriggerLearner
+from tests.consumers.replay.replay_fixtures import (
+    TRIGGER,
+    Backdoor,
+    make_backdoor,
+    restore_logging,  # noqa: F401  (autouse)
+    traffic,
+)
+from tests.stream_guard.backdoor_model import TARGET_LABEL
+
+
+@pytest.fixture(scope="module")
+def backdoor(tmp_path_factory: pytest.TempPathFactory) -> Backdoor:
+    return make_backdoor(tmp_path_factory.mktemp("learn-backdoor"))
+
+
+def _learning_replay(backdoor: Backdoor) -> LearningReplay:
+    defender = backdoor.defender(probe_rate=0.2)
+    movies = load_dataset("movies")
+    clean = [movies.texts[i] for i in range(0, 6000, 50)]  # the calibration texts: apart from the traffic
+    learner = TriggerLearner.for_texts(InsertionTest(clean, defender.predict_proba))
+    return LearningReplay(replay_pipeline(defender), learner)
+
+
+def _run(backdoor: Backdoor) -> tuple[LearningReplay, list[bytes], list]:
+    messages = traffic(n_clean=60, every=3)  # 80 messages, 20 with the trigger
+    run = _learning_replay(backdoor)
+    outputs = list(run.run((Envelope(orjson.dumps(m)) for m in messages), batch_size=8))
+    return run, [o.record.model_dump_json().encode() for o in outputs], outputs
+
+
+def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized(backdoor: Backdoor) -> None:
+    run, _, outputs = _run(backdoor)
+    (promotion,) = run.promotions
+    assert promotion.trigger.text == TRIGGER and promotion.trigger.target_label == TARGET_LABEL
+    assert promotion.version == "replay-1" and promotion.after_messages % 8 == 0
+    later = outputs[promotion.after_messages :]
+    triggered = [o for o in later if TRIGGER in o.verdict.text.split()]
+    assert triggered, "the traffic has triggered messages after the promotion"
+    for o in triggered:
+        assert o.verdict.known_triggers and o.verdict.trigger_version == "replay-1"
+        assert o.verdict.final_label != TARGET_LABEL and o.record.flagged
+    assert all(o.verdict.trigger_version is None for o in outputs[: promotion.after_messages])
+    # learned from the first few triggered messages of the stream
+    seen = [o for o in outputs[: promotion.after_messages] if TRIGGER in o.verdict.text.split()]
+    assert len(seen) <= 12
+
+
+def test_learning_replays_are_byte_identical(backdoor: Backdoor) -> None:
+    first, second = _run(backdoor), _run(backdoor)
+    assert first[1] == second[1]
+    assert [p.after_messages for p in first[0].promotions] == [p.after_messages for p in second[0].promotions]
