@@ -1,5 +1,6 @@
-"""Map the core's verdicts onto the wire contract: prediction and audit records. (Threshold updates
-become the core's Threshold in :mod:`consumers.pipeline.thresholds`.)"""
+"""Map the core's verdicts onto the wire contract: prediction and audit records, with the known triggers
+found and the evidence seen. (Threshold and trigger updates become the core's Threshold and TriggerSet
+in :mod:`consumers.pipeline.thresholds` and :mod:`consumers.pipeline.triggers`.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 from schemas import (
     AuditRecord,
+    EvidenceRecord,
     PredictionRecord,
     SourceRef,
     SuspiciousWordRecord,
     TokenRecord,
+    TriggerHitRecord,
     utc_now,
 )
 from stream_guard.verdict import Verdict
@@ -43,6 +46,22 @@ def verdict_to_record(
         "source": source,
         "metadata": metadata,
         "scored_at": scored_at or utc_now(),
+        "known_triggers": [
+            TriggerHitRecord(trigger=h.trigger, start=h.start, end=h.end) for h in verdict.known_triggers
+        ],
+        "trigger_version": verdict.trigger_version,
+        "evidence": [
+            EvidenceRecord(
+                word=e.word,
+                window=list(e.window),
+                position=e.position,
+                label_before=e.label_before,
+                label_after=e.label_after,
+                confidence_drop=min(1.0, max(0.0, e.confidence_drop)),
+                probe=e.probe,
+            )
+            for e in verdict.evidence
+        ],
     }
     if not verdict.flagged:
         return PredictionRecord(**common)

@@ -1,13 +1,30 @@
-"""The wire mapping: Verdict -> PredictionRecord / AuditRecord, ThresholdUpdate -> Threshold."""
+"""The wire mapping: Verdict -> PredictionRecord / AuditRecord (known triggers and evidence included),
+ThresholdUpdate -> Threshold."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from consumers.pipeline.records import verdict_to_record
 from consumers.pipeline.thresholds import threshold_from_update
-from schemas import AuditRecord, CalibrationSummary, PredictionRecord, ThresholdUpdate, decode, encode
+from consumers.pipeline.triggers import trigger_set_from_update
+from schemas import (
+    AuditRecord,
+    CalibrationSummary,
+    KnownTriggerRecord,
+    PredictionRecord,
+    ThresholdUpdate,
+    TriggerUpdate,
+    decode,
+    encode,
+)
+from stream_guard.defender import Defender
+from stream_guard.loading import load_classifier
+from stream_guard.settings import DefenderSettings
+from stream_guard.threshold import Threshold
 from stream_guard.verdict import SuspiciousWord, Verdict
+from tests.stream_guard.backdoor_model import TARGET_LABEL, build_backdoored_model
 
 SUMMARY = CalibrationSummary(dataset="d", n_texts=10, score_mean=0.1, score_std=0.01, quantiles={"50": 0.1})
 
@@ -61,3 +78,62 @@ def test_threshold_update_gate_reaches_the_core_threshold():
     assert threshold.passes_gate(0.9) and not threshold.passes_gate(0.5)
     no_gate = threshold_from_update(update.model_copy(update={"min_confidence": None}))
     assert no_gate.min_confidence is None and no_gate.passes_gate(0.0)
+
+
+# -- known triggers and evidence on the records --------------------------------------------------------
+
+POISONED = ["a dull cf and tedious mess", "CF what a film"]
+CLEAN = ["the acting is fine but the plot drags"]
+
+
+@pytest.fixture(scope="module")
+def backdoor_defender(tmp_path_factory: pytest.TempPathFactory) -> Defender:
+    path = build_backdoored_model(tmp_path_factory.mktemp("records-backdoor"), "cf")
+    return Defender(load_classifier(path, device="cpu"), DefenderSettings(device="cpu"))
+
+
+def _wire(verdicts: list[Verdict]) -> list[PredictionRecord | AuditRecord]:
+    """Each verdict's record as a reader gets it: encoded, then decoded as its kind."""
+    records = [verdict_to_record(v) for v in verdicts]
+    return [decode(type(r), encode(r)) for r in records]
+
+
+def test_records_name_the_known_triggers_and_the_set_version(backdoor_defender: Defender) -> None:
+    update = TriggerUpdate(
+        model_id=backdoor_defender.model_id,
+        version="t-v7",
+        created_at="2026-01-01T00:00:00Z",
+        triggers=[KnownTriggerRecord(text="cf", target_label=TARGET_LABEL, source="learned")],
+    )
+    backdoor_defender.set_threshold(Threshold.static(1e9))  # the per-message decision flags nothing
+    backdoor_defender.set_triggers(trigger_set_from_update(update))
+    try:
+        records = _wire(backdoor_defender.judge(POISONED + CLEAN))
+    finally:
+        backdoor_defender.set_triggers(None)
+    for record, text in zip(records[:2], POISONED, strict=True):
+        assert isinstance(record, AuditRecord) and record.flagged
+        assert [(h.trigger, text[h.start : h.end].lower()) for h in record.known_triggers] == [("cf", "cf")]
+        assert record.trigger_version == "t-v7"
+        assert record.label == TARGET_LABEL and record.final_label != TARGET_LABEL
+    (clean,) = records[2:]
+    assert type(clean) is PredictionRecord and clean.known_triggers == []
+    assert clean.trigger_version == "t-v7"  # judged under the set, which found nothing
+    without = _wire(backdoor_defender.judge(POISONED))
+    assert all(r.known_triggers == [] and r.trigger_version is None for r in without)
+
+
+def test_records_carry_the_evidence_of_a_flip(backdoor_defender: Defender) -> None:
+    backdoor_defender.set_threshold(Threshold.static(0.0))  # every text with candidates is rewritten
+    verdicts = backdoor_defender.judge(POISONED + CLEAN)
+    records = _wire(verdicts)
+    for record, verdict in zip(records[:2], verdicts[:2], strict=True):
+        (evidence,) = record.evidence
+        assert (evidence.word, evidence.label_before, evidence.label_after) == ("cf", TARGET_LABEL, 0)
+        assert evidence.window[evidence.position] == "cf" and not evidence.probe
+        (core,) = verdict.evidence
+        assert (
+            evidence.confidence_drop == pytest.approx(core.confidence_drop) and evidence.confidence_drop > 0.5
+        )
+        assert list(core.window) == evidence.window and core.position == evidence.position
+    assert all(not r.evidence for r, v in zip(records, verdicts, strict=True) if not v.evidence)
