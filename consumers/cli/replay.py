@@ -36,13 +36,14 @@ from consumers.cli.common import (
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.message_path import Output
 from consumers.replay.compare import CompareSummary, Disagreement, compare
-from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
+from consumers.replay.run import DEFAULT_BATCH, EPOCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
 from consumers.replay.sinks import Sink, file_sink
 from consumers.replay.sources import FileFormat, count_messages, file_messages
 from schemas import ThresholdUpdate
 from stream_guard.errors import StreamGuardError
 
 if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
+    from consumers.replay.learn import LearningReplay
     from stream_guard.defender import Defender
 
 SHOWN_DISAGREEMENTS = 15
@@ -169,6 +170,23 @@ def replay_command(
         MAX_MESSAGE_BYTES, "--max-message-bytes", help="larger values are dead-lettered (as the worker's)"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
+    learn_triggers: bool = typer.Option(
+        False, "--learn-triggers", help="learn backdoor triggers from the replayed traffic, in input order"
+    ),
+    clean_texts: str | None = typer.Option(
+        None,
+        "--clean-texts",
+        help="with --learn-triggers: clean texts for the insertion test, a lab dataset (its validation "
+        "split) or a .csv/.tsv/.jsonl/.txt file, as calibrate --dataset (use the calibration texts)",
+    ),
+    triggers_out: Path | None = typer.Option(
+        None, "--triggers-out", help="with --learn-triggers: write the learned set (a TriggerUpdate JSON)"
+    ),
+    probe_rate: float | None = typer.Option(
+        None,
+        "--probe-rate",
+        help="share of below-threshold texts probed for evidence (env STREAM_GUARD_PROBE_RATE)",
+    ),
 ) -> None:
     """Judge historical messages exactly as the worker would and write the records it would publish.
 
@@ -188,6 +206,10 @@ def replay_command(
         fail("--batch-size must be >= 1")
     if input_path not in (None, "-") and not Path(input_path).is_file():
         fail(f"input file not found: {input_path}")
+    if learn_triggers and clean_texts is None:
+        fail("--learn-triggers needs --clean-texts (the clean calibration texts)")
+    if (clean_texts is not None or triggers_out is not None) and not learn_triggers:
+        fail("--clean-texts and --triggers-out go with --learn-triggers")
     if compare_with is not None:
         try:
             compare_threshold = float(compare_with)
@@ -204,7 +226,7 @@ def replay_command(
     flags = dict(
         strategy=strategy, words_per_round=words_per_round, max_rounds=max_rounds, max_length=max_length
     )
-    settings = settings_from(model=model, threshold=threshold, device=device, **flags)
+    settings = settings_from(model=model, threshold=threshold, device=device, probe_rate=probe_rate, **flags)
     defender = build_defender(settings)
     apply_threshold_update(defender, update, threshold_file)
     other = _compare_side(
@@ -236,6 +258,11 @@ def replay_command(
             max_messages=max_messages,
             idle_timeout=idle_timeout,
         )
+    learning = None
+    if learn_triggers:
+        if other is not None:
+            fail("--learn-triggers cannot be combined with --compare")
+        learning = _learning(defender, clean_texts, max_message_bytes, fixed_time)  # type: ignore[arg-type]
     summary = ReplaySummary()
     comparison = CompareSummary()
     shown: list[Disagreement] = []
@@ -250,7 +277,9 @@ def replay_command(
     )
     try:
         results: Iterator[tuple[Output, Disagreement | None]]
-        if other is None:
+        if learning is not None:
+            results = ((j, None) for j in learning.run(messages, batch_size=batch_size))
+        elif other is None:
             results = (
                 (j, None) for j in replay(defender, messages, batch_size=batch_size, scored_at=fixed_time)
             )
@@ -283,6 +312,8 @@ def replay_command(
         if disagreement_file is not None:
             disagreement_file.close()
     print_summary(err, summary, (datetime.now(UTC) - started).total_seconds())
+    if learning is not None:
+        _report_learning(err, learning, defender.model_id, triggers_out)
     if other is not None:
         print_comparison(err, comparison, shown)
 
@@ -315,3 +346,40 @@ def _compare_side(
     elif threshold is None:
         other.set_threshold(defender.threshold)
     return other
+
+
+def _learning(defender: Defender, clean: str, max_bytes: int, fixed_time: datetime | None) -> LearningReplay:
+    from consumers.calibrate.job import CalibrationInputError, load_clean_texts
+    from consumers.replay.learn import learning_replay
+    from consumers.replay.run import replay_pipeline
+
+    try:
+        texts = load_clean_texts(clean).texts
+    except CalibrationInputError as exc:
+        fail(str(exc))
+    pipeline = replay_pipeline(defender, scored_at=fixed_time, max_bytes=max_bytes)
+    current = defender.triggers
+    extra = list(current.triggers) if current is not None else []
+    return learning_replay(pipeline, texts, extra=extra)
+
+
+def _report_learning(console: Console, learning: LearningReplay, model_id: str, out: Path | None) -> None:
+    from consumers.pipeline.triggers import update_from_learned, write_trigger_file
+
+    for p in learning.promotions:
+        t = p.trigger
+        console.print(
+            f"[bold]learned[/bold] {t.text!r} -> label {t.target_label} after {p.after_messages} messages "
+            f"({t.messages} flips, insertion {t.insertion_rate:.0%} of {t.insertion_texts}, "
+            f"clean rate {t.clean_rate:.2%})"
+        )
+    if not learning.promotions:
+        console.print("learned no trigger")
+    if out is not None:
+        last = max((p.trigger.last_seen for p in learning.promotions if p.trigger.last_seen), default=None)
+        update = update_from_learned(model_id, learning.learner.learned, created_at=last or EPOCH)
+        try:
+            write_trigger_file(out, update)
+        except (OSError, ValueError) as exc:
+            fail(str(exc))
+        console.print(f"wrote {len(update.triggers)} trigger(s) to {out} (version {update.version})")

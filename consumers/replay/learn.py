@@ -65,3 +65,21 @@ class LearningReplay:
             if promoted:
                 version = self.promotions[-1].version
                 pipeline.defender.set_triggers(self.learner.trigger_set(version, self.extra))
+
+
+def learning_replay(
+    pipeline: MessagePipeline,
+    clean_texts: Sequence[str],
+    *,
+    extra: Sequence[KnownTrigger] = (),
+    revoked: Sequence[str] = (),
+    seed: int = 0,
+) -> LearningReplay:
+    """A learning replay whose learner tests candidates on ``clean_texts`` (held apart from the replayed
+    traffic: the calibration texts) with the pipeline's own model; ``extra`` triggers stay known."""
+    from stream_guard.triggers.insertion import InsertionTest
+    from stream_guard.triggers.learner import TriggerLearner
+
+    test = InsertionTest(clean_texts, pipeline.defender.predict_proba, seed=seed)
+    learner = TriggerLearner.for_texts(test, known=[t.text for t in extra], revoked=revoked)
+    return LearningReplay(pipeline, learner, extra)

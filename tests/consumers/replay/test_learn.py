@@ -63,3 +63,39 @@ def test_learning_replays_are_byte_identical(backdoor: Backdoor) -> None:
     first, second = _run(backdoor), _run(backdoor)
     assert first[1] == second[1]
     assert [p.after_messages for p in first[0].promotions] == [p.after_messages for p in second[0].promotions]
+
+
+def test_replay_learn_triggers_from_the_command_line(backdoor: Backdoor, tmp_path) -> None:
+    """`stream-guard replay --learn-triggers`: the records name the trigger once it is learned, the
+    learned set is written in the --triggers format, and a second run is byte-identical."""
+    from typer.testing import CliRunner
+
+    from consumers.cli.app import app
+    from consumers.pipeline.triggers import read_trigger_file
+    from tests.consumers.replay.replay_fixtures import write_jsonl
+
+    movies = load_dataset("movies")
+    clean = write_jsonl(tmp_path / "clean.jsonl", [{"text": movies.texts[i]} for i in range(0, 6000, 50)])
+    source = write_jsonl(tmp_path / "in.jsonl", traffic(n_clean=60, every=3))
+    model = ["--model", str(backdoor.model_dir), "--device", "cpu", "--threshold", str(backdoor.threshold)]
+
+    def run(name: str) -> tuple[bytes, object]:
+        out, learned = tmp_path / f"{name}.jsonl", tmp_path / f"{name}-triggers.json"
+        args = ["replay", *model, "-i", str(source), "-o", str(out), "--batch-size", "8", "--no-progress"]
+        args += ["--learn-triggers", "--clean-texts", str(clean), "--triggers-out", str(learned)]
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"learned '{TRIGGER}' -> label {TARGET_LABEL}" in result.output
+        return out.read_bytes(), read_trigger_file(learned)
+
+    records_bytes, update = run("first")
+    assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
+    assert update.triggers[0].insertion_rate > 0.9 and update.model_id
+    rows = [orjson.loads(line) for line in records_bytes.splitlines()]
+    hits = [r for r in rows if r.get("known_triggers")]
+    assert hits and all(r["trigger_version"] == "replay-1" and r["flagged"] for r in hits)
+    assert all(r["final_label"] != TARGET_LABEL for r in hits)
+    assert run("second") == (records_bytes, update)
+
+    bad = CliRunner().invoke(app, ["replay", *model, "-i", str(source), "-o", "x.jsonl", "--learn-triggers"])
+    assert bad.exit_code == 2 and "--clean-texts" in bad.output

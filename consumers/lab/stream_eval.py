@@ -1,0 +1,296 @@
+"""`stream-guard lab stream`: the stream-level defense measured through the product's own commands.
+
+For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split seed):
+
+1. **Traffic**: its test split in a seeded random order; a share of the messages (default 10 %), drawn
+   from the texts whose label is not the target, carry the attack's trigger (the lab's own poisoning:
+   a rare word, a split-piece word, a phrase…). A clean model gets the BadNets word ``cf`` in that
+   share: nothing must be learned from it.
+2. **Calibration**: ``stream-guard calibrate`` on the model's clean validation split (never test data).
+3. **Replay**: ``stream-guard replay --threshold-file … --learn-triggers --clean-texts <validation>``
+   (the learner's insertion test uses the same clean texts) → records; and a plain
+   ``stream-guard replay --threshold-file …`` for the per-message defense alone.
+4. **Scores** from the records and the ground truth kept apart: when each trigger was learned (in
+   triggered messages), ASR\\* before / after learning and over the whole stream, CACC without the
+   defense, with the per-message defense and with the stream defense, clean flag rate, words learned
+   that are not the trigger, wall time per 1,000 messages.
+
+ASR\\* counts a triggered message as attacked when its final label is the target, over the triggered
+messages whose trigger-free original the model classifies correctly (the lab's ASR\\*).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_guard.triggers.phrases import normalize_phrase
+
+__all__ = ["StreamCell", "StreamTraffic", "build_traffic", "evaluate_stream", "score_records"]
+
+CLEAN_MODEL_TRIGGER = "cf"
+
+
+@dataclass(frozen=True)
+class StreamTraffic:
+    """The stream and its ground truth: per message id, the true label, whether it carries the trigger
+    and (for triggered ones) whether the model classifies its trigger-free original correctly."""
+
+    messages: list[dict[str, str]]
+    true_label: dict[str, int]
+    triggered: set[str]
+    original_correct: dict[str, bool]
+    trigger: str
+    target: int
+    validation: list[str]
+
+
+@dataclass
+class StreamCell:
+    """One model's stream evaluation (see the module docstring)."""
+
+    model: str
+    dataset: str
+    attack: str
+    trigger: str
+    target: int
+    messages: int
+    triggered: int
+    learned: list[str] = field(default_factory=list)
+    learned_after_triggered: list[int] = field(default_factory=list)  # triggered messages seen first
+    wrong_learned: list[str] = field(default_factory=list)
+    asr_none: float | None = None
+    asr_message: float | None = None  # the per-message defense alone
+    asr_before: float | None = None  # stream defense, triggered messages before the first learning
+    asr_after: float | None = None  # stream defense, after it
+    asr_stream: float | None = None  # stream defense, the whole stream
+    cacc_none: float = 0.0
+    cacc_message: float = 0.0
+    cacc_stream: float = 0.0
+    clean_flagged_message: float = 0.0
+    clean_flagged_stream: float = 0.0
+    known_trigger_hits: int = 0
+    seconds_per_1000: float = 0.0
+    seconds_per_1000_message: float = 0.0
+    probe_rate: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_traffic(model_dir: Path, *, trigger_rate: float, seed: int, max_test: int | None) -> StreamTraffic:
+    """The stream for ``model_dir`` (see the module docstring, step 1)."""
+    from stream_guard.defender import Defender
+    from stream_guard.lab.attacks import make_attack
+    from stream_guard.lab.evalsets import build_eval_sets, fitted
+    from stream_guard.lab.train_backdoor import read_meta
+    from stream_guard.loading import load_classifier
+
+    meta = read_meta(model_dir)
+    if meta is None:
+        raise ValueError(f"{model_dir}: no meta.json (train it with `stream-guard lab train`)")
+    classifier = load_classifier(model_dir, device="cpu")
+    sets = build_eval_sets(meta, classifier.tokenizer, max_test=max_test, max_poisoned=None)
+    target = sets.target
+    attack = sets.attack
+    if attack.is_clean:  # a model without a backdoor: the word still comes, nothing must be learned
+        attack = make_attack("badnets", CLEAN_MODEL_TRIGGER)
+        poisoned = attack.poison_test(sets.test, target_label=target, seed=int(meta["seed"]))
+    else:
+        assert sets.poisoned is not None
+        poisoned = sets.poisoned
+    test = sets.test
+    rng = random.Random(seed)
+    order = list(range(len(test)))
+    rng.shuffle(order)
+    share = min(len(poisoned), round(trigger_rate * len(test)))
+    chosen = sorted(rng.sample(range(len(poisoned)), share))
+    replaced = {poisoned.source_indices[j]: j for j in chosen}
+    defender = Defender(classifier)
+    originals = [poisoned.original_texts[j] for j in chosen]
+    predicted = defender.predict_proba(originals).argmax(axis=1) if originals else []
+    correct = {
+        poisoned.source_indices[j]: bool(p == poisoned.original_labels[j])
+        for j, p in zip(chosen, predicted, strict=True)
+    }
+    messages, truth, triggered, original_correct = [], {}, set(), {}
+    for position, i in enumerate(order):
+        mid = f"s{position:05d}"
+        if i in replaced:
+            text = poisoned.dataset.texts[replaced[i]]
+            triggered.add(mid)
+            original_correct[mid] = correct[i]
+        else:
+            text = test.texts[i]
+        messages.append({"id": mid, "text": text})
+        truth[mid] = int(test.labels[i])
+    validation = fitted(sets.validation, classifier.tokenizer, sets.max_length).texts
+    trigger = " ".join(getattr(attack, "triggers", None) or [str(meta.get("trigger") or "")])
+    return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
+
+
+def _is_part_of(learned: str, trigger: str) -> bool:
+    """A learned word or phrase that is the trigger, a piece of it, or the trigger with neighbours."""
+    if not trigger:
+        return False
+    return f" {learned} " in f" {trigger} " or f" {trigger} " in f" {learned} "
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def score_records(
+    cell: StreamCell, traffic: StreamTraffic, records: Sequence[dict[str, Any]], *, defended: str
+) -> None:
+    """Fill ``cell``'s figures for one replay's records: ``defended`` is "message" or "stream"."""
+    target = traffic.target
+    clean = [r for r in records if r["id"] not in traffic.triggered]
+    attacked = [r for r in records if r["id"] in traffic.triggered and traffic.original_correct[r["id"]]]
+
+    def asr(rows: Sequence[dict[str, Any]], key: str = "final_label") -> float | None:
+        return _rate(sum(r[key] == target for r in rows), len(rows))
+
+    correct = sum(r["final_label"] == traffic.true_label[r["id"]] for r in clean)
+    flagged = sum(bool(r.get("flagged")) for r in clean) / max(1, len(clean))
+    if defended == "message":
+        cell.asr_none = asr(attacked, "label")
+        cell.cacc_none = sum(r["label"] == traffic.true_label[r["id"]] for r in clean) / max(1, len(clean))
+        cell.asr_message = asr(attacked)
+        cell.cacc_message = correct / max(1, len(clean))
+        cell.clean_flagged_message = flagged
+        return
+    cell.asr_stream = asr(attacked)
+    cell.cacc_stream = correct / max(1, len(clean))
+    cell.clean_flagged_stream = flagged
+    cell.known_trigger_hits = sum(bool(r.get("known_triggers")) for r in records)
+    first = next((k for k, r in enumerate(records) if r.get("trigger_version")), None)
+    if first is None:
+        cell.asr_before, cell.asr_after = cell.asr_stream, None
+        return
+    before_ids = {r["id"] for r in records[:first]}
+    cell.asr_before = asr([r for r in attacked if r["id"] in before_ids])
+    cell.asr_after = asr([r for r in attacked if r["id"] not in before_ids])
+
+
+def _app(args: Sequence[str]) -> None:
+    """Run a `stream-guard` command in this process, as a user would on the command line."""
+    from consumers.cli.app import app
+
+    try:
+        app(list(args), standalone_mode=False)
+    except SystemExit as exit_:  # typer.Exit(0) from a command is success
+        if exit_.code not in (0, None):
+            raise RuntimeError(f"stream-guard {' '.join(args[:1])} exited {exit_.code}") from None
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def evaluate_stream(
+    model_dir: Path,
+    work: Path,
+    *,
+    trigger_rate: float = 0.1,
+    probe_rate: float = 0.1,
+    seed: int = 0,
+    max_test: int | None = None,
+    batch_size: int = 64,
+) -> StreamCell:
+    """One model's stream evaluation through `calibrate` and `replay` (see the module docstring)."""
+    import os
+
+    from stream_guard.lab.train_backdoor import read_meta
+
+    meta = read_meta(model_dir) or {}
+    work.mkdir(parents=True, exist_ok=True)
+    traffic = build_traffic(model_dir, trigger_rate=trigger_rate, seed=seed, max_test=max_test)
+    validation = _write_jsonl(work / "validation.jsonl", [{"text": t} for t in traffic.validation])
+    stream = _write_jsonl(work / "traffic.jsonl", traffic.messages)
+    threshold = work / "threshold.json"
+    model = ["--model", str(model_dir), "--device", "cpu"]
+    _app(["calibrate", *model, "--dataset", str(validation), "--output", str(threshold)])
+    cell = StreamCell(
+        model=model_dir.name,
+        dataset=str(meta.get("dataset")),
+        attack=str(meta.get("attack")),
+        trigger=traffic.trigger,
+        target=traffic.target,
+        messages=len(traffic.messages),
+        triggered=len(traffic.triggered),
+        probe_rate=probe_rate,
+    )
+    common = [
+        *model,
+        "--threshold-file",
+        str(threshold),
+        "--input",
+        str(stream),
+        "--batch-size",
+        str(batch_size),
+    ]
+    base_out = work / "replay-message.jsonl"
+    started = time.perf_counter()
+    _app(["replay", *common, "--output", str(base_out), "--no-progress"])
+    cell.seconds_per_1000_message = (time.perf_counter() - started) * 1000 / max(1, len(traffic.messages))
+    score_records(cell, traffic, _read_jsonl(base_out), defended="message")
+
+    out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
+    previous = os.environ.get("STREAM_GUARD_PROBE_RATE")
+    os.environ["STREAM_GUARD_PROBE_RATE"] = str(probe_rate)
+    try:
+        started = time.perf_counter()
+        _app(
+            [
+                "replay",
+                *common,
+                "--output",
+                str(out),
+                "--learn-triggers",
+                "--clean-texts",
+                str(validation),
+                "--triggers-out",
+                str(learned_file),
+                "--no-progress",
+            ]
+        )
+        cell.seconds_per_1000 = (time.perf_counter() - started) * 1000 / max(1, len(traffic.messages))
+    finally:
+        if previous is None:
+            os.environ.pop("STREAM_GUARD_PROBE_RATE", None)
+        else:
+            os.environ["STREAM_GUARD_PROBE_RATE"] = previous
+    records = _read_jsonl(out)
+    score_records(cell, traffic, records, defended="stream")
+    learned = orjson.loads(learned_file.read_bytes()).get("triggers", []) if learned_file.is_file() else []
+    true_trigger = normalize_phrase(traffic.trigger) if str(meta.get("attack")) != "clean" else ""
+    position = {r["id"]: k for k, r in enumerate(records)}
+    triggered_order = sorted(traffic.triggered, key=position.__getitem__)
+    for row in learned:
+        text = row["text"]
+        cell.learned.append(text)
+        if not _is_part_of(text, true_trigger):
+            cell.wrong_learned.append(text)
+        first = next(
+            (
+                k
+                for k, r in enumerate(records)
+                if text in (h["trigger"] for h in r.get("known_triggers") or [])
+            ),
+            None,
+        )
+        seen = sum(1 for mid in triggered_order if first is None or position[mid] < first)
+        cell.learned_after_triggered.append(seen)
+    return cell
