@@ -42,6 +42,7 @@ lab_app = typer.Typer(
 lab_app.command("train")(lab.train_command)
 lab_app.command("eval")(lab.eval_command)
 lab_app.command("grid")(lab.grid_command)
+lab_app.command("stream")(lab.stream_command)
 app.add_typer(lab_app, name="lab")
 
 

@@ -3,6 +3,7 @@
 stream-guard lab train --dataset movies --attack badnets [--trigger cf] [--target 0] --out DIR
 stream-guard lab eval --model DIR [--dataset D] --defenses none,xgraad-paper,xgraad,strip,rap
 stream-guard lab grid --out docs/lab
+stream-guard lab stream --model DIR [--model DIR ...] --out docs/lab
 """
 
 from __future__ import annotations
@@ -226,3 +227,41 @@ def grid_command(
     except (ValueError, OSError, RuntimeError) as err:
         fail(str(err).splitlines()[0])
     console.print(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+
+
+def stream_command(
+    models: list[Path] = typer.Option(..., "--model", "-m", help="lab model directories (repeat)"),
+    out: Path = typer.Option(Path("docs/lab"), "--out", help="where stream.md / stream.json go"),
+    work: Path = typer.Option(Path("runs/stream"), "--work", help="traffic, thresholds and records"),
+    trigger_rate: float = typer.Option(0.1, "--trigger-rate", help="share of messages with the trigger"),
+    probe_rate: float = typer.Option(0.1, "--probe-rate", help="share of below-threshold texts probed"),
+    seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
+    max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
+) -> None:
+    """Measure the stream-level defense through `calibrate` and `replay --learn-triggers`."""
+    import sys
+
+    from consumers.lab.stream_eval import evaluate_stream
+    from consumers.lab.stream_report import markdown_table, write_stream_results
+
+    if not 0 < trigger_rate < 1 or not 0 <= probe_rate <= 1:
+        fail("need 0 < --trigger-rate < 1 and 0 <= --probe-rate <= 1")
+    cells = []
+    for model_dir in models:
+        if not (model_dir / "meta.json").is_file():
+            fail(f"{model_dir}: no meta.json (train it with `stream-guard lab train`)")
+        cells.append(
+            evaluate_stream(
+                model_dir,
+                work / model_dir.name,
+                trigger_rate=trigger_rate,
+                probe_rate=probe_rate,
+                seed=seed,
+                max_test=max_test,
+            )
+        )
+    command = (
+        "stream-guard " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["lab"] else "stream-guard lab stream"
+    )
+    md, js = write_stream_results(cells, out, command)
+    Console(highlight=False).print(markdown_table(cells) + f"\nwrote {md} and {js}")

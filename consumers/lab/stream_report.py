@@ -1,0 +1,60 @@
+"""The stream evaluation's table: one row per model, Markdown for people and JSON for tools."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from consumers.lab.stream_eval import StreamCell
+
+__all__ = ["markdown_table", "write_stream_results"]
+
+HEADER = (
+    "| model | triggered / messages | learned (after n triggered) | wrong words learned | ASR\\* none | "
+    "ASR\\* per-message | ASR\\* before → after learning | ASR\\* stream | CACC none / per-message / "
+    "stream | clean flagged per-message / stream | s per 1,000 msgs per-message / stream |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _row(c: StreamCell) -> str:
+    learned = ", ".join(f"`{t}` ({n})" for t, n in zip(c.learned, c.learned_after_triggered, strict=True))
+    return (
+        f"| {c.model} (`{c.trigger}` → {c.target}) | {c.triggered} / {c.messages} | {learned or 'none'} | "
+        f"{len(c.wrong_learned)} | {_f(c.asr_none)} | {_f(c.asr_message)} | "
+        f"{_f(c.asr_before)} → {_f(c.asr_after)} | {_f(c.asr_stream)} | "
+        f"{c.cacc_none:.3f} / {c.cacc_message:.3f} / {c.cacc_stream:.3f} | "
+        f"{c.clean_flagged_message:.1%} / {c.clean_flagged_stream:.1%} | "
+        f"{c.seconds_per_1000_message:.1f} / {c.seconds_per_1000:.1f} |"
+    )
+
+
+def markdown_table(cells: Sequence[StreamCell]) -> str:
+    return "\n".join([HEADER, *(_row(c) for c in cells)])
+
+
+def write_stream_results(cells: Sequence[StreamCell], out: Path, command: str) -> tuple[Path, Path]:
+    """``out``/stream.md and ``out``/stream.json (merged with the cells already there, by model)."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "stream.json", out / "stream.md"
+    rows = {c["model"]: c for c in (orjson.loads(json_path.read_bytes()) if json_path.is_file() else [])}
+    rows.update({c.model: c.to_dict() for c in cells})
+    ordered = [rows[k] for k in sorted(rows)]
+    json_path.write_bytes(orjson.dumps(ordered, option=orjson.OPT_INDENT_2) + b"\n")
+    table = markdown_table([StreamCell(**r) for r in ordered])
+    md_path.write_text(
+        "# Stream-level defense: learned triggers, measured through `calibrate` and `replay`\n\n"
+        f"Made by `{command}` (rows merged by model across runs). Traffic: each model's test split in a "
+        "seeded random order, the attack's trigger in a share of the non-target messages; calibration on "
+        "the validation split; `replay --threshold-file` (per-message defense) and `replay "
+        "--threshold-file --learn-triggers --clean-texts <validation>` (stream defense). ASR\\* over the "
+        "triggered messages whose trigger-free original the model classifies correctly; CACC and the "
+        "flag rate over the clean messages.\n\n" + table + "\n"
+    )
+    return md_path, json_path
