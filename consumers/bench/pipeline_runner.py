@@ -209,6 +209,7 @@ def run_pipeline(
                 audit_topic=names["audit"],
                 dead_letter_topic=names["dead-letter"],
                 thresholds_topic=None,
+                triggers_topic=None,
                 threshold=threshold,
                 max_batch_size=worker_batch,
                 max_batch_tokens=None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -44,6 +45,17 @@ def run_command(
     threshold: float | None = typer.Option(
         None, "--threshold", "-t", help="start threshold (env STREAM_GUARD_THRESHOLD)"
     ),
+    triggers_topic: str | None = typer.Option(
+        None,
+        "--triggers-topic",
+        help="known-trigger updates; '' = off (env STREAM_GUARD_TRIGGERS_TOPIC, default triggers)",
+    ),
+    triggers_file: Path | None = typer.Option(
+        None,
+        "--triggers",
+        help="start known-trigger set, a TriggerUpdate JSON, until the triggers topic has one "
+        "(env STREAM_GUARD_TRIGGERS_FILE)",
+    ),
     max_batch_size: int | None = typer.Option(
         None, "--max-batch-size", help="messages per batch (env STREAM_GUARD_MAX_BATCH_SIZE)"
     ),
@@ -64,7 +76,8 @@ def run_command(
     ),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
 ) -> None:
-    """Run the scoring worker: input topics → predictions / audit / dead-letter, thresholds hot-reloaded."""
+    """Run the scoring worker: input topics → predictions / audit / dead-letter; thresholds and known
+    triggers hot-reloaded."""
     from pydantic import ValidationError
 
     from stream_guard.logs import configure_logging
@@ -78,6 +91,8 @@ def run_command(
         "dead_letter_topic": dead_letter_topic,
         "thresholds_topic": thresholds_topic,
         "threshold": threshold,
+        "triggers_topic": triggers_topic,
+        "triggers_file": triggers_file,
         "max_batch_size": max_batch_size,
         "max_batch_tokens": max_batch_tokens,
         "max_wait_ms": max_wait_ms,
@@ -115,24 +130,27 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
     """Run a worker in this (main) thread until SIGTERM/SIGINT; 0 after a clean stop, 1 on failure."""
     import structlog
 
+    from consumers.pipeline.triggers import TriggerFileError, read_trigger_file
     from consumers.worker.loop import Worker
     from stream_guard.errors import StreamGuardError
 
     log = structlog.get_logger("stream_guard.run")
+    try:  # a bad trigger file fails before anything else is done
+        triggers = read_trigger_file(settings.triggers_file) if settings.triggers_file else None
+    except TriggerFileError as err:
+        fail(str(err))
     if create_topics:
         from consumers.kafka.topics import ensure_topics
 
-        wanted = [*settings.input_topics, *settings.output_topics]
-        if settings.thresholds_topic:
-            wanted.append(settings.thresholds_topic)
+        wanted = [*settings.input_topics, *settings.output_topics, *settings.update_topics]
         ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
     if settings.torch_threads:
         from stream_guard.torch_thread import set_torch_threads
 
         set_torch_threads(settings.torch_threads)  # here and on the thread that runs the model
     try:
-        worker = Worker(settings)
-    except StreamGuardError as err:
+        worker = Worker(settings, triggers=triggers)  # TriggerFileError: the set is another model's
+    except (StreamGuardError, TriggerFileError) as err:
         fail(str(err))
     stop = threading.Event()
     restore = _stop_on_signals(stop)

@@ -67,6 +67,7 @@ def _start_worker(kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_i
         audit_topic=topics.audit,
         dead_letter_topic=topics.dead_letter,
         thresholds_topic=topics.thresholds,
+        triggers_topic=None,  # the demo shows the per-message defense; no known-trigger set is followed
         threshold=None,
         metrics_port=None,
     )

@@ -40,10 +40,12 @@ Shutdown
     not yet scored are not committed: the next owner of their partitions reads them. A SIGKILL loses
     nothing either: at most the uncommitted batch is produced again (duplicates) after the restart.
 
-Thresholds
-    A :class:`~consumers.worker.threshold_listener.ThresholdListener` thread follows the thresholds topic and
-    swaps ``defender.set_threshold`` when a newer update for this model arrives; each ``judge`` call
-    reads the threshold once, so every verdict (and record) carries the version it was judged with.
+Thresholds and known triggers
+    Two :class:`~consumers.worker.update_listener.UpdateListener` threads follow the thresholds topic and
+    the triggers topic and swap ``defender.set_threshold`` / ``defender.set_triggers`` when a newer update
+    for this model arrives; each ``judge`` call reads both once, so every verdict (and record) carries the
+    ``threshold_version`` and ``trigger_version`` it was judged with. ``settings.threshold`` and
+    ``settings.triggers_file`` (or ``triggers=``) are only the start values.
 
 In-process use (tests, the bench, the demo)::
 
@@ -60,6 +62,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from typing import Any
@@ -69,17 +72,19 @@ import structlog
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch
 from consumers.pipeline.message_path import Admitted, MessagePipeline
+from consumers.pipeline.triggers import read_trigger_file, trigger_set_for_model
 from consumers.worker.checkpoint import Checkpoint
 from consumers.worker.flow_control import FlowControl
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
-from consumers.worker.threshold_listener import ThresholdListener
 from consumers.worker.token_count import budget_can_bind
-from schemas import ThresholdUpdate, encode
+from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, UpdateListener
+from schemas import ThresholdUpdate, TriggerUpdate, encode
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
 from stream_guard.torch_thread import submit_to_torch_thread
+from stream_guard.triggers.known import TriggerSet
 
 __all__ = ["BatchReport", "Worker", "WorkerStats"]
 
@@ -99,6 +104,8 @@ class Worker:
         defender: a ready Defender; built from ``settings.defender`` when None.
         metrics: where to count; a fresh registry by default (served when ``settings.metrics_port``).
         on_batch: called in the worker's thread after each committed batch.
+        triggers: the start known-trigger set; by default ``settings.triggers_file``'s, if any. It must
+            name the defender's model (:class:`~consumers.pipeline.triggers.TriggerFileError` otherwise).
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class Worker:
         *,
         metrics: WorkerMetrics | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
+        triggers: TriggerUpdate | None = None,
     ) -> None:
         self.settings = settings
         self.defender = defender or Defender.from_settings(settings.defender)
@@ -118,6 +126,14 @@ class Worker:
         if start is not None:
             self.defender.set_threshold(Threshold.static(start))
         self._update_threshold_metrics()
+        if triggers is None and settings.triggers_file is not None:
+            triggers = read_trigger_file(settings.triggers_file)
+        if triggers is not None:
+            where = (
+                f"trigger file {settings.triggers_file}" if settings.triggers_file else "start trigger set"
+            )
+            self.defender.set_triggers(trigger_set_for_model(triggers, self.defender.model_id, source=where))
+        self._update_trigger_metrics()
         self.pipeline = MessagePipeline(self.defender, max_bytes=settings.max_message_bytes)
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
@@ -140,6 +156,7 @@ class Worker:
         self._failed = False
         self._consumer: Any = None
         self._checkpoint: Checkpoint | None = None
+        self.listeners: list[UpdateListener[Any, Any]] = []  # the update topics' readers, while running
 
     # -- public surface -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -166,11 +183,12 @@ class Worker:
         """
         external = stop
         settings = self.settings
-        server = listener = producer = consumer = None
+        server = producer = consumer = None
+        listeners = self.listeners = []
         try:
             if settings.metrics_port:
                 server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
-            listener = self._start_listener()
+            listeners.extend(self._start_listeners())
             producer, consumer = self._make_clients()
             log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
             consumer.subscribe(
@@ -199,7 +217,7 @@ class Worker:
                 else:
                     producer.flush(settings.flush_timeout_s)
                 producer.close()  # now, not when the worker object is collected (maybe broker-less)
-            if listener is not None:
+            for listener in listeners:
                 listener.stop()
             if server is not None:
                 server.shutdown()
@@ -277,6 +295,7 @@ class Worker:
         assert checkpoint is not None
         topics = self._topics
         flagged = dead = 0
+        hits: Counter[str] = Counter()  # messages per known trigger found in them
         for output in self.pipeline.records(items, judged):
             envelope = output.envelope
             if envelope.partition_key not in self._assigned:
@@ -286,6 +305,7 @@ class Worker:
                 dead += 1
                 self.metrics.dead_letters.labels(record.error_type).inc()  # type: ignore[union-attr]
             flagged += kind == "audit"
+            hits.update({hit.trigger for hit in getattr(record, "known_triggers", ())})
             checkpoint.produce(topics[kind], encode(record), envelope.key, envelope.epoch_seconds)
             source = envelope.source
             assert source is not None and source.topic is not None
@@ -293,11 +313,14 @@ class Worker:
         offsets = checkpoint.pending
         committed = checkpoint.commit()  # raises DeliveryError: nothing committed
         self.metrics.flagged.inc(flagged)
+        for trigger, count in hits.items():
+            self.metrics.known_trigger_hits.labels(trigger).inc(count)
         self.metrics.batch_size.observe(len(items))
         if judged.judged:
             self.metrics.scoring_seconds.observe(judged.seconds)
         self.stats.batches += 1
         self.stats.flagged += flagged
+        self.stats.known_trigger_hits += sum(hits.values())
         self.stats.dead_letters += dead
         if committed and offsets:
             self.stats.commits += 1
@@ -352,7 +375,7 @@ class Worker:
         self._assigned -= partitions
         self.metrics.assigned.set(len(self._assigned))
 
-    # -- producer, thresholds, delivery -------------------------------------------------------------
+    # -- producer, updates, delivery ----------------------------------------------------------------
     def _make_clients(self) -> tuple[Any, Any]:
         """The output producer (transactional when asked) and the input consumer, with the checkpoint."""
         from confluent_kafka import Consumer, Producer
@@ -377,18 +400,34 @@ class Worker:
         )
         return producer, consumer
 
-    def _start_listener(self) -> ThresholdListener | None:
+    def _start_listeners(self) -> list[UpdateListener[Any, Any]]:
+        """One listener per followed topic (thresholds, triggers); waits, together at most
+        ``threshold_startup_wait_s``, until they have read their topics to the end."""
         settings = self.settings
-        if settings.thresholds_topic is None:
-            return None
-        listener = ThresholdListener(
-            settings.kafka, settings.thresholds_topic, self.defender.model_id, self._apply_threshold
-        ).start()
-        if not listener.wait_caught_up(settings.threshold_startup_wait_s):
-            log.warning("thresholds topic not read to its end in time; starting anyway")
-        if self.defender.threshold is None:
+        model_id = self.defender.model_id
+        listeners: list[UpdateListener[Any, Any]] = []
+        if settings.thresholds_topic is not None:
+            listeners.append(
+                UpdateListener(
+                    settings.kafka, settings.thresholds_topic, model_id, THRESHOLDS, self._apply_threshold
+                ).start()
+            )
+        if settings.triggers_topic is not None:
+            listeners.append(
+                UpdateListener(
+                    settings.kafka, settings.triggers_topic, model_id, TRIGGERS, self._apply_triggers
+                ).start()
+            )
+        deadline = time.monotonic() + settings.threshold_startup_wait_s
+        for listener in listeners:
+            if not listener.wait_caught_up(max(0.0, deadline - time.monotonic())):
+                log.warning(
+                    f"{listener.kind.name}s topic not read to its end in time; starting anyway",
+                    topic=listener.topic,
+                )
+        if settings.thresholds_topic is not None and self.defender.threshold is None:
             log.warning("no threshold yet: nothing is flagged until one is published or set")
-        return listener
+        return listeners
 
     def _apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
         self.defender.set_threshold(threshold)
@@ -401,6 +440,25 @@ class Worker:
             value=update.value,
             percentile=update.percentile,
             created_at=update.created_at.isoformat(),
+        )
+
+    def _apply_triggers(self, triggers: TriggerSet, update: TriggerUpdate) -> None:
+        self.defender.set_triggers(triggers)
+        self.stats.trigger_updates += 1
+        self.metrics.trigger_updates.inc()
+        self._update_trigger_metrics()
+        log.info(
+            "known triggers applied",
+            version=update.version,
+            triggers=len(update.triggers),
+            revoked=len(update.revoked),
+            created_at=update.created_at.isoformat(),
+        )
+
+    def _update_trigger_metrics(self) -> None:
+        triggers = self.defender.triggers
+        self.metrics.set_triggers(
+            len(triggers) if triggers else 0, triggers.version if triggers else None, self.defender.model_id
         )
 
     def _update_threshold_metrics(self) -> None:

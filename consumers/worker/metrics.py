@@ -3,23 +3,27 @@ process), plain :class:`WorkerStats` counters and the :class:`BatchReport` passe
 
 ``serve_metrics(port, registry)`` exposes ``/metrics`` over HTTP (prometheus-client's server thread).
 
-=========================================  =========  ===========================================
-metric                                     type       meaning
-=========================================  =========  ===========================================
-stream_guard_consumed_total{topic}         counter    input messages read
-stream_guard_produced_total{topic}         counter    outputs acknowledged by the broker
-stream_guard_flagged_total                 counter    verdicts over the threshold (audit topic)
-stream_guard_dead_letters_total{error}     counter    inputs sent to the dead-letter topic
-stream_guard_batch_size                    histogram  messages per scoring batch
-stream_guard_scoring_seconds               histogram  Defender.judge time per batch
-stream_guard_end_to_end_seconds            histogram  input timestamp → output acknowledged
-stream_guard_commits_total                 counter    successful offset commits
-stream_guard_threshold_value               gauge      current threshold (NaN when none)
-stream_guard_threshold                     info       current threshold version and model id
-stream_guard_threshold_updates_total       counter    thresholds applied from the topic
-stream_guard_paused                        gauge      1 while input partitions are paused
-stream_guard_assigned_partitions           gauge      input partitions owned by this worker
-=========================================  =========  ===========================================
+================================================  =========  ==============================================
+metric                                            type       meaning
+================================================  =========  ==============================================
+stream_guard_consumed_total{topic}                counter    input messages read
+stream_guard_produced_total{topic}                counter    outputs acknowledged by the broker
+stream_guard_flagged_total                        counter    verdicts over the threshold (audit topic)
+stream_guard_dead_letters_total{error}            counter    inputs sent to the dead-letter topic
+stream_guard_batch_size                           histogram  messages per scoring batch
+stream_guard_scoring_seconds                      histogram  Defender.judge time per batch
+stream_guard_end_to_end_seconds                   histogram  input timestamp → output acknowledged
+stream_guard_commits_total                        counter    successful offset commits
+stream_guard_threshold_value                      gauge      current threshold (NaN when none)
+stream_guard_threshold                            info       current threshold version and model id
+stream_guard_threshold_updates_total              counter    thresholds applied from the topic
+stream_guard_known_trigger_hits_total{trigger}    counter    messages holding that known trigger (removed)
+stream_guard_known_triggers                       gauge      known triggers in the set in force
+stream_guard_triggers                             info       current known-trigger set version and model id
+stream_guard_trigger_updates_total                counter    known-trigger sets applied from the topic
+stream_guard_paused                               gauge      1 while input partitions are paused
+stream_guard_assigned_partitions                  gauge      input partitions owned by this worker
+================================================  =========  ==============================================
 """
 
 from __future__ import annotations
@@ -66,12 +70,29 @@ class WorkerMetrics:
         self.threshold_updates = Counter(
             "stream_guard_threshold_updates", "Thresholds applied from the topic", registry=r
         )
+        self.known_trigger_hits = Counter(
+            "stream_guard_known_trigger_hits",
+            "Messages holding a known trigger (removed before the verdict), by trigger",
+            ["trigger"],
+            registry=r,
+        )
+        self.known_triggers = Gauge("stream_guard_known_triggers", "Known triggers in force", registry=r)
+        self.triggers = Info(
+            "stream_guard_triggers", "Current known-trigger set version and model", registry=r
+        )
+        self.trigger_updates = Counter(
+            "stream_guard_trigger_updates", "Known-trigger sets applied from the topic", registry=r
+        )
         self.paused = Gauge("stream_guard_paused", "1 while input partitions are paused", registry=r)
         self.assigned = Gauge("stream_guard_assigned_partitions", "Input partitions owned", registry=r)
 
     def set_threshold(self, value: float | None, version: str | None, model_id: str) -> None:
         self.threshold_value.set(float("nan") if value is None else value)
         self.threshold.info({"version": version or "", "model_id": model_id})
+
+    def set_triggers(self, count: int, version: str | None, model_id: str) -> None:
+        self.known_triggers.set(count)
+        self.triggers.info({"version": version or "", "model_id": model_id})
 
 
 def serve_metrics(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> Any:
@@ -91,6 +112,8 @@ class WorkerStats:
     batches: int = 0
     commits: int = 0
     threshold_updates: int = 0
+    trigger_updates: int = 0
+    known_trigger_hits: int = 0  # messages in which a known trigger was found
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@
     STREAM_GUARD_DEAD_LETTER_TOPIC=dead-letter
     STREAM_GUARD_THRESHOLDS_TOPIC=thresholds            # empty: no hot reload
     STREAM_GUARD_THRESHOLD=4.2                          # start value, until the thresholds topic has one
+    STREAM_GUARD_TRIGGERS_TOPIC=triggers                # known-trigger updates; empty: no hot reload
+    STREAM_GUARD_TRIGGERS_FILE=triggers.json            # start set, until the triggers topic has one
     STREAM_GUARD_MAX_BATCH_SIZE=32  STREAM_GUARD_MAX_BATCH_TOKENS=16384  STREAM_GUARD_MAX_WAIT_MS=50
     STREAM_GUARD_MAX_MESSAGE_BYTES=1000000  STREAM_GUARD_METRICS_PORT=9108
     STREAM_GUARD_CONSUMER_OVERRIDES='{"session.timeout.ms": 2000}'
@@ -27,6 +29,7 @@ cores you reserve for the worker. Applied by `stream-guard run` only (in-process
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -56,6 +59,11 @@ class WorkerSettings(BaseSettings):
     threshold: float | None = Field(
         None, allow_inf_nan=False, description="start threshold (until the thresholds topic has one)"
     )
+    triggers_topic: str | None = Field("triggers", description="TriggerUpdate records; empty = off")
+    triggers_file: Path | None = Field(
+        None,
+        description="a TriggerUpdate JSON: the start known-trigger set (until the triggers topic has one)",
+    )
     max_batch_size: int = Field(32, ge=1, le=4096, description="messages per scoring batch")
     max_batch_tokens: int | None = Field(
         16_384, ge=64, description="padded tokens (longest × count) per scoring batch"
@@ -69,7 +77,7 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = Field("0.0.0.0", description="interface of the metrics server")
     flush_timeout_s: float = Field(30.0, gt=0, description="longest wait for outputs to be acknowledged")
     threshold_startup_wait_s: float = Field(
-        5.0, ge=0, description="longest wait at start to read the thresholds topic to its end"
+        5.0, ge=0, description="longest wait at start to read the thresholds and triggers topics to their end"
     )
     torch_threads: int | None = Field(
         None,
@@ -113,7 +121,7 @@ class WorkerSettings(BaseSettings):
     def _valid_output(cls, value: str) -> str:
         return validate_topic_name(value)
 
-    @field_validator("thresholds_topic", mode="before")
+    @field_validator("thresholds_topic", "triggers_topic", mode="before")
     @classmethod
     def _optional_topic(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -125,9 +133,19 @@ class WorkerSettings(BaseSettings):
     def _json_object(cls, value: object) -> object:
         return orjson.loads(value) if isinstance(value, str | bytes) else value
 
+    @field_validator("triggers_file", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def output_topics(self) -> list[str]:
         return [self.predictions_topic, self.audit_topic, self.dead_letter_topic]
+
+    @property
+    def update_topics(self) -> list[str]:
+        """The thresholds and triggers topics that are followed (none when both are off)."""
+        return [t for t in (self.thresholds_topic, self.triggers_topic) if t is not None]
 
     @property
     def max_wait_s(self) -> float:

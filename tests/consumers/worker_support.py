@@ -218,6 +218,7 @@ def worker_settings(
         "audit_topic": outputs["audit"],
         "dead_letter_topic": outputs["dead_letter"],
         "thresholds_topic": outputs.get("thresholds"),
+        "triggers_topic": outputs.get("triggers"),
         "max_batch_size": 16,
         "max_wait_ms": 20,
         "max_message_bytes": MAX_BYTES,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from consumers.calibrate.job import write_update
 from consumers.cli.app import app
 from consumers.pipeline.thresholds import threshold_from_update
-from consumers.worker.threshold_listener import ThresholdSelector
+from consumers.worker.update_listener import THRESHOLDS, UpdateSelector
 from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode
 from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier
@@ -60,7 +60,7 @@ def case(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     path = tmp_path_factory.mktemp("threshold-file") / "threshold.json"
     write_update(update, path)  # what `stream-guard calibrate --output` writes
     threshold = threshold_from_update(update)
-    worker = ThresholdSelector(defender.model_id).offer(encode(update))
+    worker = UpdateSelector(THRESHOLDS, defender.model_id).offer(encode(update))
     assert worker is not None and worker[0] == threshold  # the worker's listener applies this one
     defender.set_threshold(threshold)
     expected = {v.id: v for v in defender.judge(TEXTS, [str(i) for i in range(len(TEXTS))])}

@@ -15,7 +15,7 @@ from consumers.pipeline.thresholds import (
     threshold_for_model,
     threshold_from_update,
 )
-from consumers.worker.threshold_listener import ThresholdSelector
+from consumers.worker.update_listener import THRESHOLDS, UpdateSelector
 from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode
 
 SUMMARY = CalibrationSummary(dataset="d", n_texts=10, score_mean=0.1, score_std=0.01, quantiles={"50": 0.1})
@@ -58,7 +58,7 @@ def test_a_calibrate_output_reads_back_as_the_worker_applies_it(tmp_path):
     assert threshold.by_length == ((16, 0.1), (64, 0.2)) and threshold.value == 0.3
     assert (threshold.version, threshold.min_confidence) == ("v7", 0.6)
     assert [threshold.for_length(n) for n in (1, 16, 17, 64, 65)] == [0.1, 0.1, 0.2, 0.2, 0.3]
-    worker = ThresholdSelector("model-a").offer(encode(update))  # what the worker's listener applies
+    worker = UpdateSelector(THRESHOLDS, "model-a").offer(encode(update))  # what the worker's listener applies
     assert worker is not None and worker[0] == threshold
 
 

@@ -12,7 +12,7 @@ import pytest
 from consumers.pipeline.admit import Accepted, validate_message
 from consumers.worker.checkpoint import Checkpoint, DeliveryError
 from consumers.worker.settings import WorkerSettings
-from consumers.worker.threshold_listener import ThresholdSelector
+from consumers.worker.update_listener import THRESHOLDS, UpdateSelector
 from schemas import CalibrationSummary, DeadLetterRecord, SourceRef, ThresholdUpdate, encode
 from stream_guard.errors import InvalidTextError
 from stream_guard.textcheck import clean_text
@@ -82,7 +82,7 @@ def _update(version: str, minutes: float, value: float = 1.0, model_id: str = "m
 
 
 def test_newest_update_for_this_model_wins():
-    selector = ThresholdSelector("m@1")
+    selector = UpdateSelector(THRESHOLDS, "m@1")
     threshold, update = selector.offer(_update("b", 10, value=2.5))
     assert threshold.value == 2.5 and threshold.version == "b" and update.version == "b"
     assert selector.offer(_update("a", 5)) is None  # older
@@ -97,7 +97,7 @@ def test_newest_update_for_this_model_wins():
 def test_update_with_length_buckets_maps_to_a_bucketed_threshold():
     raw = orjson.loads(_update("v", 1))
     raw["by_length"] = [{"max_tokens": 16, "value": 0.5}, {"max_tokens": 64, "value": 0.8}]
-    threshold, _ = ThresholdSelector("m@1").offer(orjson.dumps(raw))
+    threshold, _ = UpdateSelector(THRESHOLDS, "m@1").offer(orjson.dumps(raw))
     assert (
         threshold.for_length(10) == 0.5
         and threshold.for_length(40) == 0.8
