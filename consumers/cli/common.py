@@ -9,7 +9,8 @@ import typer
 from pydantic import ValidationError
 
 from consumers.pipeline.thresholds import ThresholdFileError, read_threshold_file, threshold_for_model
-from schemas import ThresholdUpdate
+from consumers.pipeline.triggers import TriggerFileError, read_trigger_file, trigger_set_for_model
+from schemas import ThresholdUpdate, TriggerUpdate
 from stream_guard.errors import StreamGuardError
 from stream_guard.logs import configure_logging
 from stream_guard.settings import DefenderSettings
@@ -25,6 +26,12 @@ ThresholdFileOpt = typer.Option(
     "--threshold-file",
     help="a ThresholdUpdate JSON (`stream-guard calibrate --output`), applied as the worker applies it: "
     "per-length thresholds, confidence gate, version",
+)
+TriggersFileOpt = typer.Option(
+    None,
+    "--triggers",
+    help="known triggers: a TriggerUpdate JSON (`triggers add --file`, `replay --triggers-out`), removed "
+    "from every text that holds one, as the worker does with the triggers topic's set",
 )
 StrategyOpt = typer.Option(None, "--strategy", help="neutralization: noise | delete | mask")
 WordsOpt = typer.Option(None, "--words-per-round", help="words neutralized per round")
@@ -88,3 +95,26 @@ def apply_threshold_update(
     except ThresholdFileError as err:
         fail(f"{err} (give {flag} VALUE to use a plain threshold with this model)")
     defender.set_threshold(threshold)
+
+
+def read_triggers_option(path: Path | None) -> TriggerUpdate | None:
+    """The update in the ``--triggers`` file, None without one; fails (one line, exit 2) when the file is
+    missing or not a valid update. Read before the model loads: bad input fails fast."""
+    if path is None:
+        return None
+    try:
+        return read_trigger_file(path)
+    except TriggerFileError as err:
+        fail(str(err))
+
+
+def apply_trigger_update(defender: Defender, update: TriggerUpdate | None, path: Path | None) -> None:
+    """Judge with the update's known triggers exactly as the worker applies a set from the triggers topic
+    (``defender.set_triggers(trigger_set_from_update(update))``); the update must name the loaded model.
+    Call it after any threshold is set."""
+    if update is None:
+        return
+    try:
+        defender.set_triggers(trigger_set_for_model(update, defender.model_id, source=f"trigger file {path}"))
+    except TriggerFileError as err:
+        fail(str(err))

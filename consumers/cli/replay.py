@@ -26,11 +26,14 @@ from consumers.cli.common import (
     StrategyOpt,
     ThresholdFileOpt,
     ThresholdOpt,
+    TriggersFileOpt,
     WordsOpt,
     apply_threshold_update,
+    apply_trigger_update,
     build_defender,
     fail,
     read_threshold_option,
+    read_triggers_option,
     settings_from,
 )
 from consumers.pipeline.envelope import Envelope
@@ -160,6 +163,7 @@ def replay_command(
     model: str | None = ModelOpt,
     threshold: float | None = ThresholdOpt,
     threshold_file: Path | None = ThresholdFileOpt,
+    triggers_file: Path | None = TriggersFileOpt,
     device: str | None = DeviceOpt,
     strategy: str | None = StrategyOpt,
     words_per_round: int | None = WordsOpt,
@@ -219,6 +223,7 @@ def replay_command(
             else:
                 compare_model = compare_with
     update = read_threshold_option(threshold, threshold_file)
+    triggers = read_triggers_option(triggers_file)
     compare_update = read_threshold_option(
         compare_threshold, compare_threshold_file, flags=("--compare-threshold", "--compare-threshold-file")
     )
@@ -229,6 +234,7 @@ def replay_command(
     settings = settings_from(model=model, threshold=threshold, device=device, probe_rate=probe_rate, **flags)
     defender = build_defender(settings)
     apply_threshold_update(defender, update, threshold_file)
+    apply_trigger_update(defender, triggers, triggers_file)
     other = _compare_side(
         defender,
         settings.model_dump(),
@@ -326,7 +332,8 @@ def _compare_side(
     threshold_file: tuple[ThresholdUpdate | None, Path | None] = (None, None),
 ) -> Defender | None:
     """Side B: the same settings with the other model and/or threshold (the classifier is shared when
-    only the threshold differs). Without a threshold of its own, B judges with A's, from a file too."""
+    only the threshold differs). Without a threshold of its own, B judges with A's, from a file too; with
+    the same model it also judges with A's known triggers (--triggers)."""
     update, path = threshold_file
     if model is None and threshold is None and update is None:
         return None
@@ -345,6 +352,8 @@ def _compare_side(
         apply_threshold_update(other, update, path, flag="--compare-threshold")
     elif threshold is None:
         other.set_threshold(defender.threshold)
+    if model is None:
+        other.set_triggers(defender.triggers)  # a trigger set is the model's: B shares A's only then
     return other
 
 

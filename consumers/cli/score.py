@@ -19,11 +19,14 @@ from consumers.cli.common import (
     StrategyOpt,
     ThresholdFileOpt,
     ThresholdOpt,
+    TriggersFileOpt,
     WordsOpt,
     apply_threshold_update,
+    apply_trigger_update,
     build_defender,
     fail,
     read_threshold_option,
+    read_triggers_option,
     settings_from,
 )
 from stream_guard.errors import InvalidTextError, StreamGuardError
@@ -56,6 +59,7 @@ def score_command(
     model: str | None = ModelOpt,
     threshold: float | None = ThresholdOpt,
     threshold_file: Path | None = ThresholdFileOpt,
+    triggers_file: Path | None = TriggersFileOpt,
     device: str | None = DeviceOpt,
     strategy: str | None = StrategyOpt,
     words_per_round: int | None = WordsOpt,
@@ -69,6 +73,7 @@ def score_command(
     if input_path not in (None, "-") and not Path(input_path).is_file():
         fail(f"input file not found: {input_path}")
     update = read_threshold_option(threshold, threshold_file)
+    triggers = read_triggers_option(triggers_file)
     settings = settings_from(
         model=model,
         threshold=threshold,
@@ -81,6 +86,7 @@ def score_command(
     )
     defender = build_defender(settings)
     apply_threshold_update(defender, update, threshold_file)
+    apply_trigger_update(defender, triggers, triggers_file)
     batch = 8 * settings.batch_size
     console = Console(highlight=False)
     out = sys.stdout.buffer
