@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from consumers.cli import audit, bench, broker, calibrate, demo, lab, replay, run, score
+from consumers.cli import audit, bench, broker, calibrate, demo, lab, replay, run, score, triggers
 
 HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
 
@@ -44,6 +44,17 @@ lab_app.command("eval")(lab.eval_command)
 lab_app.command("grid")(lab.grid_command)
 lab_app.command("stream")(lab.stream_command)
 app.add_typer(lab_app, name="lab")
+
+triggers_app = typer.Typer(
+    help="Known triggers: list a model's set, add or revoke a word or phrase, publish a learned set "
+    "(every worker follows the triggers topic).",
+    no_args_is_help=True,
+)
+triggers_app.command("list")(triggers.list_command)
+triggers_app.command("add")(triggers.add_command)
+triggers_app.command("revoke")(triggers.revoke_command)
+triggers_app.command("publish")(triggers.publish_command)
+app.add_typer(triggers_app, name="triggers")
 
 
 def main() -> None:

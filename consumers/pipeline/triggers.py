@@ -43,6 +43,7 @@ __all__ = [
     "TriggerFileError",
     "add_trigger",
     "make_trigger_update",
+    "merge_triggers",
     "read_trigger_file",
     "revoke_trigger",
     "trigger_set_for_model",
@@ -197,6 +198,32 @@ def _learned_record(t: LearnedTrigger) -> KnownTriggerRecord:
     )
 
 
+def merge_triggers(
+    model_id: str,
+    incoming: Sequence[KnownTriggerRecord],
+    *,
+    previous: TriggerUpdate | None = None,
+    revoked: Iterable[str] = (),
+    created_at: datetime | None = None,
+) -> tuple[TriggerUpdate, list[str]]:
+    """The next whole set: ``previous``'s triggers (in order) with ``incoming`` merged in, and the words
+    left out because they are revoked (in ``previous`` or ``revoked``, which are revoked from now on).
+
+    An incoming trigger already in the set replaces its entry, except that a learned one never replaces
+    an operator's (a pin stays a pin). A trigger that is revoked is left out, whether it was in the set
+    or is incoming."""
+    blocked = list(dict.fromkeys([*(previous.revoked if previous is not None else ()), *revoked]))
+    merged: dict[str, KnownTriggerRecord] = {t.text: t for t in previous.triggers} if previous else {}
+    for record in incoming:
+        current = merged.get(record.text)
+        if current is None or current.source == "learned" or record.source == "operator":
+            merged[record.text] = record
+    no = set(blocked)
+    kept = [t for t in merged.values() if t.text not in no]
+    update = make_trigger_update(model_id, kept, blocked, previous=previous, created_at=created_at)
+    return update, [text for text in merged if text in no]
+
+
 def update_from_learned(
     model_id: str,
     learned: Sequence[LearnedTrigger],
@@ -208,22 +235,10 @@ def update_from_learned(
     ``learned`` merged in. A learned trigger already in the set as learned replaces its entry (fresher
     evidence); one an operator added stays the operator's; a revoked one is left out. ``created_at``
     (default: now) makes the update reproducible, e.g. a replay's last message time."""
-    revoked = set(previous.revoked) if previous is not None else set()
-    merged: dict[str, KnownTriggerRecord] = {t.text: t for t in previous.triggers} if previous else {}
-    for trigger in learned:
-        record = _learned_record(trigger)
-        if record.text in revoked:
-            continue
-        current = merged.get(record.text)
-        if current is None or current.source == "learned":
-            merged[record.text] = record
-    return make_trigger_update(
-        model_id,
-        list(merged.values()),
-        previous.revoked if previous is not None else (),
-        previous=previous,
-        created_at=created_at,
+    update, _ = merge_triggers(
+        model_id, [_learned_record(t) for t in learned], previous=previous, created_at=created_at
     )
+    return update
 
 
 def add_trigger(

@@ -26,7 +26,8 @@ def test_the_app_and_its_help_import_no_model_stack():
         "from typer.testing import CliRunner\n"
         "from consumers.cli.app import app\n"
         "for args in (['--help'], ['bench', '--help'], ['calibrate', '--help'], ['replay', '--help'],\n"
-        "             ['score', '--help'], ['lab', 'eval', '--help']):\n"
+        "             ['score', '--help'], ['lab', 'eval', '--help'], ['triggers', 'list', '--help'],\n"
+        "             ['triggers', 'add', '--help'], ['run', '--help']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0, args"
     )
     assert "consumers" in loaded and "typer" in loaded  # the probe did import the app
@@ -38,7 +39,8 @@ def test_python_m_consumers_cli_is_the_app():
         [sys.executable, "-m", "consumers.cli", "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for command in ("score", "replay", "run", "calibrate", "audit", "bench", "demo", "broker", "lab"):
+    commands = ("score", "replay", "run", "calibrate", "audit", "bench", "demo", "broker", "lab", "triggers")
+    for command in commands:
         assert f" {command} " in result.stdout, command
 
 

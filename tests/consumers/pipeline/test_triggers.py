@@ -13,6 +13,7 @@ from consumers.pipeline.triggers import (
     TriggerEditError,
     TriggerFileError,
     add_trigger,
+    merge_triggers,
     read_trigger_file,
     revoke_trigger,
     trigger_set_for_model,
@@ -212,3 +213,19 @@ def test_a_word_can_be_revoked_before_it_is_ever_learned() -> None:
 def test_edits_that_change_nothing_are_refused(edit, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TriggerEditError, match=message):
         edit(_update("cf", revoked=("fails",)))
+
+
+def test_a_file_merged_into_the_live_set_keeps_pins_and_revocations() -> None:
+    """What `stream-guard triggers publish FILE` does with a replay's learned set."""
+    learned = update_from_learned(MODEL, [_learned("cf")], created_at=T0)
+    live = revoke_trigger(add_trigger(learned, MODEL, "bb"), MODEL, "fails")
+    replayed = update_from_learned(
+        MODEL, [_learned("cf", flips=40), _learned("bb"), _learned("fails"), _learned("mn")], created_at=T0
+    )
+    merged, left_out = merge_triggers(MODEL, replayed.triggers, previous=live, revoked=["mn", "cf"])
+    assert merged.texts() == ["bb"] and merged.triggers[0].source == "operator"  # the pin stays a pin
+    assert merged.revoked == ["fails", "mn", "cf"]
+    assert left_out == ["cf", "fails", "mn"]  # revoked now or before: not published
+    assert (merged.created_at, merged.version) > (live.created_at, live.version)
+    fresh, none_out = merge_triggers(MODEL, replayed.triggers[:1], previous=live)
+    assert none_out == [] and {t.text: t.flips for t in fresh.triggers} == {"cf": 40, "bb": None}
