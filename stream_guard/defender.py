@@ -80,7 +80,6 @@ class Defender:
 
     def set_threshold(self, threshold: Threshold | None) -> None:
         self._threshold = threshold
-        self._triggers: TriggerSet | None = None
 
     @property
     def triggers(self) -> TriggerSet | None:

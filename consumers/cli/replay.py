@@ -42,7 +42,7 @@ from consumers.replay.compare import CompareSummary, Disagreement, compare
 from consumers.replay.run import DEFAULT_BATCH, EPOCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
 from consumers.replay.sinks import Sink, file_sink
 from consumers.replay.sources import FileFormat, count_messages, file_messages
-from schemas import ThresholdUpdate
+from schemas import ThresholdUpdate, TriggerUpdate
 from stream_guard.errors import StreamGuardError
 
 if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
@@ -268,7 +268,7 @@ def replay_command(
     if learn_triggers:
         if other is not None:
             fail("--learn-triggers cannot be combined with --compare")
-        learning = _learning(defender, clean_texts, max_message_bytes, fixed_time)  # type: ignore[arg-type]
+        learning = _learning(defender, clean_texts, max_message_bytes, fixed_time, triggers)  # type: ignore[arg-type]
     summary = ReplaySummary()
     comparison = CompareSummary()
     shown: list[Disagreement] = []
@@ -319,7 +319,7 @@ def replay_command(
             disagreement_file.close()
     print_summary(err, summary, (datetime.now(UTC) - started).total_seconds())
     if learning is not None:
-        _report_learning(err, learning, defender.model_id, triggers_out)
+        _report_learning(err, learning, defender.model_id, triggers_out, triggers)
     if other is not None:
         print_comparison(err, comparison, shown)
 
@@ -357,7 +357,10 @@ def _compare_side(
     return other
 
 
-def _learning(defender: Defender, clean: str, max_bytes: int, fixed_time: datetime | None) -> LearningReplay:
+def _learning(
+    defender: Defender, clean: str, max_bytes: int, fixed_time: datetime | None, given: TriggerUpdate | None
+) -> LearningReplay:
+    """The learning replay; a --triggers file's triggers stay known and its revoked words unlearned."""
     from consumers.calibrate.job import CalibrationInputError, load_clean_texts
     from consumers.replay.learn import learning_replay
     from consumers.replay.run import replay_pipeline
@@ -369,10 +372,13 @@ def _learning(defender: Defender, clean: str, max_bytes: int, fixed_time: dateti
     pipeline = replay_pipeline(defender, scored_at=fixed_time, max_bytes=max_bytes)
     current = defender.triggers
     extra = list(current.triggers) if current is not None else []
-    return learning_replay(pipeline, texts, extra=extra)
+    return learning_replay(pipeline, texts, extra=extra, revoked=list(given.revoked) if given else [])
 
 
-def _report_learning(console: Console, learning: LearningReplay, model_id: str, out: Path | None) -> None:
+def _report_learning(
+    console: Console, learning: LearningReplay, model_id: str, out: Path | None, given: TriggerUpdate | None
+) -> None:
+    """Print each promotion; write the learned set merged into the --triggers file's (pins, revocations)."""
     from consumers.pipeline.triggers import update_from_learned, write_trigger_file
 
     for p in learning.promotions:
@@ -386,7 +392,9 @@ def _report_learning(console: Console, learning: LearningReplay, model_id: str, 
         console.print("learned no trigger")
     if out is not None:
         last = max((p.trigger.last_seen for p in learning.promotions if p.trigger.last_seen), default=None)
-        update = update_from_learned(model_id, learning.learner.learned, created_at=last or EPOCH)
+        update = update_from_learned(
+            model_id, learning.learner.learned, previous=given, created_at=last or EPOCH
+        )
         try:
             write_trigger_file(out, update)
         except (OSError, ValueError) as exc:

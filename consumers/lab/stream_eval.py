@@ -22,7 +22,7 @@ messages whose trigger-free original the model classifies correctly (the lab's A
 from __future__ import annotations
 
 import random
-import time
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,15 +179,32 @@ def score_records(
     cell.asr_after = asr([r for r in attacked if r["id"] not in before_ids])
 
 
-def _app(args: Sequence[str]) -> None:
-    """Run a `stream-guard` command in this process, as a user would on the command line."""
-    from consumers.cli.app import app
+def _app(args: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """Run a `stream-guard` command in a process of its own, exactly as a user would; its stderr."""
+    import os
+    import subprocess
+    import sys
 
-    try:
-        app(list(args), standalone_mode=False)
-    except SystemExit as exit_:  # typer.Exit(0) from a command is success
-        if exit_.code not in (0, None):
-            raise RuntimeError(f"stream-guard {' '.join(args[:1])} exited {exit_.code}") from None
+    result = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"stream-guard {args[0]} exited {result.returncode}: {tail[0]}")
+    return result.stderr
+
+
+def _replay_seconds(stderr: str) -> float:
+    """The replay's own time, from its summary line ("replayed N messages in X s"): model loading and
+    process start-up excluded."""
+    found = re.search(r"replayed \d+ messages in ([0-9.]+) s", stderr)
+    if found is None:
+        raise RuntimeError("replay printed no summary line")
+    return float(found.group(1))
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
@@ -210,8 +227,6 @@ def evaluate_stream(
     batch_size: int = 64,
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` (see the module docstring)."""
-    import os
-
     from stream_guard.lab.train_backdoor import read_meta
 
     meta = read_meta(model_dir) or {}
@@ -242,36 +257,17 @@ def evaluate_stream(
         str(batch_size),
     ]
     base_out = work / "replay-message.jsonl"
-    started = time.perf_counter()
-    _app(["replay", *common, "--output", str(base_out), "--no-progress"])
-    cell.seconds_per_1000_message = (time.perf_counter() - started) * 1000 / max(1, len(traffic.messages))
+    seconds = _replay_seconds(_app(["replay", *common, "--output", str(base_out), "--no-progress"]))
+    cell.seconds_per_1000_message = seconds * 1000 / max(1, len(traffic.messages))
     score_records(cell, traffic, _read_jsonl(base_out), defended="message")
 
     out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
-    previous = os.environ.get("STREAM_GUARD_PROBE_RATE")
-    os.environ["STREAM_GUARD_PROBE_RATE"] = str(probe_rate)
-    try:
-        started = time.perf_counter()
-        _app(
-            [
-                "replay",
-                *common,
-                "--output",
-                str(out),
-                "--learn-triggers",
-                "--clean-texts",
-                str(validation),
-                "--triggers-out",
-                str(learned_file),
-                "--no-progress",
-            ]
-        )
-        cell.seconds_per_1000 = (time.perf_counter() - started) * 1000 / max(1, len(traffic.messages))
-    finally:
-        if previous is None:
-            os.environ.pop("STREAM_GUARD_PROBE_RATE", None)
-        else:
-            os.environ["STREAM_GUARD_PROBE_RATE"] = previous
+    learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]
+    stderr = _app(
+        ["replay", *common, "--output", str(out), *learn, "--no-progress"],
+        env={"STREAM_GUARD_PROBE_RATE": str(probe_rate)},
+    )
+    cell.seconds_per_1000 = _replay_seconds(stderr) * 1000 / max(1, len(traffic.messages))
     records = _read_jsonl(out)
     score_records(cell, traffic, records, defended="stream")
     learned = orjson.loads(learned_file.read_bytes()).get("triggers", []) if learned_file.is_file() else []

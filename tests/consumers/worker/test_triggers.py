@@ -126,12 +126,6 @@ def test_a_start_set_for_another_model_is_refused(kafka_settings_free, defender,
         Worker(bad, defender=defender)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="stream_guard/defender.py: Defender.set_threshold also sets self._triggers = None, so every "
-    "threshold update from the thresholds topic drops the known-trigger set in force",
-)
 def test_a_threshold_update_keeps_the_known_triggers(kafka_settings_free, defender):
     settings = worker_settings(kafka_settings_free, defender, ["in"], _no_topics())
     worker = Worker(settings, defender=defender, triggers=_update(defender.model_id, "t1", "cf"))
