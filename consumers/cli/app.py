@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from consumers.cli import audit, bench, broker, calibrate, demo, lab, replay, run, score, triggers
+from consumers.cli import audit, bench, broker, calibrate, demo, lab, learn, replay, run, score, triggers
 
 HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
 
@@ -54,6 +54,7 @@ triggers_app.command("list")(triggers.list_command)
 triggers_app.command("add")(triggers.add_command)
 triggers_app.command("revoke")(triggers.revoke_command)
 triggers_app.command("publish")(triggers.publish_command)
+triggers_app.command("learn")(learn.learn_command)
 app.add_typer(triggers_app, name="triggers")
 
 

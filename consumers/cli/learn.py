@@ -1,0 +1,73 @@
+"""`stream-guard triggers learn`: run the trigger learner beside the workers (the calibration job's
+continuous half, :mod:`consumers.learn.service`) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import threading
+
+import typer
+
+from consumers.cli.common import DeviceOpt, ModelOpt, fail
+
+
+def learn_command(
+    clean_texts: str = typer.Option(
+        ...,
+        "--clean-texts",
+        help="clean texts for the insertion test: a lab dataset (its validation split) or a "
+        ".csv/.tsv/.jsonl/.txt file, as calibrate --dataset (use the calibration texts)",
+    ),
+    model: str | None = ModelOpt,
+    device: str | None = DeviceOpt,
+    predictions_topic: str = typer.Option(
+        "predictions", "--predictions-topic", envvar="STREAM_GUARD_PREDICTIONS_TOPIC", help="evidence source"
+    ),
+    audit_topic: str = typer.Option(
+        "audit", "--audit-topic", envvar="STREAM_GUARD_AUDIT_TOPIC", help="evidence source"
+    ),
+    triggers_topic: str = typer.Option(
+        "triggers", "--triggers-topic", envvar="STREAM_GUARD_TRIGGERS_TOPIC", help="where updates go"
+    ),
+    bootstrap_servers: str | None = typer.Option(
+        None,
+        "--bootstrap-servers",
+        "-b",
+        help="Kafka bootstrap servers (env STREAM_GUARD_KAFKA_BOOTSTRAP_SERVERS)",
+    ),
+) -> None:
+    """Learn backdoor triggers from the workers' evidence and publish them to every worker."""
+    from consumers.calibrate.job import CalibrationInputError, load_clean_texts
+    from consumers.cli.common import build_defender, settings_from
+    from consumers.cli.run import _stop_on_signals
+    from consumers.kafka.publish import PublishError
+    from consumers.kafka.settings import KafkaSettings
+    from consumers.learn.service import TriggerLearnService
+
+    try:
+        texts = load_clean_texts(clean_texts).texts
+    except CalibrationInputError as exc:
+        fail(str(exc))
+    kafka = KafkaSettings(**({"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}))
+    defender = build_defender(settings_from(model=model, device=device))
+    service = TriggerLearnService(
+        kafka,
+        defender,
+        texts,
+        topics=[predictions_topic, audit_topic],
+        triggers_topic=triggers_topic,
+        on_promotion=lambda t, u: typer.echo(
+            f"learned {t.text!r} -> label {t.target_label} ({t.messages} flips, insertion "
+            f"{t.insertion_rate:.0%} of {t.insertion_texts}); published {u.version} to {triggers_topic}"
+        ),
+    )
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    try:
+        service.run(stop)
+    except PublishError as exc:
+        fail(str(exc), code=1)
+    finally:
+        restore()
+    typer.echo(
+        f"stopped after {service.records} records; {len(service.learner.learned if service.learner else [])} learned"
+    )

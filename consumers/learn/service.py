@@ -1,0 +1,179 @@
+"""``stream-guard triggers learn``: the calibration job's continuous half.
+
+The workers put evidence on their records (``evidence``: confirmed flags and flipping probes, see
+:mod:`stream_guard.trigger_memory`). The learn service reads the predictions and audit topics, feeds
+that evidence to a :class:`~stream_guard.triggers.learner.TriggerLearner` (insertion tests on the clean
+calibration texts, with the same model), and publishes each promotion as the next whole
+:class:`~schemas.TriggerUpdate` to the triggers topic (key = model id, acks=all, delivery confirmed).
+Every worker follows that topic and removes the trigger from every later message.
+
+State lives in Kafka: on start the service reads the newest trigger update for its model (its triggers
+stay known, its revoked words are never learned) and the output topics from the beginning (no group
+commits), so a restart rebuilds the counts.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from consumers.kafka.publish import publish_record
+from consumers.kafka.settings import KafkaSettings
+from consumers.pipeline.triggers import update_from_learned
+from consumers.worker.update_listener import TRIGGERS, latest_update
+from schemas import PredictionRecord, SchemaError, TriggerUpdate, decode, encode
+from stream_guard.torch_thread import run_on_torch_thread
+from stream_guard.triggers.evidence import Evidence
+
+if TYPE_CHECKING:
+    from stream_guard.defender import Defender
+    from stream_guard.triggers.learner import LearnedTrigger, LearnRule, TriggerLearner
+
+__all__ = ["TriggerLearnService", "evidence_of_record"]
+
+log = structlog.get_logger(__name__)
+
+_POLL_S = 0.2
+
+
+def evidence_of_record(record: PredictionRecord) -> list[Evidence]:
+    """The core's evidence from a prediction or audit record."""
+    return [
+        Evidence(
+            message_id=record.id,
+            word=e.word,
+            window=tuple(e.window),
+            position=e.position,
+            label_before=e.label_before,
+            label_after=e.label_after,
+            confidence_drop=e.confidence_drop,
+            probe=e.probe,
+        )
+        for e in record.evidence
+    ]
+
+
+class TriggerLearnService:
+    """Learns triggers from the output topics and publishes them (see the module docstring).
+
+    Args:
+        kafka: the connection.
+        defender: the model under watch (its ``model_id`` selects records and updates).
+        clean_texts: clean calibration texts for the insertion test and the clean-rate check.
+        topics: the worker's output topics to read evidence from (predictions and audit).
+        triggers_topic: where the updates go (the topic the workers follow).
+        rule: the promotion rule (defaults: ``LearnRule()``).
+        on_promotion: called with each newly learned trigger and the update that published it.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        defender: Defender,
+        clean_texts: Sequence[str],
+        *,
+        topics: Sequence[str],
+        triggers_topic: str,
+        rule: LearnRule | None = None,
+        on_promotion: Callable[[LearnedTrigger, TriggerUpdate], None] | None = None,
+    ) -> None:
+        self.kafka = kafka
+        self.defender = defender
+        self.clean_texts = list(clean_texts)
+        self.topics = list(topics)
+        self.triggers_topic = triggers_topic
+        self.rule = rule
+        self.on_promotion = on_promotion
+        self.current: TriggerUpdate | None = None
+        self.records = 0
+        self.learner: TriggerLearner | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _learner(self) -> TriggerLearner:
+        from stream_guard.triggers.insertion import InsertionTest
+        from stream_guard.triggers.learner import TriggerLearner
+
+        def predict(texts: Sequence[str]) -> Any:
+            return run_on_torch_thread(self.defender.predict_proba, texts)
+
+        current = self.current
+        return TriggerLearner.for_texts(
+            InsertionTest(self.clean_texts, predict),
+            self.rule,
+            known=[t.text for t in current.triggers] if current else [],
+            revoked=list(current.revoked) if current else [],
+        )
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Read, learn and publish until :meth:`stop` (or ``stop`` is set); raises what stops it
+        abnormally (a publication the broker did not confirm, a fatal Kafka error)."""
+        from confluent_kafka import Consumer, KafkaError, KafkaException
+
+        model_id = self.defender.model_id
+        try:
+            self.current = latest_update(
+                self.kafka, self.triggers_topic, model_id, TRIGGERS, idle_timeout=2.0
+            )
+        except KafkaException:
+            self.current = None  # no triggers topic yet: the first publication creates it
+        learner = self.learner = self._learner()
+        group = f"stream-guard-learner-{uuid.uuid4().hex[:12]}"  # reads everything, commits nothing
+        consumer = Consumer(self.kafka.consumer_config(group, **{"enable.auto.commit": False}))
+        consumer.subscribe(self.topics)
+        log.info("trigger learner started", model=model_id, topics=self.topics, known=len(learner._known))
+        try:
+            while not (self._stop.is_set() or (stop is not None and stop.is_set())):
+                evidence: list[Evidence] = []
+                at = None
+                for msg in consumer.consume(500, _POLL_S):
+                    error = msg.error()
+                    if error is not None:
+                        if error.fatal():
+                            raise KafkaException(error)
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer error", error=str(error))
+                        continue
+                    try:
+                        record = decode(PredictionRecord, msg.value())
+                    except SchemaError as err:
+                        log.warning("not a prediction record; skipped", error=str(err), topic=msg.topic())
+                        continue
+                    self.records += 1
+                    if record.model_id != model_id or not record.evidence:
+                        continue
+                    evidence += evidence_of_record(record)
+                    at = record.scored_at
+                for trigger in learner.observe(evidence, at=at):
+                    self._publish(trigger)
+        finally:
+            consumer.close()
+
+    def _publish(self, trigger: LearnedTrigger) -> None:
+        assert self.learner is not None
+        update = update_from_learned(self.defender.model_id, self.learner.learned, previous=self.current)
+        publish_record(
+            self.triggers_topic,
+            update.model_id.encode(),
+            encode(update),
+            self.kafka.producer_config(),
+            what="trigger update",
+            admin_config=self.kafka.admin_config(),
+        )
+        self.current = update
+        log.info(
+            "trigger learned and published",
+            trigger=trigger.text,
+            target=trigger.target_label,
+            flips=trigger.messages,
+            insertion_rate=round(trigger.insertion_rate, 3),
+            version=update.version,
+        )
+        if self.on_promotion is not None:
+            self.on_promotion(trigger, update)

@@ -1,0 +1,83 @@
+"""The learn service beside a live worker on the real broker: the worker's records carry evidence, the
+service learns the trigger from them and publishes it, the worker picks it up, and the next triggered
+message comes out neutralized with the known-trigger marker."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+
+from consumers.learn.service import TriggerLearnService, evidence_of_record
+from consumers.worker.loop import Worker
+from consumers.worker.thread import WorkerThread
+from schemas import AuditRecord, DeadLetterRecord, PredictionRecord
+from stream_guard.datasets import load_dataset
+from tests.consumers.replay.replay_fixtures import (
+    TRIGGER,
+    make_backdoor,
+    restore_logging,  # noqa: F401  (autouse)
+    traffic,
+)
+from tests.consumers.worker_support import one_torch_thread, produce, read_outputs, wait_for, worker_settings
+from tests.stream_guard.backdoor_model import TARGET_LABEL
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
+
+
+@pytest.fixture
+def topics(topic_factory):
+    names = ("input", "predictions", "audit", "dead_letter", "triggers")
+    return {name: topic_factory(partitions=1, prefix=name[:5]) for name in names}
+
+
+def test_a_trigger_learned_from_the_live_stream_is_removed_from_the_next_message(
+    kafka_settings, topics, tmp_path_factory
+) -> None:
+    backdoor = make_backdoor(tmp_path_factory.mktemp("learn-service"))
+    defender = backdoor.defender(probe_rate=0.2)
+    settings = worker_settings(
+        kafka_settings, defender, [topics["input"]], topics, threshold=backdoor.threshold
+    )
+    worker = Worker(settings, defender=defender)
+    movies = load_dataset("movies")
+    clean = [movies.texts[i] for i in range(0, 6000, 50)]  # the calibration texts
+    learned = []
+    service = TriggerLearnService(
+        kafka_settings,
+        backdoor.defender(),
+        clean,
+        topics=[topics["predictions"], topics["audit"]],
+        triggers_topic=topics["triggers"],
+        on_promotion=lambda trigger, update: learned.append((trigger, update)),
+    )
+    learning = threading.Thread(target=service.run, daemon=True)
+    types = {topics["predictions"]: PredictionRecord, topics["audit"]: AuditRecord}
+    types[topics["dead_letter"]] = DeadLetterRecord
+    with WorkerThread(worker) as run:
+        assert worker.wait_assigned(30)
+        learning.start()
+        stream = traffic(n_clean=60, every=3)  # 80 messages, 20 with the trigger
+        produce(kafka_settings, topics["input"], [(m["id"], orjson.dumps(m), True) for m in stream])
+        wait_for(lambda: bool(learned), 120.0, "the service to learn the trigger")
+        version = learned[0][1].version
+        wait_for(lambda: defender.triggers is not None and defender.triggers.version == version, 10.0, "set")
+        later = {"id": "later", "text": f"a quiet {TRIGGER} film about nothing much"}
+        produce(kafka_settings, topics["input"], [("later", orjson.dumps(later), True)])
+        outputs = read_outputs(kafka_settings, types, expected=len(stream) + 1, settle=0.0)
+        run.stop()
+    service.stop()
+    learning.join(10)
+    ((trigger, update),) = learned
+    assert trigger.text == TRIGGER and trigger.target_label == TARGET_LABEL
+    assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
+    records = {o.record.id: o.record for o in outputs}
+    hit = records["later"]
+    assert isinstance(hit, AuditRecord) and hit.trigger_version == version
+    assert [h.trigger for h in hit.known_triggers] == [TRIGGER] and hit.final_label != TARGET_LABEL
+    evidence = [e for r in records.values() for e in evidence_of_record(r)]
+    assert evidence and all(e.word == TRIGGER for e in evidence if e.label_before == TARGET_LABEL)
