@@ -68,6 +68,5 @@ def learn_command(
         fail(str(exc), code=1)
     finally:
         restore()
-    typer.echo(
-        f"stopped after {service.records} records; {len(service.learner.learned if service.learner else [])} learned"
-    )
+    learned = len(service.learner.learned) if service.learner else 0
+    typer.echo(f"stopped after {service.records} records; {learned} trigger(s) learned")
