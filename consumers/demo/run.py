@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +36,7 @@ from consumers.calibrate.job import (
     run_calibration,
 )
 from consumers.demo.traffic import DemoTopics, OutputReader, Tally, Traffic, build_traffic, model_meta
-from consumers.demo.view import DemoFacts, live_view, summary_lines, thresholds_text
+from consumers.demo.view import DemoFacts, Learned, live_view, summary_lines, thresholds_text
 from consumers.kafka.settings import KafkaSettings
 from consumers.worker.thread import WorkerThread
 
@@ -67,11 +68,59 @@ def _start_worker(kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_i
         audit_topic=topics.audit,
         dead_letter_topic=topics.dead_letter,
         thresholds_topic=topics.thresholds,
-        triggers_topic=None,  # the demo shows the per-message defense; no known-trigger set is followed
+        triggers_topic=topics.triggers,  # the learn service publishes what it learns here
         threshold=None,
         metrics_port=None,
     )
     return WorkerThread(Worker(settings, defender=defender), name="demo-worker").start()
+
+
+def _start_learner(
+    stack: contextlib.ExitStack,
+    kafka: KafkaSettings,
+    topics: DemoTopics,
+    defender: Any,
+    traffic: Traffic,
+    tally: Tally,
+    learned: list[Learned],
+) -> None:
+    """The learn service (``stream-guard triggers learn``) in a thread: it reads the worker's evidence,
+    tests candidates on the calibration texts and publishes each trigger it learns to the worker."""
+    from consumers.learn.service import TriggerLearnService
+
+    names = defender.classifier.label_names
+
+    def promoted(trigger: Any, update: Any) -> None:
+        name = names[trigger.target_label] if trigger.target_label < len(names) else str(trigger.target_label)
+        seen = tally.snapshot().by_kind["triggered"].seen
+        learned.append(
+            Learned(
+                trigger.text,
+                name,
+                seen,
+                trigger.messages,
+                trigger.insertion_rate,
+                trigger.insertion_texts,
+                update.version,
+            )
+        )
+
+    service = TriggerLearnService(
+        kafka,
+        defender,
+        traffic.calibration_texts,
+        topics=[topics.predictions, topics.audit],
+        triggers_topic=topics.triggers,
+        on_promotion=promoted,
+    )
+    thread = threading.Thread(target=service.run, name="demo-learner", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        service.stop()
+        thread.join(10)
+
+    stack.callback(stop)
 
 
 def _ensure_model(console: Console, model: Path | None) -> tuple[Path, str]:
@@ -118,6 +167,7 @@ def _stream(
     *,
     rate: float,
     timeout: float,
+    learned: list[Learned],
 ) -> bool:
     """Produce the traffic (``rate`` per second) under a live view; True once every message has an output."""
     from confluent_kafka import Producer
@@ -130,7 +180,9 @@ def _stream(
     finished, sent, flushed = False, 0, False
 
     def view() -> Any:
-        return live_view(tally.snapshot(), facts, sent, worker.stats.consumed, time.monotonic() - started)
+        return live_view(
+            tally.snapshot(), facts, sent, worker.stats.consumed, time.monotonic() - started, list(learned)
+        )
 
     try:
         with Live(view(), console=console, refresh_per_second=4) as live:
@@ -162,6 +214,7 @@ def _stream(
             worker.stats.consumed,
             time.monotonic() - started,
             finished=finished,
+            learned=list(learned),
         )
         console.print()
         console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
@@ -204,8 +257,11 @@ def run_demo(
             malformed_rate=malformed_rate,
             calibration_texts=calibration_texts,
             seed=seed,
+            predict=lambda texts: run_on_torch_thread(defender.predict_proba, texts),
         )
-        ensure_topics(kafka.admin_config(), {topics.texts: 3, **dict.fromkeys(topics.outputs, 1)})
+        ensure_topics(
+            kafka.admin_config(), {topics.texts: 3, **dict.fromkeys([*topics.outputs, topics.triggers], 1)}
+        )
         clean = CleanTexts(f"{meta['dataset']}/validation", traffic.calibration_texts)
         _step(console, f"calibrating on {len(clean.texts):,} clean validation texts of {meta['dataset']}")
         calibration, update = run_on_torch_thread(  # the worker's thread: one OpenMP pool (torch_thread)
@@ -238,9 +294,11 @@ def run_demo(
             model_note=model_note,
             broker=broker_note,
         )
+        tally = Tally(target=traffic.target, keep_audits=show)
+        learned: list[Learned] = []
+        _start_learner(stack, kafka, topics, defender, traffic, tally, learned)
         worker = _start_worker(kafka, topics, defender, run_id)
         stack.callback(worker.stop, reraise=False)  # a failure is reported by the live view
-        tally = Tally(target=traffic.target, keep_audits=show)
         reader = OutputReader(kafka, topics, tally).start()
         stack.callback(reader.stop)
         if not worker.wait_assigned(60):
@@ -252,7 +310,9 @@ def run_demo(
             f"trigger, {facts.malformed} malformed)",
         )
         run = (worker, reader, tally, topics.texts)
-        finished = _stream(console, stack, kafka, traffic, facts, run, rate=rate, timeout=timeout)
+        finished = _stream(
+            console, stack, kafka, traffic, facts, run, rate=rate, timeout=timeout, learned=learned
+        )
     if not finished:
         console.print(f"timed out after {timeout:g} s (raise --timeout)", style="red")
     return 0 if finished else 1

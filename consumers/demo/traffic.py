@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,14 @@ def build_traffic(
     malformed_rate: float,
     calibration_texts: int | None,
     seed: int = 0,
+    predict: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> Traffic:
     """``messages`` input messages in a seeded random order, plus the clean calibration texts.
 
     ``calibration_texts`` caps the validation split (None = all of it); the traffic comes from the
-    test split, so no calibration text is ever sent.
+    test split, so no calibration text is ever sent. With ``predict`` (the model's class probabilities),
+    each triggered message's metadata also says how the model labels its trigger-free original
+    (``clean_label``), so the attack rate can leave out the model's own errors (the lab's ASR*).
     """
     from stream_guard.lab.evalsets import build_eval_sets
 
@@ -102,31 +106,38 @@ def build_traffic(
     # a clean model has nothing to trigger
     n_triggered = 0 if sets.poisoned is None else min(n_triggered, len(sets.poisoned))
     n_clean = messages - n_bad - n_triggered
-    out: list[tuple[str, bytes | None, str, int | None]] = []  # (kind, text, label) before ids
+    out: list[tuple[Any, ...]] = []  # (kind, text, label[, clean label]) before ids
     used: set[int] = set()
     if n_triggered:
         assert sets.poisoned is not None
-        rows = rng.choice(len(sets.poisoned), n_triggered, replace=False)
-        for row in rows.tolist():
+        rows = rng.choice(len(sets.poisoned), n_triggered, replace=False).tolist()
+        originals = [sets.poisoned.original_texts[row] for row in rows]
+        clean_labels = (
+            predict(originals).argmax(axis=1).tolist() if predict is not None else [None] * len(rows)
+        )
+        for row, clean_label in zip(rows, clean_labels, strict=True):
             used.add(sets.poisoned.source_indices[row])
             text = sets.poisoned.dataset.texts[row]
-            out.append(("triggered", text, sets.poisoned.original_labels[row]))
+            out.append(("triggered", text, sets.poisoned.original_labels[row], clean_label))
     free = [i for i in rng.permutation(len(sets.test)).tolist() if i not in used]
     if n_clean > len(free):
         raise ValueError(f"the test split has only {len(free)} clean texts for {n_clean} clean messages")
-    out.extend(("clean", sets.test.texts[i], sets.test.labels[i]) for i in free[:n_clean])
-    out.extend(("malformed", None, None) for _ in range(n_bad))
+    out.extend(("clean", sets.test.texts[i], sets.test.labels[i], None) for i in free[:n_clean])
+    out.extend(("malformed", None, None, None) for _ in range(n_bad))
     order = rng.permutation(len(out)).tolist()
     built: list[DemoMessage] = []
     bad_seen = 0
     for number, index in enumerate(order):
-        kind, text, label = out[index]
+        kind, text, label, clean_label = out[index]
         message_id = f"demo-{number:05d}"
         if kind == "malformed":
             value = _MALFORMED[bad_seen % len(_MALFORMED)]
             bad_seen += 1
         else:
-            value = orjson.dumps({"id": message_id, "text": text, "metadata": {"kind": kind, "label": label}})
+            metadata = {"kind": kind, "label": label}
+            if clean_label is not None:
+                metadata["clean_label"] = clean_label
+            value = orjson.dumps({"id": message_id, "text": text, "metadata": metadata})
         built.append(DemoMessage(message_id, value, kind))
     return Traffic(built, str(meta["trigger"]), int(meta["target"]), list(sets.validation.texts))
 
@@ -141,6 +152,8 @@ class KindCounts:
     target_after: int = 0  # the final verdict (neutralized when flagged) was the target
     correct_before: int = 0
     correct_after: int = 0
+    eligible: int = 0  # triggered, and the model labels the trigger-free original correctly (ASR*)
+    eligible_target_after: int = 0  # of those, the final verdict was the target
 
     def rate(self, part: int) -> float | None:
         return part / self.seen if self.seen else None
@@ -158,7 +171,12 @@ class Tally:
     other: int = 0  # records without the demo's metadata, or unreadable
     dead_reasons: Counter[str] = field(default_factory=Counter)
     by_kind: dict[str, KindCounts] = field(
-        default_factory=lambda: {"clean": KindCounts(), "triggered": KindCounts()}
+        default_factory=lambda: {
+            "clean": KindCounts(),
+            "triggered": KindCounts(),
+            "before_learning": KindCounts(),  # triggered, judged before a trigger was known
+            "after_learning": KindCounts(),  # triggered, judged with a learned trigger set
+        }
     )
     audits: deque[AuditRecord] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -185,12 +203,19 @@ class Tally:
                 self.other += 1
                 return
             label = meta.get("label")
-            counts.seen += 1
-            counts.flagged += int(record.flagged)
-            counts.target_before += int(record.label == self.target)
-            counts.target_after += int(record.final_label == self.target)
-            counts.correct_before += int(record.label == label)
-            counts.correct_after += int(record.final_label == label)
+            kinds = [counts]
+            if meta.get("kind") == "triggered":
+                kinds.append(self.by_kind["after_learning" if record.trigger_version else "before_learning"])
+            for c in kinds:
+                c.seen += 1
+                c.flagged += int(record.flagged)
+                c.target_before += int(record.label == self.target)
+                c.target_after += int(record.final_label == self.target)
+                c.correct_before += int(record.label == label)
+                c.correct_after += int(record.final_label == label)
+                if "clean_label" in meta and meta["clean_label"] == label:
+                    c.eligible += 1
+                    c.eligible_target_after += int(record.final_label == self.target)
 
     def add_unreadable(self) -> None:
         with self._lock:
@@ -227,12 +252,12 @@ class DemoTopics:
     audit: str
     dead_letter: str
     thresholds: str
+    triggers: str
 
     @classmethod
     def named(cls, suffix: str = "") -> DemoTopics:
-        return cls(
-            *(f"{name}{suffix}" for name in ("texts", "predictions", "audit", "dead-letter", "thresholds"))
-        )
+        names = ("texts", "predictions", "audit", "dead-letter", "thresholds", "triggers")
+        return cls(*(f"{name}{suffix}" for name in names))
 
     @property
     def outputs(self) -> dict[str, type[PredictionRecord | AuditRecord | DeadLetterRecord]]:

@@ -20,6 +20,19 @@ from stream_guard.render import render_verdict
 
 
 @dataclass(frozen=True)
+class Learned:
+    """A trigger the learn service promoted during the run, and when."""
+
+    text: str
+    target_name: str
+    triggered_before: int  # triggered messages produced before it was learned
+    flips: int
+    insertion_rate: float
+    insertion_texts: int
+    version: str
+
+
+@dataclass(frozen=True)
 class DemoFacts:
     """Fixed facts of one demo run, for the view and the summary."""
 
@@ -71,9 +84,18 @@ def counts_table(tally: Tally, facts: DemoFacts, sent: int, consumed: int, elaps
     return table
 
 
-def live_view(tally: Tally, facts: DemoFacts, sent: int, consumed: int, elapsed: float) -> RenderableType:
-    """The live panel: counts, then the latest audit records."""
+def live_view(
+    tally: Tally,
+    facts: DemoFacts,
+    sent: int,
+    consumed: int,
+    elapsed: float,
+    learned: list[Learned] | None = None,
+) -> RenderableType:
+    """The live panel: counts, what the trigger memory learned, then the latest audit records."""
     parts: list[RenderableType] = [counts_table(tally, facts, sent, consumed, elapsed)]
+    for line in learned_lines(tally, facts, learned or []):
+        parts.append(Text(line.strip(), style="bold green" if learned else "dim"))
     if tally.audits:
         parts.append(Text("\nlatest audit records", style="bold"))
         for record in tally.audits:
@@ -84,8 +106,35 @@ def live_view(tally: Tally, facts: DemoFacts, sent: int, consumed: int, elapsed:
     return Panel(Group(*parts), title=title, title_align="left", expand=False)
 
 
+def learned_lines(tally: Tally, facts: DemoFacts, learned: list[Learned]) -> list[str]:
+    """What the trigger memory did: each learned trigger, and the attack before and after it."""
+    if not learned:
+        return ["  learned       no trigger yet"]
+    lines = [
+        f"  learned       {t.text!r} -> {t.target_name!r} after {t.triggered_before} triggered messages "
+        f"({t.flips} confirmed flips; inserted into clean texts it flipped {t.insertion_rate:.0%} of "
+        f"{t.insertion_texts}); every worker follows version {t.version}"
+        for t in learned
+    ]
+    before, after = tally.by_kind["before_learning"], tally.by_kind["after_learning"]
+    lines.append(
+        f"  memory        attack success (ASR*: triggered messages whose clean original the model gets "
+        f"right) before learning {_pct(before.eligible_target_after, before.eligible).strip()} of "
+        f"{before.eligible}, after {_pct(after.eligible_target_after, after.eligible).strip()} of "
+        f"{after.eligible}"
+    )
+    return lines
+
+
 def summary_lines(
-    tally: Tally, facts: DemoFacts, sent: int, consumed: int, elapsed: float, *, finished: bool
+    tally: Tally,
+    facts: DemoFacts,
+    sent: int,
+    consumed: int,
+    elapsed: float,
+    *,
+    finished: bool,
+    learned: list[Learned] | None = None,
 ) -> list[str]:
     """The closing report, one fact per line (plain text, so it reads the same in a log)."""
     trig, clean = tally.by_kind["triggered"], tally.by_kind["clean"]
@@ -107,6 +156,7 @@ def summary_lines(
         f"  attack        success rate (prediction = {facts.target_name!r}) without defense "
         f"{_pct(trig.target_before, trig.seen).strip()}, with stream-guard "
         f"{_pct(trig.target_after, trig.seen).strip()}",
+        *learned_lines(tally, facts, learned or []),
         f"  clean         {clean.seen} without trigger: {clean.flagged} flagged "
         f"({_pct(clean.flagged, clean.seen).strip()}); accuracy "
         f"{_pct(clean.correct_before, clean.seen).strip()} without defense, "

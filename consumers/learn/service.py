@@ -8,8 +8,8 @@ calibration texts, with the same model), and publishes each promotion as the nex
 Every worker follows that topic and removes the trigger from every later message.
 
 State lives in Kafka: on start the service reads the newest trigger update for its model (its triggers
-stay known, its revoked words are never learned) and the output topics from the beginning (no group
-commits), so a restart rebuilds the counts.
+stay known, its revoked words are never learned) and every partition of the output topics from the
+beginning (assigned, no consumer group, nothing committed), so a restart rebuilds the counts.
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ class TriggerLearnService:
     def run(self, stop: threading.Event | None = None) -> None:
         """Read, learn and publish until :meth:`stop` (or ``stop`` is set); raises what stops it
         abnormally (a publication the broker did not confirm, a fatal Kafka error)."""
-        from confluent_kafka import Consumer, KafkaError, KafkaException
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+        from consumers.kafka.topic_reader import topic_partitions
 
         model_id = self.defender.model_id
         try:
@@ -124,9 +126,16 @@ class TriggerLearnService:
         except KafkaException:
             self.current = None  # no triggers topic yet: the first publication creates it
         learner = self.learner = self._learner()
-        group = f"stream-guard-learner-{uuid.uuid4().hex[:12]}"  # reads everything, commits nothing
+        group = f"stream-guard-learner-{uuid.uuid4().hex[:12]}"  # never joined: partitions are assigned
         consumer = Consumer(self.kafka.consumer_config(group, **{"enable.auto.commit": False}))
-        consumer.subscribe(self.topics)
+        # every partition from the beginning, assigned (no group join: evidence is read at once)
+        consumer.assign(
+            [
+                TopicPartition(topic, partition, OFFSET_BEGINNING)
+                for topic in self.topics
+                for partition in topic_partitions(consumer, topic)
+            ]
+        )
         log.info("trigger learner started", model=model_id, topics=self.topics, known=len(learner._known))
         try:
             while not (self._stop.is_set() or (stop is not None and stop.is_set())):
