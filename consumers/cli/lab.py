@@ -237,6 +237,10 @@ def stream_command(
     probe_rate: float = typer.Option(0.1, "--probe-rate", help="share of below-threshold texts probed"),
     seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
     max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
+    percentile: float | None = typer.Option(None, "--percentile", help="calibration percentile (default 80)"),
+    split: str = typer.Option(
+        "test", "--split", help="test, or validation to choose settings (half calibrates, half is traffic)"
+    ),
 ) -> None:
     """Measure the stream-level defense through `calibrate` and `replay --learn-triggers`."""
     import sys
@@ -246,6 +250,8 @@ def stream_command(
 
     if not 0 < trigger_rate < 1 or not 0 <= probe_rate <= 1:
         fail("need 0 < --trigger-rate < 1 and 0 <= --probe-rate <= 1")
+    if split not in ("test", "validation"):
+        fail("--split must be test or validation")
     cells = []
     for model_dir in models:
         if not (model_dir / "meta.json").is_file():
@@ -253,11 +259,13 @@ def stream_command(
         cells.append(
             evaluate_stream(
                 model_dir,
-                work / model_dir.name,
+                work / f"{model_dir.name}-{split}-p{percentile or 80:g}-probe{probe_rate:g}",
                 trigger_rate=trigger_rate,
                 probe_rate=probe_rate,
                 seed=seed,
                 max_test=max_test,
+                percentile=percentile,
+                split=split,
             )
         )
     command = (

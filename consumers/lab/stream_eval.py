@@ -79,13 +79,26 @@ class StreamCell:
     seconds_per_1000: float = 0.0
     seconds_per_1000_message: float = 0.0
     probe_rate: float = 0.0
+    percentile: float | None = None  # the calibration percentile (None: calibrate's default)
+    split: str = "test"  # the traffic's split ("validation": choosing settings)
+
+    @property
+    def key(self) -> str:
+        """What identifies a row: the model and the settings it was measured with."""
+        pct = "default" if self.percentile is None else f"{self.percentile:g}"
+        return f"{self.model}|{self.split}|p{pct}|probe{self.probe_rate:g}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def build_traffic(model_dir: Path, *, trigger_rate: float, seed: int, max_test: int | None) -> StreamTraffic:
-    """The stream for ``model_dir`` (see the module docstring, step 1)."""
+def build_traffic(
+    model_dir: Path, *, trigger_rate: float, seed: int, max_test: int | None, split: str = "test"
+) -> StreamTraffic:
+    """The stream for ``model_dir`` (see the module docstring, step 1).
+
+    ``split="validation"`` is for choosing settings without touching the test split: the validation
+    split's first half calibrates and its second half is the traffic."""
     from stream_guard.defender import Defender
     from stream_guard.lab.attacks import make_attack
     from stream_guard.lab.evalsets import build_eval_sets, fitted
@@ -99,13 +112,20 @@ def build_traffic(model_dir: Path, *, trigger_rate: float, seed: int, max_test: 
     sets = build_eval_sets(meta, classifier.tokenizer, max_test=max_test, max_poisoned=None)
     target = sets.target
     attack = sets.attack
-    if attack.is_clean:  # a model without a backdoor: the word still comes, nothing must be learned
-        attack = make_attack("badnets", CLEAN_MODEL_TRIGGER)
-        poisoned = attack.poison_test(sets.test, target_label=target, seed=int(meta["seed"]))
+    test, calibration = sets.test, sets.validation
+    if split == "validation":
+        half = len(sets.validation) // 2
+        calibration = sets.validation.subset(list(range(half)))
+        test = sets.validation.subset(list(range(half, len(sets.validation))))
+    elif split != "test":
+        raise ValueError(f"split must be test or validation, got {split!r}")
+    if attack.is_clean or split == "validation":  # poison the traffic's own texts
+        if attack.is_clean:  # a model without a backdoor: the word still comes, nothing must be learned
+            attack = make_attack("badnets", CLEAN_MODEL_TRIGGER)
+        poisoned = attack.poison_test(test, target_label=target, seed=int(meta["seed"]))
     else:
         assert sets.poisoned is not None
         poisoned = sets.poisoned
-    test = sets.test
     rng = random.Random(seed)
     order = list(range(len(test)))
     rng.shuffle(order)
@@ -130,7 +150,7 @@ def build_traffic(model_dir: Path, *, trigger_rate: float, seed: int, max_test: 
             text = test.texts[i]
         messages.append({"id": mid, "text": text})
         truth[mid] = int(test.labels[i])
-    validation = fitted(sets.validation, classifier.tokenizer, sets.max_length).texts
+    validation = fitted(calibration, classifier.tokenizer, sets.max_length).texts
     trigger = " ".join(getattr(attack, "triggers", None) or [str(meta.get("trigger") or "")])
     return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
 
@@ -225,18 +245,21 @@ def evaluate_stream(
     seed: int = 0,
     max_test: int | None = None,
     batch_size: int = 64,
+    percentile: float | None = None,
+    split: str = "test",
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` (see the module docstring)."""
     from stream_guard.lab.train_backdoor import read_meta
 
     meta = read_meta(model_dir) or {}
     work.mkdir(parents=True, exist_ok=True)
-    traffic = build_traffic(model_dir, trigger_rate=trigger_rate, seed=seed, max_test=max_test)
+    traffic = build_traffic(model_dir, trigger_rate=trigger_rate, seed=seed, max_test=max_test, split=split)
     validation = _write_jsonl(work / "validation.jsonl", [{"text": t} for t in traffic.validation])
     stream = _write_jsonl(work / "traffic.jsonl", traffic.messages)
     threshold = work / "threshold.json"
     model = ["--model", str(model_dir), "--device", "cpu"]
-    _app(["calibrate", *model, "--dataset", str(validation), "--output", str(threshold)])
+    chosen = ["--percentile", str(percentile)] if percentile is not None else []
+    _app(["calibrate", *model, "--dataset", str(validation), "--output", str(threshold), *chosen])
     cell = StreamCell(
         model=model_dir.name,
         dataset=str(meta.get("dataset")),
@@ -246,6 +269,8 @@ def evaluate_stream(
         messages=len(traffic.messages),
         triggered=len(traffic.triggered),
         probe_rate=probe_rate,
+        percentile=percentile,
+        split=split,
     )
     common = [
         *model,

@@ -11,12 +11,21 @@ from consumers.lab.stream_eval import StreamCell
 
 __all__ = ["markdown_table", "write_stream_results"]
 
-HEADER = (
-    "| model | triggered / messages | learned (after n triggered) | wrong words learned | ASR\\* none | "
-    "ASR\\* per-message | ASR\\* before → after learning | ASR\\* stream | CACC none / per-message / "
-    "stream | clean flagged per-message / stream | s per 1,000 msgs per-message / stream |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+_COLUMNS = (
+    "model",
+    "traffic, percentile, probe rate",
+    "triggered / messages",
+    "learned (after n triggered)",
+    "wrong words learned",
+    "ASR\\* none",
+    "ASR\\* per-message",
+    "ASR\\* before → after learning",
+    "ASR\\* stream",
+    "CACC none / per-message / stream",
+    "clean flagged per-message / stream",
+    "s per 1,000 msgs per-message / stream",
 )
+HEADER = "| " + " | ".join(_COLUMNS) + " |\n|" + "---|" * len(_COLUMNS)
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -26,7 +35,8 @@ def _f(value: float | None, digits: int = 3) -> str:
 def _row(c: StreamCell) -> str:
     learned = ", ".join(f"`{t}` ({n})" for t, n in zip(c.learned, c.learned_after_triggered, strict=True))
     return (
-        f"| {c.model} (`{c.trigger}` → {c.target}) | {c.triggered} / {c.messages} | {learned or 'none'} | "
+        f"| {c.model} (`{c.trigger}` → {c.target}) | {c.split}, p{c.percentile or 80:g}, probe "
+        f"{c.probe_rate:g} | {c.triggered} / {c.messages} | {learned or 'none'} | "
         f"{len(c.wrong_learned)} | {_f(c.asr_none)} | {_f(c.asr_message)} | "
         f"{_f(c.asr_before)} → {_f(c.asr_after)} | {_f(c.asr_stream)} | "
         f"{c.cacc_none:.3f} / {c.cacc_message:.3f} / {c.cacc_stream:.3f} | "
@@ -43,8 +53,9 @@ def write_stream_results(cells: Sequence[StreamCell], out: Path, command: str) -
     """``out``/stream.md and ``out``/stream.json (merged with the cells already there, by model)."""
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "stream.json", out / "stream.md"
-    rows = {c["model"]: c for c in (orjson.loads(json_path.read_bytes()) if json_path.is_file() else [])}
-    rows.update({c.model: c.to_dict() for c in cells})
+    old = [StreamCell(**c) for c in (orjson.loads(json_path.read_bytes()) if json_path.is_file() else [])]
+    rows = {c.key: c.to_dict() for c in old}
+    rows.update({c.key: c.to_dict() for c in cells})
     ordered = [rows[k] for k in sorted(rows)]
     json_path.write_bytes(orjson.dumps(ordered, option=orjson.OPT_INDENT_2) + b"\n")
     table = markdown_table([StreamCell(**r) for r in ordered])
