@@ -3,7 +3,12 @@
 Sections: a summary (records, flagged rate, label changes), the anomaly-score distribution against the
 threshold(s) (an SVG histogram), the top suspicious words across all flagged records (an SVG bar chart:
 the paper's Fig. 5(b), which localizes a trigger across traffic) and one card per flagged decision (the
-text as a token heatmap, the trigger candidate, both predictions, the score against the threshold).
+text as a token heatmap, the trigger candidate, both predictions, the score against the threshold; a
+record caught by a known trigger is marked apart from one flagged by its score). With a known-trigger set
+(``add_trigger_set``: a ``--triggers`` file or the triggers topic's newest update) or records caught by
+one, a "Known triggers" section lists each trigger with its target label, source, the evidence that
+promoted it, first / last seen, when it was learned and the records of the report in which it fired;
+and the revoked words.
 
 Records are untrusted: every string is HTML-escaped, and a Content-Security-Policy forbids scripts and
 remote loads, so even a missed escape could not run code or leak the page. The output depends only on
@@ -14,6 +19,7 @@ Usage::
     builder = AuditHtmlBuilder(title="audit")
     for record in records:            # AuditRecord / Verdict (cards) or PredictionRecord (counts only)
         builder.add(record)
+    builder.add_trigger_set(update, where="file triggers.json")  # optional: a TriggerUpdate
     Path("report.html").write_text(builder.render(), encoding="utf-8")
 """
 
@@ -26,6 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from stream_guard.decision import Decision, label_changed, rank_value, trigger_candidate, valid_span
+from stream_guard.known_trigger_html import KNOWN_CSS, known_hits_line, known_triggers_panel
+from stream_guard.known_trigger_report import KnownTriggerHits, KnownTriggerSetLike
 from stream_guard.trigger_report import TriggerCounter, TriggerReport
 
 MAX_CARDS = 500
@@ -120,7 +128,10 @@ def _prediction(name: str, probabilities: Sequence[float] | None) -> str:
 def decision_card(decision: Decision, max_chars: int = MAX_CHARS) -> str:
     """One flagged decision as an HTML card."""
     threshold = decision.threshold
-    over = f" &gt; {_num(threshold)}" if threshold is not None else " (no threshold)"
+    if threshold is None:
+        over = " (no threshold)"
+    else:  # a record caught by a known trigger is flagged whatever its score
+        over = f" {'&gt;' if decision.anomaly_score > threshold else '≤'} {_num(threshold)}"
     version = getattr(decision, "schema_version", None)
     head = [
         f'<span class="id">{esc(decision.id)}</span>',
@@ -128,14 +139,19 @@ def decision_card(decision: Decision, max_chars: int = MAX_CHARS) -> str:
         f"<span>score {_num(decision.anomaly_score)}{over} {score_meter(decision.anomaly_score, threshold)}"
         "</span>",
     ]
+    hits = getattr(decision, "known_triggers", None) or []
+    if hits:
+        head.insert(1, '<span class="badge known">caught by a known trigger</span>')
+    elif decision.flagged:
+        head.insert(1, '<span class="badge">flagged by its score</span>')
     if version is not None:
         head.append(f"<span>schema v{esc(version)}</span>")
     if decision.truncated:
         head.append("<span>truncated to the model's limit</span>")
-    body = [
-        f'<div class="head">{"".join(head)}</div>',
-        f'<div class="text">{token_heatmap(decision, max_chars)}</div>',
-    ]
+    body = [f'<div class="head">{"".join(head)}</div>']
+    if hits:
+        body.append(known_hits_line(decision, hits))
+    body.append(f'<div class="text">{token_heatmap(decision, max_chars)}</div>')
     candidate = trigger_candidate(decision)
     if candidate is not None:
         body.append(
@@ -154,7 +170,7 @@ def decision_card(decision: Decision, max_chars: int = MAX_CHARS) -> str:
     if decision.neutralized_text is not None:
         shown = decision.neutralized_text[:max_chars]
         body.append(f'<div class="neutral">neutralized text: {esc(shown)}</div>')
-    return f'<div class="card">{"".join(body)}</div>'
+    return f'<div class="card{" known" if hits else ""}">{"".join(body)}</div>'
 
 
 def _symlog(v: float) -> float:
@@ -254,9 +270,6 @@ def words_svg(report: TriggerReport, limit: int = TOP_WORDS) -> str:
     return "".join(parts)
 
 
-# -- the report -----------------------------------------------------------------------------------
-
-
 class AuditHtmlBuilder:
     """Collects records one at a time (bounded memory) and renders the report at the end."""
 
@@ -274,6 +287,8 @@ class AuditHtmlBuilder:
         self.thresholds: Counter[float] = Counter()
         self.models: Counter[str] = Counter()
         self.triggers = TriggerCounter()
+        self.known = KnownTriggerHits()
+        self.trigger_sets: list[tuple[KnownTriggerSetLike | None, str, str | None]] = []
         self.cards: list[str] = []
         self.n_records = 0
         self.n_flagged = 0
@@ -282,6 +297,7 @@ class AuditHtmlBuilder:
     def add(self, record: Any) -> None:
         """Add a decision. Flagged ones with a text (AuditRecord, Verdict) get a card; others count."""
         self.n_records += 1
+        self.known.add(record)
         self.scores.append(float(record.anomaly_score))
         self.models[str(record.model_id)] += 1
         if record.threshold is not None:
@@ -297,6 +313,33 @@ class AuditHtmlBuilder:
         if len(self.cards) < self.max_cards:
             self.cards.append(decision_card(record, self.max_chars))
 
+    def add_trigger_set(
+        self, known: KnownTriggerSetLike | None, *, where: str | None = None, model_id: str | None = None
+    ) -> None:
+        """Show a known-trigger set (e.g. a ``schemas.TriggerUpdate``) read from ``where`` in the Known
+        triggers section; None: there was none at ``where`` for ``model_id``."""
+        if known is None and model_id is None:
+            raise ValueError("name the model whose set was not found")
+        self.trigger_sets.append((known, known.model_id if known is not None else str(model_id), where))
+
+    def known_section(self) -> str:
+        """The Known triggers section: one panel per set given, and one per model whose records were
+        caught by a known trigger without its set given; "" when there is neither."""
+        panels = [known_triggers_panel(k, self.known, m, w) for k, m, w in self.trigger_sets]
+        shown = {m for _, m, _ in self.trigger_sets}
+        panels += [
+            known_triggers_panel(None, self.known, m)
+            for m in self.known.models()
+            if m not in shown and self.known.caught[m]
+        ]
+        if not panels:
+            return ""
+        return (
+            "<h2>Known triggers</h2>"
+            '<div class="note">what the trigger memory holds, the evidence that promoted each trigger, '
+            "and the records of this report in which it fired (their known_triggers)</div>" + "".join(panels)
+        )
+
     def render(self) -> str:
         report = self.triggers.report()
         thresholds = [t for t, _ in sorted(self.thresholds.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
@@ -309,6 +352,9 @@ class AuditHtmlBuilder:
             (str(self.n_changed), "label changes"),
             (esc(top.word) if top else "–", "top trigger candidate"),
         ]
+        known = self.known_section()
+        if known:
+            stats.insert(2, (str(self.known.n_caught), "caught by a known trigger"))
         models = ", ".join(f"{esc(m)} ({n})" for m, n in sorted(self.models.items()))
         more = len(self.cards) < self.n_flagged
         body = [
@@ -323,6 +369,7 @@ class AuditHtmlBuilder:
             f'<div class="panel"><h2>Top suspicious words</h2>{words_svg(report)}'
             '<div class="note">words holding the anomaly score in flagged records</div></div>',
             "</div>",
+            known,
             f"<h2>Flagged decisions ({len(self.cards)}{f' of {self.n_flagged}' if more else ''})</h2>",
             *self.cards,
         ]
@@ -332,7 +379,7 @@ class AuditHtmlBuilder:
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(self.title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            f"<title>{esc(self.title)}</title><style>{_CSS}{KNOWN_CSS}</style></head>\n<body>\n"
             + "\n".join(body)
             + "\n</body></html>\n"
         )
