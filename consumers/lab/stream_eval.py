@@ -109,14 +109,18 @@ def build_traffic(
     if meta is None:
         raise ValueError(f"{model_dir}: no meta.json (train it with `stream-guard lab train`)")
     classifier = load_classifier(model_dir, device="cpu")
-    sets = build_eval_sets(meta, classifier.tokenizer, max_test=max_test, max_poisoned=None)
+    # choosing on validation: 1,000 validation texts, half to calibrate on and half as traffic
+    max_val = 1000 if split == "validation" else 500
+    sets = build_eval_sets(meta, classifier.tokenizer, max_val=max_val, max_test=max_test, max_poisoned=None)
     target = sets.target
     attack = sets.attack
     test, calibration = sets.test, sets.validation
-    if split == "validation":
-        half = len(sets.validation) // 2
-        calibration = sets.validation.subset(list(range(half)))
-        test = sets.validation.subset(list(range(half, len(sets.validation))))
+    if split == "validation":  # two random halves (the split's rows may be grouped by label)
+        rows = list(range(len(sets.validation)))
+        random.Random(seed + 1).shuffle(rows)
+        half = len(rows) // 2
+        calibration = sets.validation.subset(sorted(rows[:half]))
+        test = sets.validation.subset(sorted(rows[half:]))
     elif split != "test":
         raise ValueError(f"split must be test or validation, got {split!r}")
     if attack.is_clean or split == "validation":  # poison the traffic's own texts
