@@ -18,6 +18,7 @@ __all__ = ["KNOWN_CSS", "known_hits_line", "known_triggers_panel"]
 
 KNOWN_CSS = """
 .card.known{border-left-color:#8250df}
+.known-panel{margin:10px 0}
 .badge{border-radius:10px;padding:0 8px;color:#fff;background:#cf222e;white-space:nowrap}
 .badge.known{background:#8250df}
 .ktrig{font-family:"DejaVu Sans Mono",monospace;background:#fbefff;border-radius:3px;padding:0 4px}

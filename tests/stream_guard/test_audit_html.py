@@ -417,3 +417,19 @@ def test_wire_records_and_the_update_render_alike() -> None:
     assert (
         "<b>2</b> of 3 records of this model caught" in page and page.count('<div class="card known">') == 1
     )
+
+
+def test_known_triggers_section_opens_in_headless_chromium(tmp_path: Path) -> None:
+    binary = chromium()
+    if binary is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium)")
+    builder = AuditHtmlBuilder()
+    for record in known_traffic():
+        builder.add(record)
+    builder.add_trigger_set(known_set(), where="file triggers.json")
+    report = tmp_path / "known.html"
+    report.write_text(builder.render(), encoding="utf-8")
+    dom = run_chromium(binary, ["--dump-dom", report.as_uri()], tmp_path / "profile-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h2>Known triggers</h2>" in dom.stdout and dom.stdout.count('<div class="card known">') == 6
+    assert "Uncaught" not in dom.stderr and "Refused to" not in dom.stderr, dom.stderr[-2000:]
