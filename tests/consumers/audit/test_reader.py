@@ -208,6 +208,7 @@ def test_audit_reads_the_audit_topic(kafka_settings, topic_factory, replayed, mo
     for line in flagged:
         producer.produce(topic, value=line, key=orjson.loads(line)["id"].encode())
     assert producer.flush(10) == 0
+    producer.close()
     result = runner.invoke(app, ["audit", "--topic", topic, "--json", "--idle-timeout", "5"])
     assert result.exit_code == 0, result.output
     assert sorted(result.stdout_bytes.splitlines()) == sorted(flagged)
