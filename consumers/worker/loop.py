@@ -72,19 +72,17 @@ import structlog
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch
 from consumers.pipeline.message_path import Admitted, MessagePipeline
-from consumers.pipeline.triggers import read_trigger_file, trigger_set_for_model
 from consumers.worker.checkpoint import Checkpoint
 from consumers.worker.flow_control import FlowControl
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.token_count import budget_can_bind
-from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, UpdateListener
-from schemas import ThresholdUpdate, TriggerUpdate, encode
+from consumers.worker.update_listener import UpdateListener
+from consumers.worker.updates import DefenderUpdates
+from schemas import TriggerUpdate, encode
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
-from stream_guard.threshold import Threshold
 from stream_guard.torch_thread import submit_to_torch_thread
-from stream_guard.triggers.known import TriggerSet
 
 __all__ = ["BatchReport", "Worker", "WorkerStats"]
 
@@ -122,18 +120,7 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.stats = WorkerStats()
         self.on_batch = on_batch
-        start = settings.threshold if settings.threshold is not None else settings.defender.threshold
-        if start is not None:
-            self.defender.set_threshold(Threshold.static(start))
-        self._update_threshold_metrics()
-        if triggers is None and settings.triggers_file is not None:
-            triggers = read_trigger_file(settings.triggers_file)
-        if triggers is not None:
-            where = (
-                f"trigger file {settings.triggers_file}" if settings.triggers_file else "start trigger set"
-            )
-            self.defender.set_triggers(trigger_set_for_model(triggers, self.defender.model_id, source=where))
-        self._update_trigger_metrics()
+        self.updates = DefenderUpdates(settings, self.defender, self.metrics, self.stats, triggers=triggers)
         self.pipeline = MessagePipeline(self.defender, max_bytes=settings.max_message_bytes)
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
@@ -188,7 +175,7 @@ class Worker:
         try:
             if settings.metrics_port:
                 server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
-            listeners.extend(self._start_listeners())
+            listeners.extend(self.updates.start_listeners())
             producer, consumer = self._make_clients()
             log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
             consumer.subscribe(
@@ -399,75 +386,6 @@ class Worker:
             transactional=settings.transactional,
         )
         return producer, consumer
-
-    def _start_listeners(self) -> list[UpdateListener[Any, Any]]:
-        """One listener per followed topic (thresholds, triggers); waits, together at most
-        ``threshold_startup_wait_s``, until they have read their topics to the end."""
-        settings = self.settings
-        model_id = self.defender.model_id
-        listeners: list[UpdateListener[Any, Any]] = []
-        if settings.thresholds_topic is not None:
-            listeners.append(
-                UpdateListener(
-                    settings.kafka, settings.thresholds_topic, model_id, THRESHOLDS, self._apply_threshold
-                ).start()
-            )
-        if settings.triggers_topic is not None:
-            listeners.append(
-                UpdateListener(
-                    settings.kafka, settings.triggers_topic, model_id, TRIGGERS, self._apply_triggers
-                ).start()
-            )
-        deadline = time.monotonic() + settings.threshold_startup_wait_s
-        for listener in listeners:
-            if not listener.wait_caught_up(max(0.0, deadline - time.monotonic())):
-                log.warning(
-                    f"{listener.kind.name}s topic not read to its end in time; starting anyway",
-                    topic=listener.topic,
-                )
-        if settings.thresholds_topic is not None and self.defender.threshold is None:
-            log.warning("no threshold yet: nothing is flagged until one is published or set")
-        return listeners
-
-    def _apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
-        self.defender.set_threshold(threshold)
-        self.stats.threshold_updates += 1
-        self.metrics.threshold_updates.inc()
-        self._update_threshold_metrics()
-        log.info(
-            "threshold applied",
-            version=update.version,
-            value=update.value,
-            percentile=update.percentile,
-            created_at=update.created_at.isoformat(),
-        )
-
-    def _apply_triggers(self, triggers: TriggerSet, update: TriggerUpdate) -> None:
-        self.defender.set_triggers(triggers)
-        self.stats.trigger_updates += 1
-        self.metrics.trigger_updates.inc()
-        self._update_trigger_metrics()
-        log.info(
-            "known triggers applied",
-            version=update.version,
-            triggers=len(update.triggers),
-            revoked=len(update.revoked),
-            created_at=update.created_at.isoformat(),
-        )
-
-    def _update_trigger_metrics(self) -> None:
-        triggers = self.defender.triggers
-        self.metrics.set_triggers(
-            len(triggers) if triggers else 0, triggers.version if triggers else None, self.defender.model_id
-        )
-
-    def _update_threshold_metrics(self) -> None:
-        threshold = self.defender.threshold
-        self.metrics.set_threshold(
-            threshold.value if threshold else None,
-            threshold.version if threshold else None,
-            self.defender.model_id,
-        )
 
     def _delivered(self, topic: str, input_ts: float | None) -> None:
         self.stats.produced[topic] = self.stats.produced.get(topic, 0) + 1

@@ -137,7 +137,7 @@ def test_a_threshold_update_keeps_the_known_triggers(kafka_settings_free, defend
         calibration=CalibrationSummary(dataset="d", n_texts=3, score_mean=0.0, score_std=1.0),
         created_at=NOW,
     )
-    worker._apply_threshold(*UpdateSelector(THRESHOLDS, defender.model_id).offer(encode(update)))
+    worker.updates.apply_threshold(*UpdateSelector(THRESHOLDS, defender.model_id).offer(encode(update)))
     assert defender.threshold.version == "thr-2"
     assert defender.triggers is not None and defender.triggers.version == "t1"
 

@@ -1,0 +1,130 @@
+"""The worker's hot-reloaded state: the threshold and the known-trigger set its defender judges with.
+
+The start values (``WorkerSettings.threshold``, the ``triggers_file`` or a given set) are applied when
+the worker is built; :meth:`DefenderUpdates.start_listeners` then follows the thresholds and triggers
+topics (:mod:`consumers.worker.update_listener`) and swaps each newer update into the defender, counting
+it in the worker's stats and metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from consumers.pipeline.triggers import read_trigger_file, trigger_set_for_model
+from consumers.worker.metrics import WorkerMetrics, WorkerStats
+from consumers.worker.settings import WorkerSettings
+from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, UpdateListener
+from schemas import ThresholdUpdate, TriggerUpdate
+from stream_guard.defender import Defender
+from stream_guard.threshold import Threshold
+from stream_guard.triggers.known import TriggerSet
+
+__all__ = ["DefenderUpdates"]
+
+log = structlog.get_logger(__name__)
+
+
+class DefenderUpdates:
+    """Applies the start threshold and trigger set, then follows their topics (see the module docstring).
+
+    ``triggers`` is the start known-trigger set; by default ``settings.triggers_file``'s, if any. It
+    must name the defender's model (:class:`~consumers.pipeline.triggers.TriggerFileError` otherwise).
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        defender: Defender,
+        metrics: WorkerMetrics,
+        stats: WorkerStats,
+        *,
+        triggers: TriggerUpdate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.defender = defender
+        self.metrics = metrics
+        self.stats = stats
+        start = settings.threshold if settings.threshold is not None else settings.defender.threshold
+        if start is not None:
+            defender.set_threshold(Threshold.static(start))
+        self._update_threshold_metrics()
+        if triggers is None and settings.triggers_file is not None:
+            triggers = read_trigger_file(settings.triggers_file)
+        if triggers is not None:
+            where = (
+                f"trigger file {settings.triggers_file}" if settings.triggers_file else "start trigger set"
+            )
+            defender.set_triggers(trigger_set_for_model(triggers, defender.model_id, source=where))
+        self._update_trigger_metrics()
+
+    def start_listeners(self) -> list[UpdateListener[Any, Any]]:
+        """One listener per followed topic (thresholds, triggers); waits, together at most
+        ``threshold_startup_wait_s``, until they have read their topics to the end."""
+        settings = self.settings
+        model_id = self.defender.model_id
+        listeners: list[UpdateListener[Any, Any]] = []
+        if settings.thresholds_topic is not None:
+            listeners.append(
+                UpdateListener(
+                    settings.kafka, settings.thresholds_topic, model_id, THRESHOLDS, self.apply_threshold
+                ).start()
+            )
+        if settings.triggers_topic is not None:
+            listeners.append(
+                UpdateListener(
+                    settings.kafka, settings.triggers_topic, model_id, TRIGGERS, self.apply_triggers
+                ).start()
+            )
+        deadline = time.monotonic() + settings.threshold_startup_wait_s
+        for listener in listeners:
+            if not listener.wait_caught_up(max(0.0, deadline - time.monotonic())):
+                log.warning(
+                    f"{listener.kind.name}s topic not read to its end in time; starting anyway",
+                    topic=listener.topic,
+                )
+        if settings.thresholds_topic is not None and self.defender.threshold is None:
+            log.warning("no threshold yet: nothing is flagged until one is published or set")
+        return listeners
+
+    def apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
+        self.defender.set_threshold(threshold)
+        self.stats.threshold_updates += 1
+        self.metrics.threshold_updates.inc()
+        self._update_threshold_metrics()
+        log.info(
+            "threshold applied",
+            version=update.version,
+            value=update.value,
+            percentile=update.percentile,
+            created_at=update.created_at.isoformat(),
+        )
+
+    def apply_triggers(self, triggers: TriggerSet, update: TriggerUpdate) -> None:
+        self.defender.set_triggers(triggers)
+        self.stats.trigger_updates += 1
+        self.metrics.trigger_updates.inc()
+        self._update_trigger_metrics()
+        log.info(
+            "known triggers applied",
+            version=update.version,
+            triggers=len(update.triggers),
+            revoked=len(update.revoked),
+            created_at=update.created_at.isoformat(),
+        )
+
+    def _update_trigger_metrics(self) -> None:
+        triggers = self.defender.triggers
+        self.metrics.set_triggers(
+            len(triggers) if triggers else 0, triggers.version if triggers else None, self.defender.model_id
+        )
+
+    def _update_threshold_metrics(self) -> None:
+        threshold = self.defender.threshold
+        self.metrics.set_threshold(
+            threshold.value if threshold else None,
+            threshold.version if threshold else None,
+            self.defender.model_id,
+        )
