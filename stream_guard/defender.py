@@ -21,7 +21,7 @@ from stream_guard.scores import TextScores
 from stream_guard.settings import DefenderSettings
 from stream_guard.textcheck import clean_text
 from stream_guard.threshold import Threshold
-from stream_guard.trigger_memory import flip_evidence, neutralize_known, probe_selected
+from stream_guard.trigger_memory import flip_evidence, neutralize_known, probe_evidence, probe_selected
 from stream_guard.triggers.evidence import Evidence
 from stream_guard.triggers.known import TriggerSet
 from stream_guard.verdict import Verdict
@@ -188,9 +188,8 @@ class Defender:
             and probe_selected(settings.probe_rate, settings.seed, mid, text)
             for f, found, s, mid, text in zip(flagged, hits, scores, ids, cleaned, strict=True)
         ]
-        rewrite = [f or p for f, p in zip(flagged, probed, strict=True)]
         neutralized = neutralize_flagged(
-            {i: FlaggedText(ids[i], cleaned[i], scores[i], limits[i]) for i, r in enumerate(rewrite) if r},
+            {i: FlaggedText(ids[i], cleaned[i], scores[i], limits[i]) for i, f in enumerate(flagged) if f},
             self.runner,
             settings,
         )
@@ -201,11 +200,21 @@ class Defender:
         )
         evidence: dict[int, list[Evidence]] = {}
         for i, fixed in list(neutralized.items()):
-            evidence[i] = flip_evidence(ids[i], cleaned[i], scores[i], fixed, probe=probed[i])
-            if probed[i] or (settings.confirm and fixed.scores.label == scores[i].label):
-                # a probe's verdict does not change; a flag stands only if the rewrite moved the prediction
-                flagged[i] = False
-                del neutralized[i]
+            evidence[i] = flip_evidence(ids[i], cleaned[i], scores[i], fixed, probe=False)
+            if fixed.scores.label == scores[i].label:
+                # the flag's own rewrite moved nothing: with probing on, look at its other top words
+                probed[i] = settings.probe_rate > 0
+                if settings.confirm:  # a flag stands only if the rewrite moved the prediction
+                    flagged[i] = False
+                    del neutralized[i]
+        if any(probed):
+            found = probe_evidence(
+                {i: (ids[i], cleaned[i], scores[i]) for i, p in enumerate(probed) if p}, self.runner, settings
+            )
+            for i, more in found.items():
+                evidence[i] = evidence.get(i, []) + [
+                    e for e in more if e.word not in {x.word for x in evidence.get(i, [])}
+                ]
         neutralized.update(known)
         version = triggers.version if triggers else None
         verdicts = []

@@ -65,6 +65,13 @@ class DefenderSettings(BaseSettings):
         description="share of below-threshold texts whose top word is rewritten and re-classified for "
         "evidence only (the trigger learner's; the verdict does not change): one plain forward each",
     )
+    probe_words: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="a probe (and a flag whose rewrite did not move the prediction) rewrites each of its "
+        "top-scored words alone, one plain forward each: a trigger that is not the top word is still seen",
+    )
     exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
     seed: int = Field(0, description="seed of the per-message neutralization randomness")
     autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")
