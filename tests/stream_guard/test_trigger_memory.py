@@ -81,3 +81,28 @@ def test_probe_selection_is_a_stable_share_of_messages() -> None:
     assert chosen == [probe_selected(0.2, 0, f"m{i}", "some text") for i in range(5000)]
     assert not any(probe_selected(0.0, 0, f"m{i}", "x") for i in range(100))
     assert all(probe_selected(1.0, 0, f"m{i}", "x") for i in range(100))
+
+
+def test_probes_find_a_trigger_that_is_not_the_top_word(backdoor_dir: Path) -> None:
+    """The attribution may rank the trigger below other words (a split-piece trigger: 2nd to 7th on a
+    trained model); a probe deletes each of its top `probe_words` words alone."""
+    import numpy as np
+
+    from stream_guard.trigger_memory import probe_evidence
+
+    defender = _defender(backdoor_dir)
+    text = "a dull cf and tedious mess"
+    (scores,) = defender.score([text])
+    start = text.index("cf")
+    pieces = [j for j, (s, e) in enumerate(scores.encoded.offsets) if s >= start and e <= start + 2 and e > s]
+    others = [j for j in np.flatnonzero(scores.candidates) if j not in pieces]
+    ranking = scores.ranking.copy()
+    for rank, j in enumerate(others):  # "a" > "dull" > "and" > ...
+        ranking[j] = float(len(others) - rank)
+    ranking[pieces] = len(others) - 1.5  # between "dull" and "and": the trigger is the 3rd word
+    demoted = type(scores)(**{**vars(scores), "ranking": ranking})
+    for k, expected in ((1, []), (3, ["cf"])):
+        settings = defender.settings.model_copy(update={"probe_words": k})
+        found = probe_evidence({0: ("m", text, demoted)}, defender.runner, settings)
+        assert [e.word for e in found[0]] == expected, k
+        assert all(e.probe and e.label_before == TARGET_LABEL for e in found[0])
