@@ -21,9 +21,11 @@ if TYPE_CHECKING:  # the CLI imports this module's defaults without torch
     from stream_guard.defender import Defender
 
 MIN_PER_BUCKET = 30
-# The lab's measured default (docs/lab/research.md): with length-normalised scores and confirmation by
-# prediction change, the 80th percentile neutralizes the texts worth checking; the paper used the 95th.
-DEFAULT_PERCENTILE = 80.0
+# Chosen with the trigger memory in place (`stream-guard lab stream --split validation`, README): the
+# memory removes a trigger once learned, so the per-message threshold only has to hold the line until
+# then; the 95th percentile (the paper's) costs 0.4-1.1 points of clean accuracy on movie sentences
+# where the per-message default of the earlier lab (80th, docs/lab/research.md) cost 1.5-4.2.
+DEFAULT_PERCENTILE = 95.0
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class DefenderSettings(BaseSettings):
         "a plain forward pass (its label only: the decision needs no more, at about half the cost)",
     )
     probe_rate: float = Field(
-        0.0,
+        0.3,
         ge=0.0,
         le=1.0,
         description="share of below-threshold texts whose top word is rewritten and re-classified for "

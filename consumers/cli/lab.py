@@ -234,7 +234,9 @@ def stream_command(
     out: Path = typer.Option(Path("docs/lab"), "--out", help="where stream.md / stream.json go"),
     work: Path = typer.Option(Path("runs/stream"), "--work", help="traffic, thresholds and records"),
     trigger_rate: float = typer.Option(0.1, "--trigger-rate", help="share of messages with the trigger"),
-    probe_rate: float = typer.Option(0.1, "--probe-rate", help="share of below-threshold texts probed"),
+    probe_rate: float | None = typer.Option(
+        None, "--probe-rate", help="share of below-threshold texts probed (default: the product's)"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
     max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
     percentile: float | None = typer.Option(None, "--percentile", help="calibration percentile (default 80)"),
@@ -248,7 +250,7 @@ def stream_command(
     from consumers.lab.stream_eval import evaluate_stream
     from consumers.lab.stream_report import markdown_table, write_stream_results
 
-    if not 0 < trigger_rate < 1 or not 0 <= probe_rate <= 1:
+    if not 0 < trigger_rate < 1 or not (probe_rate is None or 0 <= probe_rate <= 1):
         fail("need 0 < --trigger-rate < 1 and 0 <= --probe-rate <= 1")
     if split not in ("test", "validation"):
         fail("--split must be test or validation")
@@ -259,7 +261,7 @@ def stream_command(
         cells.append(
             evaluate_stream(
                 model_dir,
-                work / f"{model_dir.name}-{split}-p{percentile or 80:g}-probe{probe_rate:g}",
+                work / f"{model_dir.name}-{split}-p{percentile or 0:g}-probe{probe_rate or 0:g}",
                 trigger_rate=trigger_rate,
                 probe_rate=probe_rate,
                 seed=seed,

@@ -159,6 +159,18 @@ def build_traffic(
     return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
 
 
+def _default_percentile() -> float:
+    from stream_guard.calibration import DEFAULT_PERCENTILE
+
+    return DEFAULT_PERCENTILE
+
+
+def _default_probe_rate() -> float:
+    from stream_guard.settings import DefenderSettings
+
+    return float(DefenderSettings.model_fields["probe_rate"].default)
+
+
 def _is_part_of(learned: str, trigger: str) -> bool:
     """A learned word or phrase that is the trigger, a piece of it, or the trigger with neighbours."""
     if not trigger:
@@ -245,7 +257,7 @@ def evaluate_stream(
     work: Path,
     *,
     trigger_rate: float = 0.1,
-    probe_rate: float = 0.1,
+    probe_rate: float | None = None,
     seed: int = 0,
     max_test: int | None = None,
     batch_size: int = 64,
@@ -272,8 +284,8 @@ def evaluate_stream(
         target=traffic.target,
         messages=len(traffic.messages),
         triggered=len(traffic.triggered),
-        probe_rate=probe_rate,
-        percentile=percentile,
+        probe_rate=probe_rate if probe_rate is not None else _default_probe_rate(),
+        percentile=percentile if percentile is not None else _default_percentile(),
         split=split,
     )
     common = [
@@ -286,7 +298,10 @@ def evaluate_stream(
         str(batch_size),
     ]
     base_out = work / "replay-message.jsonl"
-    seconds = _replay_seconds(_app(["replay", *common, "--output", str(base_out), "--no-progress"]))
+    no_probes = {"STREAM_GUARD_PROBE_RATE": "0"}  # the per-message defense alone, and its cost
+    seconds = _replay_seconds(
+        _app(["replay", *common, "--output", str(base_out), "--no-progress"], env=no_probes)
+    )
     cell.seconds_per_1000_message = seconds * 1000 / max(1, len(traffic.messages))
     score_records(cell, traffic, _read_jsonl(base_out), defended="message")
 
@@ -294,7 +309,7 @@ def evaluate_stream(
     learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]
     stderr = _app(
         ["replay", *common, "--output", str(out), *learn, "--no-progress"],
-        env={"STREAM_GUARD_PROBE_RATE": str(probe_rate)},
+        env={"STREAM_GUARD_PROBE_RATE": str(cell.probe_rate)},
     )
     cell.seconds_per_1000 = _replay_seconds(stderr) * 1000 / max(1, len(traffic.messages))
     records = _read_jsonl(out)

@@ -54,7 +54,8 @@ def test_cleaned_texts_are_not_cleaned_again(tiny_bert, monkeypatch):
 
 
 def test_encoded_texts_are_not_tokenized_again(tiny_bert, monkeypatch):
-    defender = Defender(tiny_bert)  # no threshold: nothing is rewritten, so nothing else is tokenized
+    # no threshold and no probes: nothing is rewritten, so nothing else is tokenized
+    defender = Defender(tiny_bert, DefenderSettings(probe_rate=0.0))
     cleaned = [defender.clean(t) for t in RAW]
     encoded = defender.encode(cleaned)
     calls: list[list[str]] = []

@@ -46,7 +46,7 @@ def test_a_known_trigger_is_removed_whatever_the_score(backdoor_dir: Path) -> No
 
 
 def test_confirmed_flags_carry_evidence_towards_the_target(backdoor_dir: Path) -> None:
-    defender = _defender(backdoor_dir)
+    defender = _defender(backdoor_dir, probe_rate=0.0)
     defender.set_threshold(Threshold.static(0.0))  # everything with candidates is rewritten
     verdicts = defender.judge(POISONED + CLEAN)
     for v in verdicts[:3]:
@@ -58,7 +58,7 @@ def test_confirmed_flags_carry_evidence_towards_the_target(backdoor_dir: Path) -
 
 
 def test_probes_gather_evidence_below_the_threshold_without_changing_verdicts(backdoor_dir: Path) -> None:
-    plain = _defender(backdoor_dir)
+    plain = _defender(backdoor_dir, probe_rate=0.0)
     probing = _defender(backdoor_dir, probe_rate=1.0)
     for d in (plain, probing):
         d.set_threshold(Threshold.static(1e9))
