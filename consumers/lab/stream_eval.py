@@ -155,7 +155,7 @@ def build_traffic(
         messages.append({"id": mid, "text": text})
         truth[mid] = int(test.labels[i])
     validation = fitted(calibration, classifier.tokenizer, sets.max_length).texts
-    trigger = " ".join(getattr(attack, "triggers", None) or [str(meta.get("trigger") or "")])
+    trigger = attack.trigger  # for a clean model: the word it gets anyway
     return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
 
 
