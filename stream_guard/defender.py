@@ -208,10 +208,10 @@ class Defender:
                     flagged[i] = False
                     del neutralized[i]
         if any(probed):
-            found = probe_evidence(
+            probes = probe_evidence(
                 {i: (ids[i], cleaned[i], scores[i]) for i, p in enumerate(probed) if p}, self.runner, settings
             )
-            for i, more in found.items():
+            for i, more in probes.items():
                 evidence[i] = evidence.get(i, []) + [
                     e for e in more if e.word not in {x.word for x in evidence.get(i, [])}
                 ]
