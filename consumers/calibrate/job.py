@@ -33,6 +33,7 @@ import orjson
 import structlog
 from tqdm.auto import tqdm
 
+from consumers.kafka.publish import PublishError as PublishError  # re-exported: callers catch it here
 from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode, make_threshold_version, utc_now
 from stream_guard.calibration import Calibration, calibrate
 
@@ -47,15 +48,10 @@ DEFAULT_PERCENTILE: float = float(inspect.signature(calibrate).parameters["perce
 DEFAULT_THRESHOLDS_TOPIC = "thresholds"
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt")
 _CHUNK = 128  # texts per progress-bar step
-_QUIET = 2  # librdkafka log level: critical only (connection errors come back through error_cb)
 
 
 class CalibrationInputError(ValueError):
     """The calibration texts cannot be used (message is one line)."""
-
-
-class PublishError(RuntimeError):
-    """The threshold update was not confirmed by the broker (message is one line)."""
 
 
 @dataclass(frozen=True)
@@ -254,60 +250,25 @@ def publish_update(
     timeout: float = 30.0,
     admin_config: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
-    """Produce the update to ``topic`` (key = model id) and wait for the broker's ack.
+    """Produce the update to ``topic`` (key = model id) and wait for the broker's ack
+    (:func:`consumers.kafka.publish.publish_record`, the one publisher of operator updates).
 
     With ``admin_config`` the topic is created first when missing (1 partition, compacted). Returns the
     ``(partition, offset)`` the broker confirmed; raises :class:`PublishError` otherwise.
     """
-    from confluent_kafka import KafkaException, Producer
+    from consumers.kafka.publish import publish_record
 
-    from consumers.kafka.topics import ensure_topics
-
-    errors: list[str] = []
-    if admin_config is not None:
-        try:
-            ensure_topics(
-                {**admin_config, "log_level": _QUIET, "error_cb": lambda err: errors.append(err.str())},
-                {topic: 1},
-                timeout=timeout,
-                topic_config={"cleanup.policy": "compact"},
-            )
-        except (KafkaException, TimeoutError, ValueError) as err:
-            detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
-            where = admin_config.get("bootstrap.servers")
-            raise PublishError(f"cannot find or create topic {topic!r} at {where}: {detail}") from None
-    config = {
-        **producer_config,
-        "acks": "all",
-        "enable.idempotence": True,
-        "message.timeout.ms": int(timeout * 1000),
-        "error_cb": lambda err: errors.append(err.str()),
-        "log_level": _QUIET,  # failures reach the user through error_cb, in the one-line error
-    }
-    producer = Producer(config)
-    reports: list[tuple[Any, Any]] = []
-    try:
-        producer.produce(
-            topic,
-            key=update.model_id.encode(),
-            value=encode(update),
-            on_delivery=lambda err, msg: reports.append((err, msg)),
-        )
-        remaining = producer.flush(timeout + 5.0)
-    except (KafkaException, BufferError) as err:
-        raise PublishError(f"cannot produce to {topic!r}: {err}") from None
-    finally:
-        producer.purge()  # nothing is left after a confirmed delivery; drops an undelivered one
-        producer.close()
-    if remaining or not reports:
-        detail = f": {errors[-1]}" if errors else ""
-        raise PublishError(f"threshold not confirmed by the broker within {timeout:g} s{detail}")
-    err, msg = reports[0]
-    if err is not None:
-        cause = f" (last error: {errors[-1]})" if errors else ""
-        raise PublishError(f"threshold not delivered to {topic!r}: {err.str()}{cause}")
-    log.info("threshold published", topic=topic, offset=msg.offset(), version=update.version)
-    return int(msg.partition()), int(msg.offset())
+    where = publish_record(
+        topic,
+        update.model_id.encode(),
+        encode(update),
+        producer_config,
+        what="threshold",
+        timeout=timeout,
+        admin_config=admin_config,
+    )
+    log.info("threshold published", topic=topic, offset=where[1], version=update.version)
+    return where
 
 
 # --------------------------------------------------------------------------- summary
