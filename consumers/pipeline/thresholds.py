@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from consumers.pipeline.update_files import read_update_bytes
 from schemas import SchemaError, ThresholdUpdate, decode
 from stream_guard.threshold import Threshold
 
@@ -42,15 +43,7 @@ def read_threshold_file(path: str | Path) -> ThresholdUpdate:
 
     Raises ThresholdFileError for a missing or unreadable file, one that is not JSON (NaN and Infinity
     are not JSON), and one that is not a valid update (a value out of range, unsorted length buckets)."""
-    file = Path(path).expanduser()
-    try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            raise ThresholdFileError(f"threshold file {path} is over {MAX_FILE_BYTES} bytes")
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ThresholdFileError(f"threshold file not found: {path}") from None
-    except OSError as error:
-        raise ThresholdFileError(f"cannot read threshold file {path}: {error.strerror or error}") from None
+    data = read_update_bytes(path, "threshold file", ThresholdFileError, MAX_FILE_BYTES)
     try:
         update = decode(ThresholdUpdate, data)
         threshold_from_update(update)  # what the core would refuse, refused now

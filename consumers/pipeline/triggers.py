@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import orjson
 from pydantic import ValidationError
 
+from consumers.pipeline.update_files import read_update_bytes
 from schemas import (
     KnownTriggerRecord,
     SchemaError,
@@ -100,15 +101,7 @@ def read_trigger_file(path: str | Path) -> TriggerUpdate:
 
     Raises TriggerFileError for a missing or unreadable file, one that is not JSON and one that is not a
     valid update (a trigger without a word, one listed twice, one both known and revoked)."""
-    file = Path(path).expanduser()
-    try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            raise TriggerFileError(f"trigger file {path} is over {MAX_FILE_BYTES} bytes")
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise TriggerFileError(f"trigger file not found: {path}") from None
-    except OSError as error:
-        raise TriggerFileError(f"cannot read trigger file {path}: {error.strerror or error}") from None
+    data = read_update_bytes(path, "trigger file", TriggerFileError, MAX_FILE_BYTES)
     try:
         return decode(TriggerUpdate, data)
     except SchemaError as error:
