@@ -21,6 +21,7 @@ from schemas.outputs import (
     TokenRecord,
     TriggerHitRecord,
 )
+from schemas.signing import SignatureCheck, canonical_bytes, sign_update, verify_update
 from schemas.threshold import CalibrationSummary, LengthBucket, ThresholdUpdate, make_threshold_version
 from schemas.triggers import KnownTriggerRecord, TriggerUpdate, make_trigger_version, normalize_trigger
 
@@ -36,16 +37,20 @@ __all__ = [
     "LengthBucket",
     "PredictionRecord",
     "SchemaError",
+    "SignatureCheck",
     "SourceRef",
     "SuspiciousWordRecord",
     "ThresholdUpdate",
     "TokenRecord",
     "TriggerHitRecord",
     "TriggerUpdate",
+    "canonical_bytes",
     "decode",
     "encode",
     "make_threshold_version",
     "make_trigger_version",
     "normalize_trigger",
+    "sign_update",
     "utc_now",
+    "verify_update",
 ]

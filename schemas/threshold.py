@@ -14,6 +14,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from schemas.base import FiniteFloat, OutputRecord, Probability, UtcDatetime, WireModel
+from schemas.signing import SIGNATURE_PATTERN
 
 
 class LengthBucket(WireModel):
@@ -27,6 +28,9 @@ class CalibrationSummary(WireModel):
     """What the threshold was calibrated on: the clean dataset and its anomaly-score distribution.
 
     ``quantiles`` maps a percentile written as text (e.g. ``"50"``, ``"95"``, ``"99.9"``) to the score.
+    ``score_min`` / ``score_max`` (written since signed updates; None in older records) bound every
+    clean score, hence every threshold calibrated on them: a worker rejects an update whose values lie
+    outside (docs/reliability/update-channel.md).
     """
 
     dataset: str = Field(min_length=1)
@@ -34,6 +38,8 @@ class CalibrationSummary(WireModel):
     score_mean: FiniteFloat
     score_std: FiniteFloat = Field(ge=0.0)
     quantiles: dict[str, FiniteFloat] = Field(default_factory=dict)
+    score_min: FiniteFloat | None = None
+    score_max: FiniteFloat | None = None
 
 
 class ThresholdUpdate(OutputRecord):
@@ -53,6 +59,8 @@ class ThresholdUpdate(OutputRecord):
     min_confidence: Probability | None = None
     calibration: CalibrationSummary
     created_at: UtcDatetime
+    # HMAC-SHA256 of the other fields (schemas.signing); None: unsigned (a worker with a key refuses it)
+    signature: str | None = Field(default=None, pattern=SIGNATURE_PATTERN)
 
     @model_validator(mode="after")
     def _buckets_sorted(self) -> Self:

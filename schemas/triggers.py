@@ -24,6 +24,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.base import OutputRecord, Probability, UtcDatetime, WireModel
+from schemas.signing import SIGNATURE_PATTERN
 from schemas.threshold import make_threshold_version
 
 __all__ = [
@@ -101,6 +102,8 @@ class TriggerUpdate(OutputRecord):
     created_at: UtcDatetime
     triggers: list[KnownTriggerRecord] = Field(default_factory=list)
     revoked: list[TriggerText] = Field(default_factory=list)
+    # HMAC-SHA256 of the other fields (schemas.signing); None: unsigned (a worker with a key refuses it)
+    signature: str | None = Field(default=None, pattern=SIGNATURE_PATTERN)
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:

@@ -41,6 +41,8 @@ class Calibration:
             "n_texts": int(self.scores.size),
             "score_mean": float(self.scores.mean()),
             "score_std": float(self.scores.std()),
+            "score_min": float(self.scores.min()),
+            "score_max": float(self.scores.max()),
             "quantiles": {f"p{q}": float(np.percentile(self.scores, q)) for q in qs},
         }
 

@@ -215,6 +215,8 @@ def threshold_update(calibration: Calibration, model_id: str, dataset: str) -> T
             n_texts=cast(int, stats["n_texts"]),
             score_mean=cast(float, stats["score_mean"]),
             score_std=cast(float, stats["score_std"]),
+            score_min=cast(float, stats["score_min"]),
+            score_max=cast(float, stats["score_max"]),
             quantiles=dict(sorted(quantiles.items(), key=lambda kv: float(kv[0]))),
         ),
         created_at=created_at,
