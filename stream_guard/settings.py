@@ -30,7 +30,9 @@ class DefenderSettings(BaseSettings):
         description="fixed cost of one model call in padded tokens, weighed against padding when texts "
         "are split into batches; unset: 48 on CPU (measured), fewest batches on CUDA",
     )
-    threshold: float | None = Field(None, description="fixed threshold; unset = never flag until calibrated")
+    threshold: float | None = Field(
+        None, allow_inf_nan=False, description="fixed threshold; unset = never flag until calibrated"
+    )
     strategy: Strategy = Field("delete", description="how suspicious words are rewritten (paper: noise)")
     words_per_round: int = Field(1, ge=1, le=16, description="words neutralized per round")
     max_rounds: int = Field(1, ge=1, le=16, description="re-score and continue while still anomalous")

@@ -61,8 +61,8 @@ def build_defender(settings: DefenderSettings) -> Defender:
     configure_logging()
     try:
         return Defender.from_settings(settings)
-    except StreamGuardError as err:
-        fail(str(err))
+    except (StreamGuardError, ValueError) as err:  # ValueError: a setting the core refuses
+        fail(str(err).splitlines()[0] if str(err).strip() else repr(err))
 
 
 def read_threshold_option(
