@@ -16,8 +16,11 @@
     STREAM_GUARD_CONSUMER_OVERRIDES='{"session.timeout.ms": 2000}'
     STREAM_GUARD_TORCH_THREADS=1                        # see below
 
-plus the Kafka connection (``STREAM_GUARD_KAFKA_*``, :class:`consumers.kafka.settings.KafkaSettings`) and
-the defender (``STREAM_GUARD_MODEL``, ``STREAM_GUARD_DEVICE``...,
+plus the Kafka connection (``STREAM_GUARD_KAFKA_*``, :class:`consumers.kafka.settings.KafkaSettings`),
+the update channel (``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE``, ``STREAM_GUARD_UPDATE_MAX_SKEW_S``,
+``STREAM_GUARD_THRESHOLD_MIN`` / ``_MAX``...,
+:class:`consumers.pipeline.update_settings.UpdateChannelSettings`: which threshold and trigger updates
+are applied) and the defender (``STREAM_GUARD_MODEL``, ``STREAM_GUARD_DEVICE``...,
 :class:`stream_guard.settings.DefenderSettings`).
 ``STREAM_GUARD_THRESHOLD`` and ``STREAM_GUARD_MAX_BATCH_TOKENS`` are read by both this model and
 DefenderSettings with the same meaning; the worker's value wins.
@@ -38,6 +41,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumers.kafka.settings import KafkaSettings
 from consumers.kafka.topics import validate_topic_name
+from consumers.pipeline.update_settings import UpdateChannelSettings
 from stream_guard.settings import DefenderSettings
 
 __all__ = ["WorkerSettings"]
@@ -95,6 +99,7 @@ class WorkerSettings(BaseSettings):
         default_factory=dict, description="librdkafka properties for the output producer only (JSON)"
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    update_channel: UpdateChannelSettings = Field(default_factory=UpdateChannelSettings)
     defender: DefenderSettings = Field(default_factory=DefenderSettings)
 
     @field_validator("input_topics", mode="before")

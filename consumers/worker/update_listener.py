@@ -1,13 +1,12 @@
 """Hot reload of threshold and known-trigger updates: follow a topic, apply the newest update for our model.
 
 Both kinds travel the same way (a whole record per update, keyed by model id, latest wins) and are
-applied by the same rule, so one listener serves both; an :class:`UpdateKind` says which record it
-reads and how it becomes what the defender takes (:data:`THRESHOLDS`: a ``ThresholdUpdate`` becomes a
-``Threshold``; :data:`TRIGGERS`: a ``TriggerUpdate`` becomes a ``TriggerSet``).
-
-:class:`UpdateSelector` (Kafka-free) decides: an update applies when it decodes, names this worker's
-model and is newer than the best seen so far by ``(created_at, version)``. Anything else is ignored
-with a warning and the last good update stays.
+applied by the same rule, so one listener serves both. Which update wins is decided by
+:class:`~consumers.worker.update_selector.UpdateSelector` (Kafka-free; re-exported here with
+:data:`THRESHOLDS`, :data:`TRIGGERS` and :class:`UpdateKind`): it decodes, names this worker's model,
+passes the worker's :class:`~consumers.pipeline.update_policy.UpdatePolicy` (signature, skew, value
+sanity) and is newer by ``(created_at, version)``; anything else is ignored, logged and counted by
+reason (``on_reject``), and the last good update stays.
 
 :class:`UpdateListener` runs a consumer in a daemon thread, one per topic. It joins no group: it
 ``assign()``s every partition of the topic from the beginning (each worker instance reads the whole
@@ -19,102 +18,61 @@ second of being written. :meth:`UpdateListener.wait_caught_up` blocks until ever
 end-of-partition (librdkafka's partition EOF, which is right on Tansu too, unlike its watermarks) so the
 first batch is judged with the newest published update.
 
+The listener never goes deaf: when the broker cannot be reached (at start, or a fatal client error
+later) it closes its consumer, waits (0.5 s, doubling up to 30 s, reset once connected) and starts over
+from the offsets it had read, for as long as the worker runs. ``on_connected`` is told each change of
+state: connected once the topic's metadata was read, disconnected when the client reports that no
+broker is reachable (and connected again when a metadata probe, every 2 s meanwhile, succeeds).
+
 :func:`latest_update` reads a topic to its end once and returns the winner: what the operator commands
 (``stream-guard triggers list | add | revoke``) start from.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
 import structlog
 
 from consumers.kafka.settings import KafkaSettings
-from consumers.pipeline.thresholds import threshold_from_update
-from consumers.pipeline.triggers import trigger_set_from_update
-from schemas import SchemaError, ThresholdUpdate, TriggerUpdate, decode
-from stream_guard.threshold import Threshold
-from stream_guard.triggers.known import TriggerSet
+from consumers.pipeline.update_policy import ORDERING_ONLY, UpdatePolicy
+from consumers.worker.update_selector import THRESHOLDS, TRIGGERS, C, U, UpdateKind, UpdateSelector
 
-__all__ = ["THRESHOLDS", "TRIGGERS", "UpdateKind", "UpdateListener", "UpdateSelector", "latest_update"]
+__all__ = [
+    "THRESHOLDS",
+    "TRIGGERS",
+    "Backoff",
+    "UpdateKind",
+    "UpdateListener",
+    "UpdateSelector",
+    "latest_update",
+]
 
 log = structlog.get_logger(__name__)
 
 
-class _Update(Protocol):
-    @property
-    def model_id(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-
-
-U = TypeVar("U", bound=_Update)
-C = TypeVar("C")
-
-
 @dataclass(frozen=True)
-class UpdateKind(Generic[U, C]):
-    """One kind of update: its name in logs, its wire record, and how the defender's value is made
-    from it (raising ValueError for an update the core refuses)."""
+class Backoff:
+    """Waits between reconnection attempts: ``initial`` seconds, doubling up to ``maximum``, ±``jitter``."""
 
-    name: str
-    record: type[U]
-    convert: Callable[[U], C]
+    initial: float = 0.5
+    maximum: float = 30.0
+    jitter: float = 0.2
 
-
-THRESHOLDS: UpdateKind[ThresholdUpdate, Threshold] = UpdateKind(
-    "threshold", ThresholdUpdate, threshold_from_update
-)
-TRIGGERS: UpdateKind[TriggerUpdate, TriggerSet] = UpdateKind(
-    "trigger", TriggerUpdate, trigger_set_from_update
-)
+    def delay(self, attempt: int) -> float:
+        """The wait before retry number ``attempt`` (0 for the first)."""
+        base = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
+        return base * random.uniform(1.0 - self.jitter, 1.0 + self.jitter)
 
 
-class UpdateSelector(Generic[U, C]):
-    """Keeps the winning update of ``kind`` for ``model_id``: greatest ``(created_at, version)``."""
-
-    def __init__(self, kind: UpdateKind[U, C], model_id: str) -> None:
-        self.kind = kind
-        self.model_id = model_id
-        self.best: U | None = None
-        self.offered = 0  # values seen, applied or not
-
-    def offer(self, value: bytes | None, where: str = "") -> tuple[C, U] | None:
-        """The converted value and its update when ``value`` is the new winner, else None (logged)."""
-        self.offered += 1
-        name = self.kind.name
-        try:
-            update = decode(self.kind.record, value)
-        except SchemaError as error:
-            log.warning(f"{name} update ignored: invalid", reason=error.reason, at=where)
-            return None
-        if update.model_id != self.model_id:
-            log.warning(
-                f"{name} update ignored: other model",
-                update_model=update.model_id,
-                model=self.model_id,
-                version=update.version,
-                at=where,
-            )
-            return None
-        best = self.best
-        if best is not None and (update.created_at, update.version) <= (best.created_at, best.version):
-            log.info(f"{name} update ignored: not newer", version=update.version, current=best.version)
-            return None
-        try:
-            converted = self.kind.convert(update)
-        except ValueError as error:
-            log.warning(f"{name} update ignored: unusable", version=update.version, reason=str(error))
-            return None
-        self.best = update
-        return converted, update
+_DISCONNECTED_CODES = ("_ALL_BROKERS_DOWN", "_TRANSPORT", "_RESOLVE", "_AUTHENTICATION")
+_PROBE_S = 2.0  # while disconnected: how often the listener checks that the broker is back
 
 
 class UpdateListener(Generic[U, C]):
@@ -126,7 +84,12 @@ class UpdateListener(Generic[U, C]):
         model_id: only updates for this model apply.
         kind: :data:`THRESHOLDS` or :data:`TRIGGERS`.
         apply: called (in the listener thread) with each new winner, converted, and its update.
+        policy: which updates may apply (see :class:`UpdateSelector`).
+        on_reject: called (in the listener thread) with the reason of each ignored update.
+        on_connected: called (in the listener thread) with True / False at each change of connection.
         poll_s: poll timeout of the loop (also how fast ``stop`` is noticed).
+        metadata_timeout_s: longest wait for the topic's metadata per attempt.
+        backoff: waits between attempts while the broker cannot be reached.
         consumer_overrides: extra librdkafka properties.
     """
 
@@ -138,27 +101,39 @@ class UpdateListener(Generic[U, C]):
         kind: UpdateKind[U, C],
         apply: Callable[[C, U], None],
         *,
+        policy: UpdatePolicy = ORDERING_ONLY,
+        on_reject: Callable[[str], None] | None = None,
+        on_connected: Callable[[bool], None] | None = None,
         poll_s: float = 0.1,
+        metadata_timeout_s: float = 10.0,
+        backoff: Backoff | None = None,
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.kind = kind
-        self.selector = UpdateSelector(kind, model_id)
+        self.selector = UpdateSelector(kind, model_id, policy, on_reject=on_reject)
         self._kafka = kafka
         self._apply = apply
+        self._on_connected = on_connected
         self._poll_s = poll_s
+        self._metadata_timeout_s = metadata_timeout_s
+        self._backoff = backoff or Backoff()
         self._overrides = dict(consumer_overrides or {})
         self._stop = threading.Event()
         self._caught_up = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{kind.name}-listener", daemon=True)
-        self.error: BaseException | None = None
+        self._next_offsets: dict[int, int] = {}  # partition → next offset to read (kept across attempts)
+        self.connected = False
+        self._was_connected = False  # during the current attempt
+        self.attempts = 0  # consumers created (1 + reconnections)
+        self.error: BaseException | None = None  # what ended the last attempt; None once connected
 
     def start(self) -> UpdateListener[U, C]:
         self._thread.start()
         return self
 
     def wait_caught_up(self, timeout: float) -> bool:
-        """Wait until the topic was read to its end once (or the listener failed); True if caught up."""
+        """Wait until the topic was read to its end once (or an attempt failed); True if caught up."""
         return self._caught_up.wait(timeout) and self.error is None
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -168,17 +143,43 @@ class UpdateListener(Generic[U, C]):
 
     # -- the thread ---------------------------------------------------------------------------------
     def _run(self) -> None:
-        try:
-            self._consume()
-        except Exception as error:  # the worker keeps its last good update
-            self.error = error
-            log.error(f"{self.kind.name} listener stopped", topic=self.topic, error=repr(error))
-        finally:
-            self._caught_up.set()
+        failures = 0
+        while not self._stop.is_set():
+            self.attempts += 1
+            try:
+                self._consume()
+                return  # stop was asked
+            except Exception as error:  # the worker keeps its last good update meanwhile
+                self.error = error
+                self._set_connected(False)
+                self._caught_up.set()  # nothing to wait for at start: the start value stays
+                failures = 0 if self._was_connected else failures
+                wait_s = self._backoff.delay(failures)
+                failures += 1
+                log.warning(
+                    f"{self.kind.name} listener cannot read its topic; retrying",
+                    topic=self.topic,
+                    error=repr(error),
+                    retry_in_s=round(wait_s, 2),
+                )
+                self._stop.wait(wait_s)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected:
+            self.error = None
+            self._was_connected = True
+        if connected == self.connected:
+            return
+        self.connected = connected
+        state = "connected" if connected else "disconnected"
+        log.info(f"{self.kind.name} listener {state}", topic=self.topic)
+        if self._on_connected is not None:
+            self._on_connected(connected)
 
     def _consume(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+        self._was_connected = False
         config = self._kafka.consumer_config(
             f"stream-guard-{self.kind.name}s-{uuid.uuid4().hex[:12]}",  # required by the client; never joined
             **{"enable.partition.eof": True, "fetch.wait.max.ms": 100, **self._overrides},
@@ -188,20 +189,34 @@ class UpdateListener(Generic[U, C]):
             partitions = self._partitions(consumer)
             if partitions is None:
                 return
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            at = self._next_offsets
+            consumer.assign([TopicPartition(self.topic, p, at.get(p, OFFSET_BEGINNING)) for p in partitions])
             pending_eof = set(partitions)
+            down = {getattr(KafkaError, name) for name in _DISCONNECTED_CODES if hasattr(KafkaError, name)}
+            next_probe = 0.0
             while not self._stop.is_set():
+                if not self.connected and time.monotonic() >= next_probe:
+                    self._probe(consumer)
+                    next_probe = time.monotonic() + _PROBE_S
                 for msg in consumer.consume(100, self._poll_s):
                     error = msg.error()
                     if error is not None:
+                        if error.fatal():
+                            raise KafkaException(error)
                         if error.code() == KafkaError._PARTITION_EOF:
+                            self._set_connected(True)
                             pending_eof.discard(msg.partition())
                             if not pending_eof and not self._caught_up.is_set():
                                 log.info(f"{self.kind.name}s topic read to its end", topic=self.topic)
                                 self._caught_up.set()
+                        elif error.code() in down:
+                            self._set_connected(False)
+                            next_probe = time.monotonic() + _PROBE_S
                         else:
                             log.warning(f"{self.kind.name}s consumer error", error=str(error))
                         continue
+                    self._set_connected(True)
+                    self._next_offsets[msg.partition()] = msg.offset() + 1
                     where = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
                     chosen = self.selector.offer(msg.value(), where)
                     if chosen is not None:
@@ -209,11 +224,22 @@ class UpdateListener(Generic[U, C]):
         finally:
             consumer.close()
 
+    def _probe(self, consumer: Any) -> None:
+        """Connected again when the cluster's metadata can be read."""
+        try:
+            consumer.list_topics(timeout=min(_PROBE_S, self._metadata_timeout_s))
+        except Exception:  # still unreachable
+            return
+        self._set_connected(True)
+
     def _partitions(self, consumer: Any) -> list[int] | None:
-        """Partition ids of the topic; None (after a warning) when it does not exist or stop was asked."""
+        """Partition ids of the topic; None when stop was asked. Raises KafkaException when the broker
+        cannot be reached (the caller retries); a missing topic is waited for here."""
         warned = False
         while not self._stop.is_set():
-            meta = consumer.list_topics(timeout=10).topics.get(self.topic)  # all topics: no auto-create
+            # all topics, not just ours: asking for one topic by name may auto-create it
+            meta = consumer.list_topics(timeout=self._metadata_timeout_s).topics.get(self.topic)
+            self._set_connected(True)
             if meta is not None and meta.error is None and meta.partitions:
                 return sorted(meta.partitions)
             if not warned:
@@ -227,14 +253,20 @@ class UpdateListener(Generic[U, C]):
 
 
 def latest_update(
-    kafka: KafkaSettings, topic: str, model_id: str, kind: UpdateKind[U, C], *, idle_timeout: float = 10.0
+    kafka: KafkaSettings,
+    topic: str,
+    model_id: str,
+    kind: UpdateKind[U, C],
+    *,
+    idle_timeout: float = 10.0,
+    policy: UpdatePolicy = ORDERING_ONLY,
 ) -> U | None:
     """The newest valid update of ``kind`` for ``model_id`` on ``topic`` (read once, to its end), as a
-    worker would select it; None when there is none. Raises confluent_kafka.KafkaException when the
-    topic cannot be read (e.g. it does not exist)."""
+    worker with ``policy`` would select it; None when there is none. Raises
+    confluent_kafka.KafkaException when the topic cannot be read (e.g. it does not exist)."""
     from consumers.kafka.topic_reader import TopicRange, read_topic
 
-    selector = UpdateSelector(kind, model_id)
+    selector = UpdateSelector(kind, model_id, policy)
     for envelope in read_topic(kafka, TopicRange(topic=topic, idle_timeout=idle_timeout)):
         selector.offer(envelope.value, envelope.where)
     return selector.best

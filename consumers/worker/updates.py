@@ -3,12 +3,15 @@
 The start values (``WorkerSettings.threshold``, the ``triggers_file`` or a given set) are applied when
 the worker is built; :meth:`DefenderUpdates.start_listeners` then follows the thresholds and triggers
 topics (:mod:`consumers.worker.update_listener`) and swaps each newer update into the defender, counting
-it in the worker's stats and metrics.
+it in the worker's stats and metrics. Which updates may apply is ``settings.update_channel``'s policy
+(signature, skew, value sanity: :mod:`consumers.pipeline.update_policy`); the ignored ones are counted
+by reason, and each listener's connection state is a gauge.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -16,7 +19,7 @@ import structlog
 from consumers.pipeline.triggers import read_trigger_file, trigger_set_for_model
 from consumers.worker.metrics import WorkerMetrics, WorkerStats
 from consumers.worker.settings import WorkerSettings
-from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, UpdateListener
+from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, UpdateKind, UpdateListener
 from schemas import ThresholdUpdate, TriggerUpdate
 from stream_guard.defender import Defender
 from stream_guard.threshold import Threshold
@@ -47,6 +50,7 @@ class DefenderUpdates:
         self.defender = defender
         self.metrics = metrics
         self.stats = stats
+        metrics.model_loaded.set(1)  # a defender exists: its model is loaded
         start = settings.threshold if settings.threshold is not None else settings.defender.threshold
         if start is not None:
             defender.set_threshold(Threshold.static(start))
@@ -64,20 +68,11 @@ class DefenderUpdates:
         """One listener per followed topic (thresholds, triggers); waits, together at most
         ``threshold_startup_wait_s``, until they have read their topics to the end."""
         settings = self.settings
-        model_id = self.defender.model_id
         listeners: list[UpdateListener[Any, Any]] = []
         if settings.thresholds_topic is not None:
-            listeners.append(
-                UpdateListener(
-                    settings.kafka, settings.thresholds_topic, model_id, THRESHOLDS, self.apply_threshold
-                ).start()
-            )
+            listeners.append(self._listener(settings.thresholds_topic, THRESHOLDS, self.apply_threshold))
         if settings.triggers_topic is not None:
-            listeners.append(
-                UpdateListener(
-                    settings.kafka, settings.triggers_topic, model_id, TRIGGERS, self.apply_triggers
-                ).start()
-            )
+            listeners.append(self._listener(settings.triggers_topic, TRIGGERS, self.apply_triggers))
         deadline = time.monotonic() + settings.threshold_startup_wait_s
         for listener in listeners:
             if not listener.wait_caught_up(max(0.0, deadline - time.monotonic())):
@@ -89,11 +84,32 @@ class DefenderUpdates:
             log.warning("no threshold yet: nothing is flagged until one is published or set")
         return listeners
 
+    def _listener(self, topic: str, kind: UpdateKind[Any, Any], apply: Any) -> UpdateListener[Any, Any]:
+        metrics, name = self.metrics, kind.name
+        metrics.set_connected(name, False)
+        policy = self.settings.update_channel.policy()
+        if policy.signed:
+            log.info(f"{name} updates must be signed", topic=topic)
+        return UpdateListener(
+            self.settings.kafka,
+            topic,
+            self.defender.model_id,
+            kind,
+            apply,
+            policy=policy,
+            on_reject=lambda reason: self._rejected(name, reason),
+            on_connected=lambda connected: metrics.set_connected(name, connected),
+        ).start()
+
+    def _rejected(self, kind: str, reason: str) -> None:
+        self.stats.updates_rejected += 1
+        self.metrics.updates_rejected.labels(kind, reason).inc()
+
     def apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
         self.defender.set_threshold(threshold)
         self.stats.threshold_updates += 1
         self.metrics.threshold_updates.inc()
-        self._update_threshold_metrics()
+        self._update_threshold_metrics(update.created_at)
         log.info(
             "threshold applied",
             version=update.version,
@@ -106,7 +122,7 @@ class DefenderUpdates:
         self.defender.set_triggers(triggers)
         self.stats.trigger_updates += 1
         self.metrics.trigger_updates.inc()
-        self._update_trigger_metrics()
+        self._update_trigger_metrics(update.created_at)
         log.info(
             "known triggers applied",
             version=update.version,
@@ -115,16 +131,20 @@ class DefenderUpdates:
             created_at=update.created_at.isoformat(),
         )
 
-    def _update_trigger_metrics(self) -> None:
+    def _update_trigger_metrics(self, created_at: datetime | None = None) -> None:
         triggers = self.defender.triggers
         self.metrics.set_triggers(
-            len(triggers) if triggers else 0, triggers.version if triggers else None, self.defender.model_id
+            len(triggers) if triggers else 0,
+            triggers.version if triggers else None,
+            self.defender.model_id,
+            created_at,
         )
 
-    def _update_threshold_metrics(self) -> None:
+    def _update_threshold_metrics(self, created_at: datetime | None = None) -> None:
         threshold = self.defender.threshold
         self.metrics.set_threshold(
             threshold.value if threshold else None,
             threshold.version if threshold else None,
             self.defender.model_id,
+            created_at,
         )

@@ -82,7 +82,8 @@ def _update(defender, value: float, version: str, created_at: datetime, model_id
         version=version,
         value=value,
         percentile=95.0,
-        calibration=CalibrationSummary(dataset="test", n_texts=10, score_mean=0.0, score_std=1.0),
+        # a summary that supports the value (the worker refuses values their summary cannot support)
+        calibration=CalibrationSummary(dataset="test", n_texts=10, score_mean=value, score_std=1.0),
         created_at=created_at,
     )
 
