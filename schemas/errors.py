@@ -19,6 +19,12 @@ class ErrorType(StrEnum):
     EMPTY_TEXT = "empty_text"
     OVERSIZE = "oversize"
     INTERNAL = "internal"
+    UNENCODABLE = "unencodable"
+    """A valid message whose output record cannot be serialized (e.g. metadata nested too deep)."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    """A valid message whose output record is over the producer's ``message.max.bytes``."""
+    REJECTED = "rejected"
+    """The producer refused the message's output record for its size or content."""
 
 
 class SchemaError(ValueError):

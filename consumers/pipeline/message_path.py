@@ -19,7 +19,10 @@ The three steps:
    :mod:`consumers.pipeline.judge`.
 3. :meth:`~MessagePipeline.records` (any thread): one :class:`Output` per admitted message, in input
    order: a ``PredictionRecord`` (clean), an ``AuditRecord`` (flagged, with its evidence) or a
-   ``DeadLetterRecord`` (malformed, or its judging raised alone).
+   ``DeadLetterRecord`` (malformed, or its judging raised alone), with its bytes. A record that cannot
+   be written (not serializable, over ``max_output_bytes``) is replaced by its message's dead letter
+   here, and a record the producer refuses by :meth:`Output.rejected`: the per-message failure rule of
+   :mod:`consumers.pipeline.wire`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from consumers.pipeline.admit import Accepted, internal_dead_letter, validate_me
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch, judge_texts
 from consumers.pipeline.records import verdict_to_record
+from consumers.pipeline.wire import fits, rejected, to_wire
 from schemas import AuditRecord, DeadLetterRecord, InputMessage, PredictionRecord
 
 if TYPE_CHECKING:  # `stream-guard --help` imports the app: no torch until a model runs
@@ -76,11 +80,31 @@ class Admitted:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One output record for one input message, with the verdict behind it when it was judged."""
+    """One output record for one input message, with the verdict behind it when it was judged.
+
+    value: the record's bytes (None: not encoded yet); key: the Kafka key it goes under (the input's;
+    a dead letter's cut to ``MAX_KEY_BYTES``).
+    """
 
     envelope: Envelope
     record: OutputRecord
     verdict: Verdict | None = None
+    value: bytes | None = None
+    key: bytes | None = None
+
+    def wired(self, max_bytes: int | None) -> Output:
+        """This output with its bytes, or its message's dead letter when they cannot be written under
+        ``max_bytes`` (the destination's ``message.max.bytes``; None: no limit)."""
+        if self.value is not None and fits(self.value, self.key, max_bytes):
+            return self  # already encoded, and small enough for this destination too
+        wire = to_wire(self.envelope, self.record, max_bytes)
+        verdict = self.verdict if wire.record is self.record else None
+        return Output(self.envelope, wire.record, verdict, wire.value, wire.key)
+
+    def rejected(self, reason: str, max_bytes: int | None) -> Output:
+        """Its message's dead letter (``rejected``, with ``reason``) for an output the producer refused."""
+        wire = rejected(self.envelope, self.record, reason, max_bytes=max_bytes)
+        return Output(self.envelope, wire.record, None, wire.value, wire.key)
 
     @property
     def kind(self) -> OutputKind:
@@ -99,6 +123,8 @@ class MessagePipeline:
         max_bytes: the largest message value accepted (larger ones are ``oversize`` dead letters).
         record_time: the time records carry; :func:`live_time` (the clock) by default.
         tokens: which verdicts carry per-token attributions (the worker: flagged ones).
+        max_output_bytes: the producer's ``message.max.bytes`` (a larger record is dead-lettered);
+            None for a destination without a limit (files).
     """
 
     def __init__(
@@ -108,9 +134,11 @@ class MessagePipeline:
         max_bytes: int | None,
         record_time: RecordTime = live_time,
         tokens: TokenDetail = "flagged",
+        max_output_bytes: int | None = None,
     ) -> None:
         self.defender = defender
         self.max_bytes = max_bytes
+        self.max_output_bytes = max_output_bytes
         self.record_time = record_time
         self.tokens: TokenDetail = tokens
 
@@ -157,13 +185,15 @@ class MessagePipeline:
         )
 
     def records(self, batch: Sequence[Admitted], judged: JudgedBatch) -> list[Output]:
-        """One output per message of ``batch``, in order; ``judged`` is :meth:`judge` of the same batch."""
+        """One output per message of ``batch``, in order, with its bytes; ``judged`` is :meth:`judge` of
+        the same batch."""
         results = iter(judged.results)
         outputs = []
+        limit = self.max_output_bytes
         for admitted in batch:
             envelope, outcome = admitted.envelope, admitted.outcome
             if isinstance(outcome, DeadLetterRecord):
-                outputs.append(Output(envelope, outcome))
+                outputs.append(Output(envelope, outcome).wired(limit))
                 continue
             result = next(results)
             at = admitted.at
@@ -171,12 +201,12 @@ class MessagePipeline:
                 dead = internal_dead_letter(
                     envelope.value, envelope.key, envelope.source, result, outcome.message.id, at
                 )
-                outputs.append(Output(envelope, dead))
+                outputs.append(Output(envelope, dead).wired(limit))
                 continue
             record = verdict_to_record(
                 result, source=envelope.source, metadata=outcome.message.metadata, scored_at=at
             )
-            outputs.append(Output(envelope, record, result))
+            outputs.append(Output(envelope, record, result).wired(limit))
         return outputs
 
     def batches(self, envelopes: Iterable[Envelope], batch_size: int) -> Iterator[list[Admitted]]:

@@ -33,6 +33,12 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
+def _bytes(judged: Output) -> bytes:
+    """The record's bytes as the message path encoded them (a record that cannot be encoded is already
+    its message's dead letter there: :mod:`consumers.pipeline.wire`)."""
+    return judged.value if judged.value is not None else encode(judged.record)
+
+
 class _AtomicFile:
     """A binary file written as ``<name>.part`` and renamed on ``commit``; ``-`` is stdout."""
 
@@ -70,9 +76,9 @@ class JsonlSink:
     def write(self, judged: Output) -> None:
         if isinstance(judged.record, DeadLetterRecord):
             if self._errors is not None:
-                self._errors.fh.write(encode(judged.record) + b"\n")
+                self._errors.fh.write(_bytes(judged) + b"\n")
             return
-        self._out.fh.write(encode(judged.record) + b"\n")
+        self._out.fh.write(_bytes(judged) + b"\n")
 
     def close(self) -> None:
         self._out.commit()
@@ -107,7 +113,7 @@ def parquet_row(judged: Output) -> dict[str, Any]:
         "source_topic": source.topic if source else None,
         "source_partition": source.partition if source else None,
         "source_offset": source.offset if source else None,
-        "record": encode(record).decode("utf-8"),
+        "record": _bytes(judged).decode("utf-8"),
     }
 
 
@@ -156,7 +162,7 @@ class ParquetSink:
     def write(self, judged: Output) -> None:
         if isinstance(judged.record, DeadLetterRecord):
             if self._errors is not None:
-                self._errors.fh.write(encode(judged.record) + b"\n")
+                self._errors.fh.write(_bytes(judged) + b"\n")
             return
         self._rows.append(parquet_row(judged))
         if len(self._rows) >= ROW_GROUP:

@@ -26,7 +26,9 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Checkpoint", "DeliveryError"]
+from consumers.kafka.refused import refused_reason
+
+__all__ = ["Checkpoint", "DeliveryError", "OutputRefused"]
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +38,11 @@ OnDelivered = Callable[[str, float | None], None]
 
 class DeliveryError(RuntimeError):
     """Outputs were not acknowledged by the broker: their inputs must not be committed."""
+
+
+class OutputRefused(ValueError):
+    """``produce()`` refused this one output for its size or content; the producer and the broker are
+    fine (the caller dead-letters the message: :meth:`consumers.pipeline.message_path.Output.rejected`)."""
 
 
 class Checkpoint:
@@ -74,7 +81,14 @@ class Checkpoint:
         return dict(self._offsets)
 
     def produce(self, topic: str, value: bytes, key: bytes | None, input_ts: float | None = None) -> None:
-        """Queue one output; its delivery is checked at the next :meth:`commit`."""
+        """Queue one output; its delivery is checked at the next :meth:`commit`.
+
+        Raises:
+            OutputRefused: the producer refused this output itself (e.g. over ``message.max.bytes``).
+            KafkaException: any other produce error (the producer or the broker): stop.
+        """
+        from confluent_kafka import KafkaException
+
         if self.transactional and not self._in_transaction:
             self.producer.begin_transaction()
             self._in_transaction = True
@@ -91,6 +105,11 @@ class Checkpoint:
                 return
             except BufferError:  # local queue full: serve delivery reports, then try again
                 self.producer.poll(0.1)
+            except KafkaException as error:
+                reason = refused_reason(error)
+                if reason is None:
+                    raise
+                raise OutputRefused(reason) from None
 
     def mark_processed(self, topic: str, partition: int, offset: int) -> None:
         """The input at ``offset`` has all its outputs queued; commit up to it next time."""

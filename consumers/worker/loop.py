@@ -71,15 +71,16 @@ import structlog
 
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch
-from consumers.pipeline.message_path import Admitted, MessagePipeline
-from consumers.worker.checkpoint import Checkpoint
+from consumers.pipeline.message_path import Admitted, MessagePipeline, Output
+from consumers.pipeline.wire import message_max_bytes
+from consumers.worker.checkpoint import Checkpoint, OutputRefused
 from consumers.worker.flow_control import FlowControl
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.token_count import budget_can_bind
 from consumers.worker.update_listener import UpdateListener
 from consumers.worker.updates import DefenderUpdates
-from schemas import TriggerUpdate, encode
+from schemas import TriggerUpdate
 from stream_guard.batching import BatchLimits, MicroBatcher
 from stream_guard.defender import Defender
 from stream_guard.torch_thread import submit_to_torch_thread
@@ -121,7 +122,13 @@ class Worker:
         self.stats = WorkerStats()
         self.on_batch = on_batch
         self.updates = DefenderUpdates(settings, self.defender, self.metrics, self.stats, triggers=triggers)
-        self.pipeline = MessagePipeline(self.defender, max_bytes=settings.max_message_bytes)
+        # an output over the producer's message.max.bytes is dead-lettered, not produced
+        producer_config = settings.kafka.producer_config(**settings.producer_overrides)
+        self.pipeline = MessagePipeline(
+            self.defender,
+            max_bytes=settings.max_message_bytes,
+            max_output_bytes=message_max_bytes(producer_config),
+        )
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
         )
@@ -280,20 +287,19 @@ class Worker:
         """Produce the batch's outputs in input order, then checkpoint (flush → confirm → commit)."""
         checkpoint = self._checkpoint
         assert checkpoint is not None
-        topics = self._topics
         flagged = dead = 0
         hits: Counter[str] = Counter()  # messages per known trigger found in them
         for output in self.pipeline.records(items, judged):
             envelope = output.envelope
             if envelope.partition_key not in self._assigned:
                 continue  # lost while in flight: its new owner produces it
+            output = self._produce(output)
             kind, record = output.kind, output.record
             if kind == "dead_letter":
                 dead += 1
                 self.metrics.dead_letters.labels(record.error_type).inc()  # type: ignore[union-attr]
             flagged += kind == "audit"
             hits.update({hit.trigger for hit in getattr(record, "known_triggers", ())})
-            checkpoint.produce(topics[kind], encode(record), envelope.key, envelope.epoch_seconds)
             source = envelope.source
             assert source is not None and source.topic is not None
             checkpoint.mark_processed(source.topic, source.partition, source.offset)
@@ -320,6 +326,24 @@ class Worker:
                 len(items), judged.judged, flagged, dead, judged.seconds, offsets, judged.started
             )
             self.on_batch(report)
+
+    def _produce(self, output: Output) -> Output:
+        """Produce one output; one the producer refuses (its size or content) is dead-lettered instead,
+        and the partition moves on. A refused dead letter, or any other produce error, stops the worker."""
+        checkpoint = self._checkpoint
+        assert checkpoint is not None and output.value is not None
+        ts = output.envelope.epoch_seconds
+        try:
+            checkpoint.produce(self._topics[output.kind], output.value, output.key, ts)
+        except OutputRefused as error:
+            log.warning(
+                "output refused; its message is dead-lettered", where=output.envelope.where, error=str(error)
+            )
+            reason = f"the producer refused its {output.kind} record: {error}"
+            output = output.rejected(reason, self.pipeline.max_output_bytes)
+            assert output.value is not None
+            checkpoint.produce(self._topics["dead_letter"], output.value, output.key, ts)
+        return output
 
     def _drain(self) -> None:
         """The shutdown path: finish the batch in flight and commit; buffered messages stay uncommitted."""
