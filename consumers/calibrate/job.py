@@ -10,7 +10,9 @@ it is, every row a clean text. The percentile and the optional per-length bucket
 * ``--output FILE.json``: written atomically (temporary file, then rename);
 * ``--publish``: produced to the thresholds topic with ``acks=all`` and idempotence, keyed by ``model_id``
   so that every update of one model lands on one partition in order; the job flushes and waits for the
-  delivery report, and fails (exit 1) unless the broker confirmed the write.
+  delivery report, and fails (exit 1) unless the broker confirmed the write. With an update key
+  (``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE``, :mod:`consumers.pipeline.update_settings`) the update is
+  signed first, so that workers holding the key apply it.
 
 The command is :mod:`consumers.cli.calibrate`. confluent_kafka is imported inside :func:`publish_update`
 only, so ``stream-guard --help`` stays fast.
@@ -34,6 +36,11 @@ import structlog
 from tqdm.auto import tqdm
 
 from consumers.kafka.publish import PublishError as PublishError  # re-exported: callers catch it here
+from consumers.pipeline.update_settings import (
+    UpdateChannelError,
+    UpdateChannelSettings,
+    update_channel_from_env,
+)
 from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode, make_threshold_version, utc_now
 from stream_guard.calibration import Calibration, calibrate
 
@@ -251,15 +258,23 @@ def publish_update(
     *,
     timeout: float = 30.0,
     admin_config: dict[str, Any] | None = None,
+    channel: UpdateChannelSettings | None = None,
 ) -> tuple[int, int]:
     """Produce the update to ``topic`` (key = model id) and wait for the broker's ack
     (:func:`consumers.kafka.publish.publish_record`, the one publisher of operator updates).
 
-    With ``admin_config`` the topic is created first when missing (1 partition, compacted). Returns the
-    ``(partition, offset)`` the broker confirmed; raises :class:`PublishError` otherwise.
+    The update is signed when ``channel`` (by default read from the environment) has a key. With
+    ``admin_config`` the topic is created first when missing (1 partition, compacted). Returns the
+    ``(partition, offset)`` the broker confirmed; raises :class:`PublishError` otherwise, and
+    :class:`CalibrationInputError` when the update channel's settings are unusable.
     """
     from consumers.kafka.publish import publish_record
 
+    try:
+        channel = channel if channel is not None else update_channel_from_env()
+    except UpdateChannelError as err:
+        raise CalibrationInputError(str(err)) from None
+    update = channel.sign(update)
     where = publish_record(
         topic,
         update.model_id.encode(),
@@ -269,7 +284,9 @@ def publish_update(
         timeout=timeout,
         admin_config=admin_config,
     )
-    log.info("threshold published", topic=topic, offset=where[1], version=update.version)
+    log.info(
+        "threshold published", topic=topic, offset=where[1], version=update.version, signed=channel.signed
+    )
     return where
 
 

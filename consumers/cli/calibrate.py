@@ -3,7 +3,8 @@
 Options fall back to environment variables (as in docker-compose.yml): ``STREAM_GUARD_MODEL``,
 ``STREAM_GUARD_CALIBRATION_DATASET`` (default ``movies``), ``STREAM_GUARD_CALIBRATION_PERCENTILE``,
 ``STREAM_GUARD_CALIBRATION_LENGTH_EDGES``, ``STREAM_GUARD_THRESHOLDS_TOPIC`` and the Kafka connection
-``STREAM_GUARD_KAFKA_*``. Bad input is one line on stderr and exit 2; an unconfirmed publish exits 1.
+``STREAM_GUARD_KAFKA_*``; ``--publish`` signs with ``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE`` when set.
+Bad input is one line on stderr and exit 2; an unconfirmed publish exits 1.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from consumers.cli.common import (
     settings_from,
 )
 from consumers.kafka.settings import KafkaSettings
+from consumers.pipeline.update_settings import update_channel_from_env
 from stream_guard.errors import StreamGuardError
 
 
@@ -87,6 +89,7 @@ def calibrate_command(
         if not 0.0 < percentile < 100.0:
             raise CalibrationInputError(f"--percentile must be in (0, 100), got {percentile:g}")
         kafka = _kafka_settings(bootstrap_servers) if publish else None
+        channel = update_channel_from_env() if publish else None  # the signing key, checked up front
         clean = load_clean_texts(dataset, text_column=text_column, max_texts=max_texts, seed=seed)
         settings = settings_from(model=model, device=device, max_length=max_length, batch_size=batch_size)
         defender = build_defender(settings)
@@ -111,6 +114,7 @@ def calibrate_command(
                 kafka.producer_config(),
                 thresholds_topic,
                 admin_config=kafka.admin_config() if create_topic else None,
+                channel=channel,
             )
             where = f"{thresholds_topic} [partition {partition}, offset {offset}]"
             typer.echo(f"published    {where} at {kafka.bootstrap_servers}")

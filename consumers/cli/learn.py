@@ -48,6 +48,12 @@ def learn_command(
     except CalibrationInputError as exc:
         fail(str(exc))
     kafka = KafkaSettings(**({"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}))
+    from consumers.pipeline.update_settings import UpdateChannelError, update_channel_from_env
+
+    try:
+        channel = update_channel_from_env()  # the signing key: checked before the model loads
+    except UpdateChannelError as exc:
+        fail(str(exc))
     defender = build_defender(settings_from(model=model, device=device))
     service = TriggerLearnService(
         kafka,
@@ -55,6 +61,7 @@ def learn_command(
         texts,
         topics=[predictions_topic, audit_topic],
         triggers_topic=triggers_topic,
+        update_channel=channel,
         on_promotion=lambda t, u: typer.echo(
             f"learned {t.text!r} -> label {t.target_label} ({t.messages} flips, insertion "
             f"{t.insertion_rate:.0%} of {t.insertion_texts}); published {u.version} to {triggers_topic}"

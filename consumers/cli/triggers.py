@@ -5,6 +5,8 @@ Every command works on the newest update for a model on the triggers topic (as a
 A change is the next whole set (``consumers.pipeline.triggers``), newer than the current one, so every
 running worker applies it within a second. On the topic it is published with ``acks=all`` and waited
 for until the broker confirms it (key = model id; the topic is created, compacted, when missing).
+With an update key (``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE``) what is published is signed, and the
+set read from the topic must be signed with it, as the workers require.
 
 The model is named by ``--model-id`` or found from ``--model DIR`` (env ``STREAM_GUARD_MODEL``; the
 packaged backbone by default), whose fingerprint is the id the worker uses. Bad input is one line on
@@ -25,6 +27,7 @@ from consumers.cli.common import fail
 
 if TYPE_CHECKING:
     from consumers.kafka.settings import KafkaSettings
+    from consumers.pipeline.update_settings import UpdateChannelSettings
     from schemas import TriggerUpdate
 
 DEFAULT_TRIGGERS_TOPIC = "triggers"
@@ -207,7 +210,7 @@ def _publish(kafka: KafkaSettings, topic: str, update: TriggerUpdate, what: str)
         partition, offset = publish_record(
             topic,
             update.model_id.encode(),
-            encode(update),
+            encode(_channel().sign(update)),
             kafka.producer_config(),
             what="trigger update",
         )
@@ -269,6 +272,16 @@ def _kafka(bootstrap_servers: str | None) -> KafkaSettings:
     return settings
 
 
+def _channel() -> UpdateChannelSettings:
+    """The update channel's settings (signing key, rules) from the environment; one line and exit 2."""
+    from consumers.pipeline.update_settings import UpdateChannelError, update_channel_from_env
+
+    try:
+        return update_channel_from_env()
+    except UpdateChannelError as err:
+        fail(str(err))
+
+
 def _latest(kafka: KafkaSettings, topic: str, model_id: str, *, create: bool) -> TriggerUpdate | None:
     """The newest update for ``model_id`` on ``topic``; None when the topic is empty or (not ``create``)
     does not exist. With ``create`` a missing topic is created (compacted), as a publish would."""
@@ -290,7 +303,7 @@ def _latest(kafka: KafkaSettings, topic: str, model_id: str, *, create: bool) ->
             topics = AdminClient({**kafka.admin_config(), "log_level": 2}).list_topics(timeout=10).topics
             if topic not in topics:
                 return None
-        return latest_update(kafka, topic, model_id, TRIGGERS)
+        return latest_update(kafka, topic, model_id, TRIGGERS, policy=_channel().policy())
     except ValueError as err:
         fail(str(err))
     except (KafkaException, TimeoutError) as err:

@@ -5,7 +5,9 @@ The workers put evidence on their records (``evidence``: confirmed flags and fli
 that evidence to a :class:`~stream_guard.triggers.learner.TriggerLearner` (insertion tests on the clean
 calibration texts, with the same model), and publishes each promotion as the next whole
 :class:`~schemas.TriggerUpdate` to the triggers topic (key = model id, acks=all, delivery confirmed).
-Every worker follows that topic and removes the trigger from every later message.
+Every worker follows that topic and removes the trigger from every later message. With an update key
+(``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE``) each update is signed, and the set the service starts from
+must be signed with it too (:mod:`consumers.pipeline.update_settings`).
 
 State lives in Kafka: on start the service reads the newest trigger update for its model (its triggers
 stay known, its revoked words are never learned) and every partition of the output topics from the
@@ -24,6 +26,7 @@ import structlog
 from consumers.kafka.publish import publish_record
 from consumers.kafka.settings import KafkaSettings
 from consumers.pipeline.triggers import update_from_learned
+from consumers.pipeline.update_settings import UpdateChannelSettings, update_channel_from_env
 from consumers.worker.update_listener import TRIGGERS, latest_update
 from schemas import PredictionRecord, SchemaError, TriggerUpdate, decode, encode
 from stream_guard.torch_thread import run_on_torch_thread
@@ -68,6 +71,8 @@ class TriggerLearnService:
         triggers_topic: where the updates go (the topic the workers follow).
         rule: the promotion rule (defaults: ``LearnRule()``).
         on_promotion: called with each newly learned trigger and the update that published it.
+        update_channel: signing key and rules of the triggers topic (default: from the environment;
+            :class:`~consumers.pipeline.update_settings.UpdateChannelError` when unusable).
     """
 
     def __init__(
@@ -80,7 +85,9 @@ class TriggerLearnService:
         triggers_topic: str,
         rule: LearnRule | None = None,
         on_promotion: Callable[[LearnedTrigger, TriggerUpdate], None] | None = None,
+        update_channel: UpdateChannelSettings | None = None,
     ) -> None:
+        self.channel = update_channel if update_channel is not None else update_channel_from_env()
         self.kafka = kafka
         self.defender = defender
         self.clean_texts = list(clean_texts)
@@ -121,7 +128,12 @@ class TriggerLearnService:
         model_id = self.defender.model_id
         try:
             self.current = latest_update(
-                self.kafka, self.triggers_topic, model_id, TRIGGERS, idle_timeout=2.0
+                self.kafka,
+                self.triggers_topic,
+                model_id,
+                TRIGGERS,
+                idle_timeout=2.0,
+                policy=self.channel.policy(),  # what the workers apply, and nothing else
             )
         except KafkaException:
             self.current = None  # no triggers topic yet: the first publication creates it
@@ -167,6 +179,7 @@ class TriggerLearnService:
     def _publish(self, trigger: LearnedTrigger) -> None:
         assert self.learner is not None
         update = update_from_learned(self.defender.model_id, self.learner.learned, previous=self.current)
+        update = self.channel.sign(update)
         publish_record(
             self.triggers_topic,
             update.model_id.encode(),

@@ -19,13 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self, TypeVar
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.pipeline.update_policy import DEFAULT_MAX_SKEW_S, UpdatePolicy
 from schemas import sign_update
 
-__all__ = ["MIN_KEY_BYTES", "UpdateChannelSettings"]
+__all__ = ["MIN_KEY_BYTES", "UpdateChannelError", "UpdateChannelSettings", "update_channel_from_env"]
 
 MIN_KEY_BYTES = 16
 _MAX_KEY_FILE_BYTES = 64 * 1024
@@ -69,6 +69,11 @@ class UpdateChannelSettings(BaseSettings):
         self._key = key
         return self
 
+    @property
+    def signed(self) -> bool:
+        """Whether a key is set (updates are signed, and only signed ones are applied)."""
+        return self._key is not None
+
     def signing_key(self) -> bytes | None:
         """The key (bytes), or None when updates are not signed."""
         return self._key
@@ -97,3 +102,20 @@ def _read_key_file(path: Path) -> bytes:
     if len(data) > _MAX_KEY_FILE_BYTES:
         raise ValueError(f"the update key file {path} is over {_MAX_KEY_FILE_BYTES} bytes")
     return data.strip()
+
+
+class UpdateChannelError(ValueError):
+    """The update channel's settings are unusable (e.g. a short key); the message is one line, no secret."""
+
+
+def update_channel_from_env() -> UpdateChannelSettings:
+    """:class:`UpdateChannelSettings` from the environment; raises :class:`UpdateChannelError` (one line)
+    instead of pydantic's multi-line error."""
+    try:
+        return UpdateChannelSettings()
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(map(str, first["loc"]))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        field = f" {where}" if where else ""
+        raise UpdateChannelError(f"invalid update channel setting{field}: {message}") from None
