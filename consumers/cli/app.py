@@ -7,9 +7,12 @@ inside the command functions, so ``stream-guard --help`` stays fast (tests/consu
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from consumers.cli import audit, bench, broker, calibrate, demo, lab, learn, replay, run, score, triggers
+from stream_guard.errors import StreamGuardError
 
 HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
 
@@ -59,5 +62,14 @@ app.add_typer(triggers_app, name="triggers")
 
 
 def main() -> None:
-    """The console script `stream-guard` (and `python -m consumers.cli`)."""
-    app()
+    """The console script `stream-guard` (and `python -m consumers.cli`).
+
+    The commands turn the errors they expect into one ``error:`` line and exit 2 themselves
+    (:func:`consumers.cli.common.fail`); a :class:`StreamGuardError` that escapes one anyway (a model that
+    does not load, Kafka refusing the credentials...) gets the same treatment here instead of a traceback.
+    """
+    try:
+        app()
+    except StreamGuardError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

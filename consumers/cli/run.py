@@ -1,5 +1,12 @@
 """`stream-guard run`: the scoring worker as a service (SIGTERM/SIGINT: finish, commit, exit 0).
 
+Exit codes: 0 after SIGTERM/SIGINT (also while the model loads: the handlers are installed first,
+:mod:`consumers.cli.stop_signals`); 2 with one ``error:`` line for what a restart does not fix (bad
+settings, a model that does not load, topics that cannot be created, Kafka authentication failing for
+``STREAM_GUARD_KAFKA_AUTH_TIMEOUT_S``); 1 when the worker stopped on a failure of the infrastructure
+(e.g. outputs not acknowledged), logged as ``worker exited with an error``: a restart resumes from the
+last commit.
+
 Every option falls back to its environment variable (shown in the help) and then to the default of
 :class:`consumers.worker.settings.WorkerSettings`. confluent_kafka, torch and the model are imported only
 when the command runs, so ``stream-guard --help`` stays fast.
@@ -16,6 +23,7 @@ from typing import Any
 import typer
 
 from consumers.cli.common import DeviceOpt, ModelOpt, fail
+from consumers.cli.stop_signals import StopRequested, StopSignals
 
 
 def run_command(
@@ -78,11 +86,6 @@ def run_command(
 ) -> None:
     """Run the scoring worker: input topics → predictions / audit / dead-letter; thresholds and known
     triggers hot-reloaded."""
-    from pydantic import ValidationError
-
-    from stream_guard.logs import configure_logging
-
-    configure_logging(level=log_level)
     flags: dict[str, Any] = {
         "group_id": group_id,
         "input_topics": input_topics or None,
@@ -99,11 +102,42 @@ def run_command(
         "metrics_port": metrics_port,
         "transactional": transactional,
     }
+    with StopSignals() as signals:  # before anything slow: a SIGTERM while loading is a clean exit
+        try:
+            _run(
+                signals,
+                flags,
+                bootstrap_servers,
+                model,
+                device,
+                create_topics=create_topics,
+                log_level=log_level,
+            )
+        except StopRequested as stop:
+            typer.echo(f"stream-guard run: stopped by {stop} (nothing consumed)", err=True)
+            raise typer.Exit(0) from None
+
+
+def _run(
+    signals: StopSignals,
+    flags: dict[str, Any],
+    bootstrap_servers: str | None,
+    model: str | None,
+    device: str | None,
+    *,
+    create_topics: bool,
+    log_level: str,
+) -> None:
+    from pydantic import ValidationError
+
+    from stream_guard.logs import configure_logging
+
+    configure_logging(level=log_level)
     try:
         settings = _settings(flags, bootstrap_servers, model, device)
     except (ValidationError, ValueError) as err:
         fail(_first_error(err))
-    raise typer.Exit(serve(settings, create_topics=create_topics))
+    raise typer.Exit(serve(settings, create_topics=create_topics, signals=signals))
 
 
 def _settings(flags: dict[str, Any], bootstrap: str | None, model: str | None, device: str | None) -> Any:
@@ -126,12 +160,16 @@ def _first_error(err: Exception) -> str:
     return str(err)
 
 
-def serve(settings: Any, *, create_topics: bool = False) -> int:
-    """Run a worker in this (main) thread until SIGTERM/SIGINT; 0 after a clean stop, 1 on failure."""
+def serve(settings: Any, *, create_topics: bool = False, signals: StopSignals | None = None) -> int:
+    """Run a worker in this (main) thread until SIGTERM/SIGINT; 0 after a clean stop, 1 on failure.
+
+    ``signals``: handlers installed by the caller before the model loads (``run_command``); without
+    them they are installed here, once the worker is built. What a restart does not fix (a model that
+    does not load, topics that cannot be created, lasting authentication failures) fails with one
+    line, exit 2."""
     import structlog
 
     from consumers.pipeline.triggers import TriggerFileError, read_trigger_file
-    from consumers.worker.loop import Worker
     from stream_guard.errors import StreamGuardError
 
     log = structlog.get_logger("stream_guard.run")
@@ -140,10 +178,10 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
     except TriggerFileError as err:
         fail(str(err))
     if create_topics:
-        from consumers.kafka.topics import ensure_topics
+        _create_topics(settings)
+    log.info("loading the model", model=settings.defender.model or "packaged")
+    from consumers.worker.loop import Worker
 
-        wanted = [*settings.input_topics, *settings.output_topics, *settings.update_topics]
-        ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
     if settings.torch_threads:
         from stream_guard.torch_thread import set_torch_threads
 
@@ -153,15 +191,34 @@ def serve(settings: Any, *, create_topics: bool = False) -> int:
     except (StreamGuardError, TriggerFileError) as err:
         fail(str(err))
     stop = threading.Event()
-    restore = _stop_on_signals(stop)
+    restore = _stop_on_signals(stop) if signals is None else (lambda: None)
+    if signals is not None:
+        signals.running(stop)
     try:
         worker.run(stop)
+    except StreamGuardError as err:  # e.g. KafkaAuthError: the settings, not the moment, are wrong
+        log.error("worker exited with an error", error=str(err))
+        fail(str(err))
     except Exception as err:
         log.error("worker exited with an error", error=repr(err))
         return 1
     finally:
         restore()
     return 0
+
+
+def _create_topics(settings: Any) -> None:
+    """``--create-topics``: the missing topics, one partition each; no broker is one line, exit 2."""
+    from confluent_kafka import KafkaException
+
+    from consumers.kafka.topics import ensure_topics
+
+    wanted = [*settings.input_topics, *settings.output_topics, *settings.update_topics]
+    try:
+        ensure_topics(settings.kafka.admin_config(), dict.fromkeys(wanted, 1))
+    except (KafkaException, TimeoutError, ValueError) as err:
+        reason = err.args[0].str() if isinstance(err, KafkaException) and err.args else str(err)
+        fail(f"cannot create topics on {settings.kafka.bootstrap_servers}: {reason}")
 
 
 def _stop_on_signals(stop: threading.Event) -> Any:

@@ -21,9 +21,16 @@ earliest offset, use cooperative-sticky rebalancing and a 6 s session / 0.5 s he
 the short session or the first join takes ~23 s; 6000 ms is also Apache Kafka's default
 ``group.min.session.timeout.ms``, so the same value works on both.
 
-Secrets (``sasl_password`` and ``extra`` keys that look secret) never appear in ``repr``, ``str`` or
-``model_dump_json``; use
-:func:`redact_config` before logging a config dict.
+Every config also carries confluent-kafka's ``logger`` and ``error_cb``
+(:mod:`consumers.kafka.client_logs`): librdkafka's logs go through structlog, one line per state change
+(``STREAM_GUARD_KAFKA_LOG_REPEAT_S``: how often a condition that lasts is logged again), and
+authentication failures that last ``STREAM_GUARD_KAFKA_AUTH_TIMEOUT_S`` seconds raise
+:class:`~consumers.kafka.client_logs.KafkaAuthError` out of ``consume``/``poll``/``flush``.
+
+Secrets (``sasl_password`` and ``extra`` keys that look secret: ``*password*``, ``*secret*``,
+``*token*``, ``*credential*``, ``sasl.oauthbearer.config``, ``sasl.jaas.config``, private keys) never
+appear in ``repr``, ``str``, ``model_dump`` or ``model_dump_json``; use :func:`redact_config` before
+logging a config dict.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_CONSUMER", "DEFAULT_PRODUCER", "KafkaSettings", "redact_config"]
+from consumers.kafka.client_logs import client_callbacks
+
+__all__ = ["DEFAULT_CONSUMER", "DEFAULT_PRODUCER", "KafkaSettings", "is_secret_key", "redact_config"]
 
 DEFAULT_PRODUCER: dict[str, Any] = {
     "acks": "all",
@@ -52,13 +61,21 @@ DEFAULT_CONSUMER: dict[str, Any] = {
 }
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-_SECRET_KEY = re.compile(r"(password|secret|token|credential|\.key\.pem$|^ssl\.key|jaas)", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(password|secret|token|credential|oauthbearer\.config|\.key\.pem$|^ssl\.key|jaas|keystore)",
+    re.IGNORECASE,
+)
 _REDACTED = "**********"
 
 
 def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of a librdkafka config with secret values replaced by ``**********``."""
-    return {key: (_REDACTED if _SECRET_KEY.search(key) else value) for key, value in config.items()}
+    return {key: (_REDACTED if is_secret_key(key) else value) for key, value in config.items()}
+
+
+def is_secret_key(key: object) -> bool:
+    """True for librdkafka properties whose values are secrets (passwords, tokens, OAuth configs, keys)."""
+    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
 
 
 class KafkaSettings(BaseSettings):
@@ -80,6 +97,18 @@ class KafkaSettings(BaseSettings):
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="Any other librdkafka properties, applied to every client (env: a JSON object).",
+    )
+    auth_timeout_s: float | None = Field(
+        default=60.0,
+        gt=0,
+        description="Authentication failures lasting this long stop the client with KafkaAuthError "
+        "(at the next failed attempt: within one reconnect backoff after); empty: retry forever.",
+    )
+    log_repeat_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A librdkafka message that keeps coming is logged once, then again every this many "
+        "seconds with the count of repeats held back.",
     )
 
     @field_validator("security_protocol", mode="before")
@@ -103,7 +132,12 @@ class KafkaSettings(BaseSettings):
                 out[key] = item
         return out
 
-    @field_serializer("extra", when_used="json")
+    @field_validator("auth_timeout_s", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_serializer("extra")
     def _redact_extra(self, value: dict[str, str]) -> dict[str, Any]:
         return redact_config(value)
 
@@ -134,6 +168,7 @@ class KafkaSettings(BaseSettings):
             "ssl.ca.location": self.ssl_ca_location,
         }
         config.update({key: value for key, value in optional.items() if value is not None})
+        config.update(client_callbacks(self.auth_timeout_s, self.log_repeat_s))
         config.update(self.extra)
         return config
 

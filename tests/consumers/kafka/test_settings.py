@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from consumers.kafka.client_logs import KafkaErrorCallback, KafkaLogger
 from consumers.kafka.settings import KafkaSettings, redact_config
 
 ENV = "STREAM_GUARD_KAFKA_"
@@ -93,6 +94,9 @@ def test_project_defaults() -> None:
     assert consumer["heartbeat.interval.ms"] == 500
     assert consumer["max.poll.interval.ms"] == 300000
     admin = settings.admin_config()
+    # every client logs through structlog and watches authentication (consumers.kafka.client_logs)
+    assert isinstance(admin.pop("logger"), KafkaLogger)
+    assert isinstance(admin.pop("error_cb"), KafkaErrorCallback)
     assert admin == {"bootstrap.servers": "localhost:9092", "client.id": "stream-guard"}
     assert "acks" not in consumer and "group.id" not in producer
 
@@ -143,3 +147,40 @@ def test_librdkafka_accepts_the_configs() -> None:
     AdminClient(settings.admin_config(**quiet))
     with pytest.raises(KafkaException, match=r"no\.such\.property"):
         Producer(settings.producer_config(**{"no.such.property": "1"}, **quiet))
+
+
+def test_oauth_config_and_secret_looking_extras_are_redacted_everywhere() -> None:
+    """Issue 15: ``sasl.oauthbearer.config`` (it carries client secrets) was shown in repr and dumps."""
+    secrets = {
+        "sasl.oauthbearer.config": "clientId=guard clientSecret=oauth-s3cr3t",
+        "sasl.oauthbearer.client.secret": "client-s3cr3t",
+        "sasl.password": "override-s3cr3t",
+        "ssl.keystore.password": "keystore-s3cr3t",
+        "some.token": "token-s3cr3t",
+    }
+    settings = KafkaSettings(bootstrap_servers="b:1", extra={**secrets, "client.rack": "r1"})
+    rendered = (
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        repr(settings.model_dump()),
+        repr(redact_config(settings.consumer_config("g"))),
+    )
+    for text in rendered:
+        assert "s3cr3t" not in text, text
+        assert "r1" in text  # what is not secret stays readable
+    assert settings.extra["sasl.oauthbearer.config"].endswith("oauth-s3cr3t")  # the value itself is kept
+    assert settings.admin_config()["sasl.password"] == "override-s3cr3t"  # and reaches librdkafka
+
+
+def test_auth_timeout_and_log_repeat_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV + "AUTH_TIMEOUT_S", "7.5")
+    monkeypatch.setenv(ENV + "LOG_REPEAT_S", "30")
+    settings = KafkaSettings(bootstrap_servers="b:1")
+    assert settings.auth_timeout_s == 7.5 and settings.log_repeat_s == 30
+    callback = settings.consumer_config("g")["error_cb"]
+    assert callback.auth_timeout_s == 7.5
+    monkeypatch.setenv(ENV + "AUTH_TIMEOUT_S", "")
+    assert KafkaSettings().auth_timeout_s is None  # empty: retry forever
+    with pytest.raises(ValidationError):
+        KafkaSettings(auth_timeout_s=0)
