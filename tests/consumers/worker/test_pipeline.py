@@ -226,11 +226,12 @@ def test_transactional_mode_commits_outputs_and_offsets_together(kafka_settings,
     assert worker.stats.commits >= 1
 
 
-def test_an_output_that_cannot_be_written_stops_the_worker_without_commit(
+def test_an_output_over_the_producer_limit_is_dead_lettered_and_the_worker_goes_on(
     kafka_settings, topics, worker_defender
 ):
-    from confluent_kafka import KafkaException
-
+    """Issue 15: a record over the producer's message.max.bytes is a failure of its message alone: the
+    message is dead-lettered (``output_too_large``, its dead letter cut to fit) and the partition moves
+    on. (It used to stop the worker: a crash loop on every restart.)"""
     sent = produce(kafka_settings, topics["input"], mixed_values(12))
     # audit records carry every token's attributions: far over a 1000-byte message limit
     settings = worker_settings(
@@ -241,12 +242,15 @@ def test_an_output_that_cannot_be_written_stops_the_worker_without_commit(
         threshold=-1e9,
         producer_overrides={"message.max.bytes": 1000},
     )
-    worker = Worker(settings, defender=worker_defender)
-    run = WorkerThread(worker).start()
-    assert run.join(30), "the worker should have stopped on its own"
-    assert isinstance(run.error, KafkaException), repr(run.error)  # raised by produce(): too large
-    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == {0: -1001, 1: -1001}
-    assert len(sent) == 12
+    with WorkerThread(Worker(settings, defender=worker_defender)) as run:
+        outputs = read_outputs(kafka_settings, _outputs_types(topics), expected=len(sent))
+        run.stop()
+    assert sorted(identity(o) for o in outputs) == sorted((s.partition, s.offset) for s in sent)
+    assert all(isinstance(o.record, DeadLetterRecord) for o in outputs)
+    too_large = [o.record for o in outputs if o.record.error_type == "output_too_large"]
+    assert len(too_large) == sum(s.valid for s in sent)
+    assert all(len(encode(r)) + 2 <= 1000 and r.original_size > 0 for r in too_large)
+    assert committed(kafka_settings, settings.group_id, topics["input"], 2) == end_offsets(sent, 2)
 
 
 def test_a_binding_token_budget_cuts_batches_and_loses_nothing(kafka_settings, topics, worker_defender):
