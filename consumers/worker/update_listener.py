@@ -21,8 +21,10 @@ first batch is judged with the newest published update.
 The listener never goes deaf: when the broker cannot be reached (at start, or a fatal client error
 later) it closes its consumer, waits (0.5 s, doubling up to 30 s, reset once connected) and starts over
 from the offsets it had read, for as long as the worker runs. ``on_connected`` is told each change of
-state: connected once the topic's metadata was read, disconnected when the client reports that no
-broker is reachable (and connected again when a metadata probe, every 2 s meanwhile, succeeds).
+state: connected once the topic's metadata was read; disconnected when, after the client reported
+that no broker is reachable (all brokers down, or authentication failing), a metadata probe fails too
+(the report can be stale: one queued before the broker came up); connected again when a probe, every
+2 s meanwhile, succeeds.
 
 :func:`latest_update` reads a topic to its end once and returns the winner: what the operator commands
 (``stream-guard triggers list | add | revoke``) start from.
@@ -71,7 +73,8 @@ class Backoff:
         return base * random.uniform(1.0 - self.jitter, 1.0 + self.jitter)
 
 
-_DISCONNECTED_CODES = ("_ALL_BROKERS_DOWN", "_TRANSPORT", "_RESOLVE", "_AUTHENTICATION")
+# one connection closing (_TRANSPORT: Tansu and Kafka reap idle ones) is not the broker being gone
+_DISCONNECTED_CODES = ("_ALL_BROKERS_DOWN", "_AUTHENTICATION")
 _PROBE_S = 2.0  # while disconnected: how often the listener checks that the broker is back
 
 
@@ -125,6 +128,7 @@ class UpdateListener(Generic[U, C]):
         self._next_offsets: dict[int, int] = {}  # partition → next offset to read (kept across attempts)
         self.connected = False
         self._was_connected = False  # during the current attempt
+        self._suspect = False  # the client reported all brokers down: probe
         self.attempts = 0  # consumers created (1 + reconnections)
         self.error: BaseException | None = None  # what ended the last attempt; None once connected
 
@@ -184,6 +188,16 @@ class UpdateListener(Generic[U, C]):
             f"stream-guard-{self.kind.name}s-{uuid.uuid4().hex[:12]}",  # required by the client; never joined
             **{"enable.partition.eof": True, "fetch.wait.max.ms": 100, **self._overrides},
         )
+        down = {getattr(KafkaError, name) for name in _DISCONNECTED_CODES if hasattr(KafkaError, name)}
+        forward = config.get("error_cb")  # the configured one (structlog routing) still sees every error
+
+        def on_error(error: Any) -> None:
+            if error.code() in down:
+                self._suspect = True  # checked by a probe in the loop (not inside this callback)
+            if forward is not None:
+                forward(error)
+
+        config["error_cb"] = on_error
         consumer = Consumer(config)
         try:
             partitions = self._partitions(consumer)
@@ -192,10 +206,10 @@ class UpdateListener(Generic[U, C]):
             at = self._next_offsets
             consumer.assign([TopicPartition(self.topic, p, at.get(p, OFFSET_BEGINNING)) for p in partitions])
             pending_eof = set(partitions)
-            down = {getattr(KafkaError, name) for name in _DISCONNECTED_CODES if hasattr(KafkaError, name)}
             next_probe = 0.0
             while not self._stop.is_set():
-                if not self.connected and time.monotonic() >= next_probe:
+                if self._suspect or (not self.connected and time.monotonic() >= next_probe):
+                    self._suspect = False
                     self._probe(consumer)
                     next_probe = time.monotonic() + _PROBE_S
                 for msg in consumer.consume(100, self._poll_s):
@@ -209,9 +223,8 @@ class UpdateListener(Generic[U, C]):
                             if not pending_eof and not self._caught_up.is_set():
                                 log.info(f"{self.kind.name}s topic read to its end", topic=self.topic)
                                 self._caught_up.set()
-                        elif error.code() in down:
-                            self._set_connected(False)
-                            next_probe = time.monotonic() + _PROBE_S
+                        elif error.code() in down:  # without an error_cb librdkafka reports it here
+                            self._suspect = True
                         else:
                             log.warning(f"{self.kind.name}s consumer error", error=str(error))
                         continue
@@ -225,10 +238,11 @@ class UpdateListener(Generic[U, C]):
             consumer.close()
 
     def _probe(self, consumer: Any) -> None:
-        """Connected again when the cluster's metadata can be read."""
+        """Connected when the cluster's metadata can be read, disconnected when it cannot."""
         try:
             consumer.list_topics(timeout=min(_PROBE_S, self._metadata_timeout_s))
-        except Exception:  # still unreachable
+        except Exception:  # unreachable
+            self._set_connected(False)
             return
         self._set_connected(True)
 
