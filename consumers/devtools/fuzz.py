@@ -26,7 +26,7 @@ _SENTENCES = (
 )
 _WORDS = tuple(word for sentence in _SENTENCES for word in sentence.split())
 
-KINDS: dict[str, int] = {
+KINDS: dict[str, float] = {
     "valid": 20,
     "random_bytes": 8,
     "invalid_utf8": 8,
@@ -146,7 +146,7 @@ def _key(kind: str, rng: random.Random, i: int) -> bytes | None:
 
 
 def fuzz_messages(
-    n: int, seed: int = 0, *, nulls: bool = True, heavy: bool = True, kinds: dict[str, int] | None = None
+    n: int, seed: int = 0, *, nulls: bool = True, heavy: bool = True, kinds: dict[str, float] | None = None
 ) -> Iterator[FuzzMessage]:
     """``n`` fuzzed messages, the same for the same arguments.
 

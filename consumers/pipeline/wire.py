@@ -8,8 +8,9 @@ why (``error_type`` ``unencodable``, ``output_too_large`` or ``rejected``), and 
 Only failures of the infrastructure (the broker, the model) stop the worker.
 
 The dead letter itself is built to fit: its Kafka key and every copy of the input key in it are cut to
-:data:`schemas.dead_letter.MAX_KEY_BYTES`, and the original value to what leaves the record under the
-limit (:meth:`schemas.DeadLetterRecord.from_raw` with ``max_record_bytes``).
+:data:`schemas.dead_letter.MAX_KEY_BYTES` (1 KiB; less under limits of a few kilobytes), and the original
+value to what leaves the record under the limit (:meth:`schemas.DeadLetterRecord.from_raw` with
+``max_record_bytes``). librdkafka's smallest ``message.max.bytes`` (1,000) still takes one.
 
 ``max_bytes`` is the destination's ``message.max.bytes`` (:func:`message_max_bytes` of the producer's
 config); None means no limit (a file), where only the serialization rule applies. Kafka-free.
@@ -37,8 +38,8 @@ __all__ = [
 
 DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes``: the producer refuses a larger key + value."""
-RECORD_OVERHEAD_BYTES = 512
-"""What a record adds to key + value on the wire (librdkafka counts up to 36 bytes), with room to spare."""
+RECORD_OVERHEAD_BYTES = 100
+"""What a record adds to key + value against ``message.max.bytes`` (librdkafka counts up to 36 bytes)."""
 
 WireRecord = PredictionRecord | AuditRecord | DeadLetterRecord
 
@@ -117,20 +118,28 @@ def rejected(
 
 
 def _dead_letter_wire(envelope: Envelope, dead: DeadLetterRecord, max_bytes: int | None) -> Wire:
-    """A dead letter's bytes, its original value cut further when the record would not fit."""
-    key = envelope.key[:MAX_KEY_BYTES] if envelope.key is not None else None
+    """A dead letter's bytes and key, cut until they fit ``max_bytes``: the original value first, then
+    (only under limits of a few kilobytes) the key copies and the reason."""
+    if max_bytes is None:
+        key = envelope.key[:MAX_KEY_BYTES] if envelope.key is not None else None
+        return Wire(dead, encode(dead), key)
+    room = max_bytes - RECORD_OVERHEAD_BYTES
+    key_bytes = max(0, min(MAX_KEY_BYTES, room // 16))  # every copy of the key: under half the room
+    key = envelope.key[:key_bytes] if envelope.key is not None else None
     value = encode(dead)
-    room = _room(max_bytes, key)
-    if room is not None and len(value) > room:
+    for reason in (dead.reason, dead.reason[:100]):
+        if len(value) + len(key or b"") <= room:
+            break
         dead = DeadLetterRecord.from_raw(
             envelope.value,
             envelope.key,
-            dead.reason,
+            reason,
             dead.error_type,
             envelope.source,
             id=dead.id,
             received_at=dead.received_at,
-            max_record_bytes=room,
+            max_key_bytes=key_bytes,
+            max_record_bytes=room - len(key or b""),
         )
         value = encode(dead)
     return Wire(dead, value, key)

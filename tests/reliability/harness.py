@@ -8,15 +8,17 @@ BERT with the packaged backbone's real tokenizer (``tests/stream_guard/tiny_mode
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,33 @@ class Collector:
 
     def sources(self) -> set[tuple[int, int]]:
         return {(o.record.source.partition, o.record.source.offset) for o in list(self.outputs)}
+
+
+@contextlib.contextmanager
+def broker_and_model(bootstrap: str | None, model: str | None) -> Iterator[tuple[KafkaSettings, Path]]:
+    """For the scripts: Kafka settings (an embedded Tansu unless ``bootstrap``) and a model directory
+    (the tiny random BERT unless ``model``)."""
+    with contextlib.ExitStack() as stack:
+        if bootstrap is None:
+            from consumers.devtools.broker import EmbeddedBroker
+
+            bootstrap = stack.enter_context(EmbeddedBroker(cluster_id="fault-scripts")).bootstrap_servers
+        if model is None:
+            from tests.stream_guard.tiny_models import build_tiny_model
+
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fault-model-")))
+            model_path = build_tiny_model("bert", folder)
+        else:
+            model_path = Path(model)
+        yield KafkaSettings(bootstrap_servers=bootstrap), model_path
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MiB (Linux /proc), None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
