@@ -32,19 +32,22 @@ cores you reserve for the worker. Applied by `stream-guard run` only (in-process
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, field_serializer, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from consumers.kafka.settings import KafkaSettings
+from consumers.kafka.settings import KafkaSettings, redact_config
 from consumers.kafka.topics import validate_topic_name
 from consumers.pipeline.update_settings import UpdateChannelSettings
 from stream_guard.settings import DefenderSettings
 
 __all__ = ["WorkerSettings"]
+
+_OVERRIDES = ("consumer_overrides", "producer_overrides")
 
 
 class WorkerSettings(BaseSettings):
@@ -137,6 +140,14 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _json_object(cls, value: object) -> object:
         return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+    @field_serializer("consumer_overrides", "producer_overrides")
+    def _redact_overrides(self, value: dict[str, Any]) -> dict[str, Any]:
+        return redact_config(value)  # an override may carry sasl.password: never in dumps or repr
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_config(value) if name in _OVERRIDES else value
 
     @field_validator("triggers_file", mode="before")
     @classmethod
