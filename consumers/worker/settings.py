@@ -42,7 +42,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumers.kafka.settings import KafkaSettings, redact_config
 from consumers.kafka.topics import validate_topic_name
-from consumers.pipeline.update_settings import UpdateChannelSettings
+from consumers.pipeline.update_settings import UpdateChannelSettings, update_channel_from_env
 from stream_guard.settings import DefenderSettings
 
 __all__ = ["WorkerSettings"]
@@ -102,7 +102,8 @@ class WorkerSettings(BaseSettings):
         default_factory=dict, description="librdkafka properties for the output producer only (JSON)"
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    update_channel: UpdateChannelSettings = Field(default_factory=UpdateChannelSettings)
+    # from the environment; a bad setting raises UpdateChannelError (one line, never the key)
+    update_channel: UpdateChannelSettings = Field(default_factory=update_channel_from_env)
     defender: DefenderSettings = Field(default_factory=DefenderSettings)
 
     @field_validator("input_topics", mode="before")

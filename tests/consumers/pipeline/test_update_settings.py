@@ -107,3 +107,9 @@ def test_the_key_never_shows_in_repr_dumps_or_validation_errors(monkeypatch):
     with pytest.raises(ValueError) as caught:
         UpdateChannelSettings()
     assert "short-secret-x" not in str(caught.value)
+
+
+def test_the_worker_settings_fail_with_the_same_one_line(monkeypatch):
+    monkeypatch.setenv("STREAM_GUARD_UPDATE_KEY", "too-short")
+    with pytest.raises(UpdateChannelError, match=r"^invalid update channel setting: the update key must be"):
+        WorkerSettings()
