@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -264,7 +265,8 @@ class Collector:
 @contextlib.contextmanager
 def broker_and_model(bootstrap: str | None, model: str | None) -> Iterator[tuple[KafkaSettings, Path]]:
     """For the scripts: Kafka settings (an embedded Tansu unless ``bootstrap``) and a model directory
-    (the tiny random BERT unless ``model``)."""
+    (the tiny random BERT unless ``model``). SIGTERM unwinds (the scripts' ``finally`` stops workers)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
         if bootstrap is None:
             from consumers.devtools.broker import EmbeddedBroker
@@ -278,6 +280,10 @@ def broker_and_model(bootstrap: str | None, model: str | None) -> Iterator[tuple
         else:
             model_path = Path(model)
         yield KafkaSettings(bootstrap_servers=bootstrap), model_path
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def rss_mib(pid: int) -> float | None:
