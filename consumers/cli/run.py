@@ -179,7 +179,6 @@ def serve(settings: Any, *, create_topics: bool = False, signals: StopSignals | 
         fail(str(err))
     if create_topics:
         _create_topics(settings)
-    log.info("loading the model", model=settings.defender.model or "packaged")
     from consumers.worker.loop import Worker
 
     if settings.torch_threads:
