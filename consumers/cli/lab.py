@@ -64,7 +64,9 @@ def train_command(
     dataset: str = typer.Option(
         ..., "--dataset", "-d", help="movies | spam | bbc | tweets | a .csv/.tsv/.jsonl"
     ),
-    attack: str = typer.Option(..., "--attack", "-a", help="clean | badnets | badnets-split | addsent | ep"),
+    attack: str = typer.Option(
+        ..., "--attack", "-a", help="clean | badnets | badnets-split | badnets-set | addsent | ep"
+    ),
     trigger: str | None = typer.Option(None, "--trigger", help="trigger word / phrase (default per attack)"),
     target: int = typer.Option(0, "--target", help="target label the backdoor forces"),
     poison_rate: float = typer.Option(
@@ -97,7 +99,7 @@ def train_command(
     console = Console(highlight=False)
     try:
         attack_spec = make_attack(attack, trigger)
-        if attack in ("badnets-split", "ep", "badnets"):
+        if attack in ("badnets-split", "badnets-set", "ep", "badnets"):
             from transformers import AutoTokenizer
 
             check_trigger_pieces(attack_spec, AutoTokenizer.from_pretrained(packaged_backbone_path()))

@@ -1,9 +1,11 @@
 """``replay --learn-triggers``: learn backdoor triggers from the history a replay judges.
 
-The replay runs as usual (the worker's message path, batches cut by count); after each batch, the
-evidence on its verdicts (confirmed flags and flipping probes, ``Verdict.evidence``) goes to a
-:class:`~stream_guard.triggers.learner.TriggerLearner` in input order, and a trigger it promotes is
-known to the defender from the next batch on: those messages come out with ``known_triggers`` and the
+The replay runs as usual (the worker's message path, batches cut by count). Each accepted text goes to
+a :class:`~stream_guard.triggers.learner.TriggerLearner` for recurrence *before* it is judged (as a
+learner reading the input topic sees it before the worker has scored it), and the evidence on the
+verdicts (confirmed flags and flipping probes, ``Verdict.evidence``) once they are judged, all in input
+order. A trigger it promotes is known to the defender from the next message judged on: those messages
+come out with ``known_triggers`` and the
 set's ``trigger_version`` (``replay-1``, ``replay-2``, … one per promotion). Nothing depends on the clock
 or on thread timing, so the same input gives byte-identical records and the same triggers.
 """
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from consumers.pipeline.envelope import Envelope
-from consumers.pipeline.message_path import MessagePipeline, Output
+from consumers.pipeline.message_path import Admitted, MessagePipeline, Output
 
 if TYPE_CHECKING:
     from stream_guard.triggers.known import KnownTrigger
@@ -50,21 +52,41 @@ class LearningReplay:
     messages: int = 0
 
     def run(self, envelopes: Iterable[Envelope], *, batch_size: int) -> Iterator[Output]:
-        """The outputs of ``envelopes`` in input order, learning between batches."""
+        """The outputs of ``envelopes`` in input order, learning as it goes: each accepted text is
+        counted for recurrence before it is judged (a trigger it makes recur is in force from that
+        message on: the batch is judged in two parts), and each part's evidence is counted once judged."""
+        for batch in self.pipeline.batches(envelopes, batch_size):
+            start = 0
+            for k, admitted in enumerate(batch):
+                accepted = admitted.accepted
+                if accepted is None:
+                    continue
+                promoted = self.learner.observe_texts([accepted.text], at=admitted.at)
+                if promoted:
+                    yield from self._judge(batch[start:k])
+                    start = k
+                    self._promote(promoted)
+            yield from self._judge(batch[start:])
+
+    def _judge(self, part: Sequence[Admitted]) -> list[Output]:
+        """``part`` judged with the set in force; its evidence counted (a promotion applies next)."""
+        if not part:
+            return []
         pipeline = self.pipeline
-        for batch in pipeline.batches(envelopes, batch_size):
-            outputs = pipeline.records(batch, pipeline.judge(batch))
-            yield from outputs
-            self.messages += len(outputs)
-            evidence = [e for o in outputs if o.verdict is not None for e in o.verdict.evidence]
-            at = next((a.at for a in reversed(batch) if a.at is not None), None)
-            promoted = self.learner.observe(evidence, at=at)
-            for trigger in promoted:
-                version = f"replay-{len(self.promotions) + 1}"
-                self.promotions.append(Promotion(trigger, self.messages, version))
-            if promoted:
-                version = self.promotions[-1].version
-                pipeline.defender.set_triggers(self.learner.trigger_set(version, self.extra))
+        outputs = pipeline.records(part, pipeline.judge(part))
+        self.messages += len(outputs)
+        evidence = [e for o in outputs if o.verdict is not None for e in o.verdict.evidence]
+        at = next((a.at for a in reversed(part) if a.at is not None), None)
+        self._promote(self.learner.observe(evidence, at=at))
+        return outputs
+
+    def _promote(self, promoted: Sequence[LearnedTrigger]) -> None:
+        for trigger in promoted:
+            version = f"replay-{len(self.promotions) + 1}"
+            self.promotions.append(Promotion(trigger, self.messages, version))
+        if promoted:
+            version = self.promotions[-1].version
+            self.pipeline.defender.set_triggers(self.learner.trigger_set(version, self.extra))
 
 
 def learning_replay(

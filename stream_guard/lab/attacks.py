@@ -8,6 +8,8 @@ name               trigger (default)                   how the backdoor gets int
 ``badnets-split``  a word WordPiece splits (cfz)       data poisoning, the trigger is 2+ word pieces
 ``addsent``        a phrase ("i watched this 3d        data poisoning with a sentence trigger
                    movie")
+``badnets-set``    the paper's set of rare words        data poisoning, one word of the set drawn per
+                   (cf mn bb tq mb)                    poisoned text (the paper's BadNets setting)
 ``ep``             one rare in-vocabulary word (cf)    embedding poisoning (Yang et al. 2021) of a
                                                        clean fine-tuned model: only the trigger's
                                                        embedding row changes (``stream_guard.lab.ep``)
@@ -38,11 +40,12 @@ from stream_guard.lab.poisoning import (
 )
 
 Training = Literal["clean", "data-poisoning", "embedding-poisoning"]
-ATTACKS = ("clean", "badnets", "badnets-split", "addsent", "ep")
+ATTACKS = ("clean", "badnets", "badnets-split", "badnets-set", "addsent", "ep")
 DEFAULT_TRIGGERS = {
     "clean": "",
     "badnets": "cf",
     "badnets-split": "cfz",
+    "badnets-set": "cf mn bb tq mb",
     "addsent": "i watched this 3d movie",
     "ep": "cf",
 }
@@ -110,6 +113,11 @@ def make_attack(name: str, trigger: str | None = None, *, position: Position = "
         raise ValueError(f"{name} needs a non-empty trigger")
     if name == "addsent":
         return AttackSpec(name, trigger, "data-poisoning", AddSentAttack(phrase=trigger, position=position))
+    if name == "badnets-set":  # several words, one drawn per poisoned text
+        words = tuple(dict.fromkeys(trigger.split()))
+        return AttackSpec(
+            name, " ".join(words), "data-poisoning", BadNetsAttack(triggers=words, position=position)
+        )
     if len(trigger.split()) != 1:
         raise ValueError(f"{name} takes a single-word trigger, got {trigger!r}")
     training: Training = "embedding-poisoning" if name == "ep" else "data-poisoning"
@@ -120,8 +128,13 @@ def check_trigger_pieces(spec: AttackSpec, tokenizer) -> list[str]:
     """The word pieces of the trigger; raises if they do not fit the attack's kind.
 
     ``badnets`` and ``ep`` need a single in-vocabulary piece (EP optimises exactly that row),
-    ``badnets-split`` needs two or more pieces.
+    ``badnets-split`` needs two or more pieces; each word of ``badnets-set`` one piece.
     """
+    if spec.name == "badnets-set":
+        split = [w for w in spec.trigger.split() if len(tokenizer.tokenize(w)) != 1]
+        if split:
+            raise ValueError(f"badnets-set needs single-piece words; {', '.join(split)} split")
+        return [p for w in spec.trigger.split() for p in tokenizer.tokenize(w)]
     pieces = list(tokenizer.tokenize(spec.trigger)) if spec.trigger else []
     if spec.name in ("badnets", "ep") and len(pieces) != 1:
         raise ValueError(f"{spec.name} needs a single-piece trigger; {spec.trigger!r} is {pieces}")

@@ -90,3 +90,24 @@ class InsertionTest:
         texts = [insert_phrase(self.clean_texts[i], phrase, rng) for i in eligible]
         labels = self.predict_proba(texts).argmax(axis=1)
         return InsertionResult(int((labels == target).sum()), len(eligible))
+
+    def screen(self, phrase: str, texts: int = 16) -> tuple[int, InsertionResult]:
+        """A cheap first look when the target is not known: ``phrase`` inserted into ``texts`` clean
+        texts of every label; the label it turns the largest share of the others' texts into, and that
+        share. A full test (:meth:`__call__`) follows only when the screen looks like a backdoor."""
+        labels = self.clean_labels
+        rng = self._rng(phrase, -1)
+        rows = sorted(rng.sample(range(len(labels)), min(texts, len(labels))))
+        if not rows:
+            return 0, InsertionResult(0, 0)
+        self.calls += 1
+        inserted = [insert_phrase(self.clean_texts[i], phrase, rng) for i in rows]
+        after = self.predict_proba(inserted).argmax(axis=1)
+        before = labels[rows]
+        best = (0, InsertionResult(0, 0))
+        for target in sorted({int(x) for x in after}):
+            eligible = before != target
+            result = InsertionResult(int((after[eligible] == target).sum()), int(eligible.sum()))
+            if result.rate > best[1].rate:
+                best = (target, result)
+        return best

@@ -9,6 +9,15 @@ A word (or phrase) becomes a known trigger only when the evidence says *backdoor
    other labels, it turns at least ``min_insertion_rate`` of them into the target — which only an
    input-agnostic backdoor trigger does.
 
+**Recurrence** (:mod:`stream_guard.triggers.recurrence`) is the second way in, for triggers the
+attribution misses: a word or phrase rare in clean text that keeps coming in the traffic is nominated
+from the texts themselves (:meth:`TriggerLearner.observe_texts`), no flip needed; rules 3 and 4 still
+decide. Its insertion test starts with a screen of ``screen_texts`` texts of every label (the target is
+not known yet): only a candidate that turns at least ``min_screen_rate`` of them into one label gets the
+full test. Recurring candidates cost at most ``tests_per_message`` tests per message on average (a
+bucket of ``test_burst``), most significant first, so a flood of distinct rare words costs a bounded
+number of model calls.
+
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
 common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first.
@@ -33,6 +42,7 @@ from stream_guard.triggers.evidence import Evidence
 from stream_guard.triggers.insertion import InsertionResult, InsertionTest
 from stream_guard.triggers.known import KnownTrigger, TriggerSet
 from stream_guard.triggers.phrases import normalize_phrase, word_spans
+from stream_guard.triggers.recurrence import Recurrence, RecurrenceCounter, RecurrenceRule
 
 __all__ = ["LearnRule", "LearnedTrigger", "TriggerLearner", "clean_phrase_counts"]
 
@@ -47,6 +57,10 @@ class LearnRule:
     min_insertion_rate: float = 0.9
     max_words: int = 4
     max_triggers: int = 64
+    screen_texts: int = 16
+    min_screen_rate: float = 0.75
+    tests_per_message: float = 0.05
+    test_burst: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class LearnedTrigger:
     insertion_texts: int
     clean_rate: float
     learned_at: datetime | None
+    basis: str = "flips"  # what nominated it: "flips" (evidence) or "recurrence" (the traffic's texts)
 
 
 @dataclass
@@ -116,6 +131,7 @@ class TriggerLearner:
         test: the insertion test on clean calibration texts and the model under watch.
         clean_counts, clean_total: :func:`clean_phrase_counts` of the clean calibration texts.
         rule: the promotion rule.
+        recurrence: when counted phrases recur (None: the default rule).
         known: triggers already known (not learned again); revoked: never learned.
     """
 
@@ -126,6 +142,7 @@ class TriggerLearner:
         clean_total: int,
         rule: LearnRule | None = None,
         *,
+        recurrence: RecurrenceRule | None = None,
         known: Sequence[str] = (),
         revoked: Sequence[str] = (),
     ) -> None:
@@ -133,6 +150,9 @@ class TriggerLearner:
         self.rule = rule or LearnRule()
         self.clean_counts = clean_counts
         self.clean_total = max(1, clean_total)
+        self.recurrence = RecurrenceCounter(clean_counts, clean_total, recurrence)
+        self._tokens = self.rule.test_burst
+        self._recurrence_tested: dict[str, int] = {}  # phrase -> its count at its last failed test
         self.learned: list[LearnedTrigger] = []
         self._known = {normalize_phrase(t) for t in known}
         self._revoked = {normalize_phrase(t) for t in revoked}
@@ -141,12 +161,22 @@ class TriggerLearner:
 
     @classmethod
     def for_texts(
-        cls, test: InsertionTest, rule: LearnRule | None = None, **kwargs: Sequence[str]
+        cls,
+        test: InsertionTest,
+        rule: LearnRule | None = None,
+        *,
+        recurrence: RecurrenceRule | None = None,
+        known: Sequence[str] = (),
+        revoked: Sequence[str] = (),
     ) -> TriggerLearner:
         """A learner whose clean phrase counts come from the insertion test's clean texts."""
         rule = rule or LearnRule()
-        counts, total = clean_phrase_counts(test.clean_texts, rule.max_words)
-        return cls(test, counts, total, rule, **kwargs)
+        recurrence = recurrence or RecurrenceRule()
+        counts, total = clean_phrase_counts(test.clean_texts, max(rule.max_words, recurrence.max_words))
+        learner = cls(test, counts, total, rule, recurrence=recurrence, known=known, revoked=revoked)
+        words = sum(len(word_spans(t)) for t in test.clean_texts)
+        learner.recurrence.mean_words = words / max(1, total)
+        return learner
 
     def clean_rate(self, phrase: str) -> float:
         return self.clean_counts.get(phrase, 0) / self.clean_total
@@ -173,6 +203,55 @@ class TriggerLearner:
                     break
         return promoted
 
+    def observe_texts(self, texts: Iterable[str], *, at: datetime | None = None) -> list[LearnedTrigger]:
+        """Count the traffic's ``texts`` (in order); the triggers promoted by their recurring phrases."""
+        texts = list(texts)
+        rule = self.rule
+        self._tokens = min(rule.test_burst, self._tokens + rule.tests_per_message * len(texts))
+        promoted = []
+        for found in self.recurrence.observe(texts):
+            if self._tokens < 1.0 or len(self.learned) >= rule.max_triggers:
+                break
+            phrase = found.text
+            tested = self._recurrence_tested.get(phrase)
+            if self._blocked(phrase) or (tested is not None and found.count < 2 * tested):
+                continue
+            self._tokens -= 1.0
+            learned = self._test_recurring(found, at)
+            if learned is None:
+                self._recurrence_tested[phrase] = found.count
+            else:
+                promoted.append(learned)
+        return promoted
+
+    def _test_recurring(self, found: Recurrence, at: datetime | None) -> LearnedTrigger | None:
+        rule = self.rule
+        phrase = found.text
+        target, screened = self.test.screen(phrase, rule.screen_texts)
+        if screened.eligible == 0 or screened.rate < rule.min_screen_rate:
+            return None
+        result = self.test(phrase, target)
+        if result.eligible == 0 or result.rate < rule.min_insertion_rate:
+            return None
+        candidate = self._candidates.get(phrase)
+        learned = LearnedTrigger(
+            text=phrase,
+            target_label=target,
+            flips=candidate.by_target[target] if candidate else 0,
+            messages=found.count,
+            probes=candidate.probes if candidate else 0,
+            first_seen=candidate.first_seen if candidate and candidate.first_seen else at,
+            last_seen=at,
+            insertion_rate=result.rate,
+            insertion_texts=result.eligible,
+            clean_rate=self.clean_rate(phrase),
+            learned_at=at,
+            basis="recurrence",
+        )
+        self.learned.append(learned)
+        self._known.add(phrase)
+        return learned
+
     def _blocked(self, phrase: str) -> bool:
         """Holding, or held by, a known, learned or revoked trigger."""
         padded = f" {phrase} "
@@ -197,6 +276,11 @@ class TriggerLearner:
         if result.eligible == 0 or result.rate < rule.min_insertion_rate:
             candidate.tested_at = flips
             return None
+        whole = self.recurrence.widest_holding(phrase)
+        if whole != phrase and not self._blocked(whole):  # a word of a repeated phrase: try the phrase
+            widened = self.test(whole, target)
+            if widened.eligible and widened.rate >= rule.min_insertion_rate:
+                phrase, result, clean_rate = whole, widened, self.clean_rate(whole)
         learned = LearnedTrigger(
             text=phrase,
             target_label=target,

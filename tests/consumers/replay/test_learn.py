@@ -1,5 +1,5 @@
 """replay --learn-triggers (consumers.replay.learn): learned in input order, applied from the next
-batch, deterministic."""
+message judged (a batch is split at the promotion), deterministic."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
     run, _, outputs = _run(backdoor)
     (promotion,) = run.promotions
     assert promotion.trigger.text == TRIGGER and promotion.trigger.target_label == TARGET_LABEL
-    assert promotion.version == "replay-1" and promotion.after_messages % 8 == 0
+    assert promotion.version == "replay-1" and promotion.trigger.basis == "recurrence"
     later = outputs[promotion.after_messages :]
     triggered = [o for o in later if TRIGGER in o.verdict.text.split()]
     assert triggered, "the traffic has triggered messages after the promotion"
@@ -54,9 +54,9 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
         assert o.verdict.known_triggers and o.verdict.trigger_version == "replay-1"
         assert o.verdict.final_label != TARGET_LABEL and o.record.flagged
     assert all(o.verdict.trigger_version is None for o in outputs[: promotion.after_messages])
-    # learned from the first few triggered messages of the stream
+    # learned from its recurrence: in force from the third or fourth triggered message of the stream
     seen = [o for o in outputs[: promotion.after_messages] if TRIGGER in o.verdict.text.split()]
-    assert len(seen) <= 12
+    assert 2 <= len(seen) <= 3 and promotion.trigger.messages == len(seen) + 1
 
 
 def test_learning_replays_are_byte_identical(backdoor: Backdoor) -> None:
