@@ -25,6 +25,13 @@ def learn_command(
     audit_topic: str = typer.Option(
         "audit", "--audit-topic", envvar="STREAM_GUARD_AUDIT_TOPIC", help="evidence source"
     ),
+    input_topics: list[str] | None = typer.Option(
+        None,
+        "--input-topic",
+        "-i",
+        help="the workers' input topic, repeatable: its texts are counted for recurring rare words and "
+        "phrases (env STREAM_GUARD_INPUT_TOPICS, a,b,c; default: the workers' default)",
+    ),
     triggers_topic: str = typer.Option(
         "triggers", "--triggers-topic", envvar="STREAM_GUARD_TRIGGERS_TOPIC", help="where updates go"
     ),
@@ -60,6 +67,7 @@ def learn_command(
         defender,
         texts,
         topics=[predictions_topic, audit_topic],
+        input_topics=input_topics or _worker_input_topics(),
         triggers_topic=triggers_topic,
         update_channel=channel,
         on_promotion=lambda t, u: typer.echo(
@@ -77,3 +85,18 @@ def learn_command(
         restore()
     learned = len(service.learner.learned) if service.learner else 0
     typer.echo(f"stopped after {service.records} records; {learned} trigger(s) learned")
+
+
+def _worker_input_topics() -> list[str]:
+    """The input topics the workers read: STREAM_GUARD_INPUT_TOPICS (a,b,c or a JSON list), else
+    the workers' default."""
+    import os
+
+    import orjson
+
+    raw = os.environ.get("STREAM_GUARD_INPUT_TOPICS", "").strip()
+    if not raw:
+        return ["texts"]
+    if raw.startswith("["):
+        return [str(t) for t in orjson.loads(raw)]
+    return [part.strip() for part in raw.split(",") if part.strip()]

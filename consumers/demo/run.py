@@ -110,6 +110,7 @@ def _start_learner(
         defender,
         traffic.calibration_texts,
         topics=[topics.predictions, topics.audit],
+        input_topics=[topics.texts],
         triggers_topic=topics.triggers,
         on_promotion=promoted,
     )

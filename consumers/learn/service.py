@@ -3,7 +3,10 @@
 The workers put evidence on their records (``evidence``: confirmed flags and flipping probes, see
 :mod:`stream_guard.trigger_memory`). The learn service reads the predictions and audit topics, feeds
 that evidence to a :class:`~stream_guard.triggers.learner.TriggerLearner` (insertion tests on the clean
-calibration texts, with the same model), and publishes each promotion as the next whole
+calibration texts, with the same model), and reads the workers' input topics too: their texts are
+counted for recurring rare words and phrases (:mod:`stream_guard.triggers.recurrence`), which finds a
+trigger that no attribution ranks first, often before the workers have scored its messages. It
+publishes each promotion as the next whole
 :class:`~schemas.TriggerUpdate` to the triggers topic (key = model id, acks=all, delivery confirmed).
 Every worker follows that topic and removes the trigger from every later message. With an update key
 (``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE``) each update is signed, and the set the service starts from
@@ -28,7 +31,8 @@ from consumers.kafka.settings import KafkaSettings
 from consumers.pipeline.triggers import update_from_learned
 from consumers.pipeline.update_settings import UpdateChannelSettings, update_channel_from_env
 from consumers.worker.update_listener import TRIGGERS, latest_update
-from schemas import PredictionRecord, SchemaError, TriggerUpdate, decode, encode
+from schemas import InputMessage, PredictionRecord, SchemaError, TriggerUpdate, decode, encode
+from stream_guard.errors import InvalidTextError
 from stream_guard.torch_thread import run_on_torch_thread
 from stream_guard.triggers.evidence import Evidence
 
@@ -68,6 +72,8 @@ class TriggerLearnService:
         defender: the model under watch (its ``model_id`` selects records and updates).
         clean_texts: clean calibration texts for the insertion test and the clean-rate check.
         topics: the worker's output topics to read evidence from (predictions and audit).
+        input_topics: the workers' input topics, whose texts are counted for recurrence (none: evidence
+            only).
         triggers_topic: where the updates go (the topic the workers follow).
         rule: the promotion rule (defaults: ``LearnRule()``).
         on_promotion: called with each newly learned trigger and the update that published it.
@@ -83,6 +89,7 @@ class TriggerLearnService:
         *,
         topics: Sequence[str],
         triggers_topic: str,
+        input_topics: Sequence[str] = (),
         rule: LearnRule | None = None,
         on_promotion: Callable[[LearnedTrigger, TriggerUpdate], None] | None = None,
         update_channel: UpdateChannelSettings | None = None,
@@ -92,11 +99,13 @@ class TriggerLearnService:
         self.defender = defender
         self.clean_texts = list(clean_texts)
         self.topics = list(topics)
+        self.input_topics = list(input_topics)
         self.triggers_topic = triggers_topic
         self.rule = rule
         self.on_promotion = on_promotion
         self.current: TriggerUpdate | None = None
         self.records = 0
+        self.texts = 0
         self.learner: TriggerLearner | None = None
         self._stop = threading.Event()
 
@@ -144,14 +153,22 @@ class TriggerLearnService:
         consumer.assign(
             [
                 TopicPartition(topic, partition, OFFSET_BEGINNING)
-                for topic in self.topics
+                for topic in [*self.topics, *self.input_topics]
                 for partition in topic_partitions(consumer, topic)
             ]
         )
-        log.info("trigger learner started", model=model_id, topics=self.topics, known=len(learner._known))
+        inputs = set(self.input_topics)
+        log.info(
+            "trigger learner started",
+            model=model_id,
+            topics=self.topics,
+            input_topics=self.input_topics,
+            known=len(learner._known),
+        )
         try:
             while not (self._stop.is_set() or (stop is not None and stop.is_set())):
                 evidence: list[Evidence] = []
+                texts: list[str] = []
                 at = None
                 for msg in consumer.consume(500, _POLL_S):
                     error = msg.error()
@@ -160,6 +177,11 @@ class TriggerLearnService:
                             raise KafkaException(error)
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("consumer error", error=str(error))
+                        continue
+                    if msg.topic() in inputs:
+                        text = self._input_text(msg.value())
+                        if text is not None:
+                            texts.append(text)
                         continue
                     try:
                         record = decode(PredictionRecord, msg.value())
@@ -171,10 +193,21 @@ class TriggerLearnService:
                         continue
                     evidence += evidence_of_record(record)
                     at = record.scored_at
-                for trigger in learner.observe(evidence, at=at):
+                promoted = learner.observe_texts(texts, at=at) if texts else []
+                promoted += learner.observe(evidence, at=at)
+                for trigger in promoted:
                     self._publish(trigger)
         finally:
             consumer.close()
+
+    def _input_text(self, value: bytes | None) -> str | None:
+        """The text a worker would score from an input message (None for what it dead-letters)."""
+        try:
+            return self.defender.clean(decode(InputMessage, value).text)
+        except (SchemaError, InvalidTextError):
+            return None
+        finally:
+            self.texts += 1
 
     def _publish(self, trigger: LearnedTrigger) -> None:
         assert self.learner is not None

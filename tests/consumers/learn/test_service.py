@@ -81,3 +81,49 @@ def test_a_trigger_learned_from_the_live_stream_is_removed_from_the_next_message
     assert [h.trigger for h in hit.known_triggers] == [TRIGGER] and hit.final_label != TARGET_LABEL
     evidence = [e for r in records.values() for e in evidence_of_record(r)]
     assert evidence and all(e.word == TRIGGER for e in evidence if e.label_before == TARGET_LABEL)
+
+
+def test_a_trigger_no_message_was_flagged_for_is_learned_from_the_input_topics_recurrence(
+    kafka_settings, topics, tmp_path_factory
+) -> None:
+    """No flag, no probe: the records carry no evidence; the service counts the input topic's texts, the
+    trigger recurs, passes the insertion test and is published; the worker removes it from then on."""
+    backdoor = make_backdoor(tmp_path_factory.mktemp("learn-recurrence"))
+    defender = backdoor.defender(probe_rate=0.0)
+    settings = worker_settings(kafka_settings, defender, [topics["input"]], topics, threshold=1e6)
+    worker = Worker(settings, defender=defender)
+    movies = load_dataset("movies")
+    learned = []
+    service = TriggerLearnService(
+        kafka_settings,
+        backdoor.defender(),
+        [movies.texts[i] for i in range(0, 6000, 50)],
+        topics=[topics["predictions"], topics["audit"]],
+        input_topics=[topics["input"]],
+        triggers_topic=topics["triggers"],
+        on_promotion=lambda trigger, update: learned.append((trigger, update)),
+    )
+    learning = threading.Thread(target=service.run, daemon=True)
+    types = {topics["predictions"]: PredictionRecord, topics["audit"]: AuditRecord}
+    types[topics["dead_letter"]] = DeadLetterRecord
+    with WorkerThread(worker) as run:
+        assert worker.wait_assigned(30)
+        learning.start()
+        stream = traffic(n_clean=60, every=3)
+        produce(kafka_settings, topics["input"], [(m["id"], orjson.dumps(m), True) for m in stream])
+        wait_for(lambda: bool(learned), 120.0, "the service to learn the trigger")
+        version = learned[0][1].version
+        wait_for(lambda: defender.triggers is not None and defender.triggers.version == version, 10.0, "set")
+        later = {"id": "later", "text": f"a quiet {TRIGGER} film about nothing much"}
+        produce(kafka_settings, topics["input"], [("later", orjson.dumps(later), True)])
+        outputs = read_outputs(kafka_settings, types, expected=len(stream) + 1, settle=0.0)
+        run.stop()
+    service.stop()
+    learning.join(10)
+    ((trigger, update),) = learned
+    assert (trigger.text, trigger.target_label, trigger.basis) == (TRIGGER, TARGET_LABEL, "recurrence")
+    records = {o.record.id: o.record for o in outputs}
+    assert not any(r.evidence for r in records.values() if r.id != "later")
+    hit = records["later"]
+    assert isinstance(hit, AuditRecord) and hit.trigger_version == version
+    assert [h.trigger for h in hit.known_triggers] == [TRIGGER] and hit.final_label != TARGET_LABEL
