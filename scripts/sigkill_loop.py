@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=40)
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument(
-        "--rate", type=float, default=None, help="messages per second (default: spread over ~6 s per kill)"
+        "--rate", type=float, default=None, help="messages per second (default: spread over ~15 s per kill)"
     )
     parser.add_argument(
         "--transactional", action="store_true", help="the worker's exactly-once mode (read_committed reader)"
@@ -65,7 +65,7 @@ def main() -> int:
         log = Path(tempfile.mkdtemp(prefix="sigkill-")) / "worker.log"
         corpus = list(fuzz_messages(args.messages, args.seed, nulls=not embedded, heavy=False))
         producer = Producer(kafka, topics.input)
-        rate = args.rate or max(20.0, args.messages / (6.0 * max(1, args.kills)))
+        rate = args.rate or max(10.0, args.messages / (15.0 * max(1, args.kills)))
         step = max(1, round(rate / 10))
         env = {"STREAM_GUARD_TRANSACTIONAL": "true"} if args.transactional else {}
 
