@@ -71,7 +71,7 @@ def learn_command(
         triggers_topic=triggers_topic,
         update_channel=channel,
         on_promotion=lambda t, u: typer.echo(
-            f"learned {t.text!r} -> label {t.target_label} ({t.messages} flips, insertion "
+            f"learned {t.text!r} -> label {t.target_label} ({t.evidence_text}, insertion "
             f"{t.insertion_rate:.0%} of {t.insertion_texts}); published {u.version} to {triggers_topic}"
         ),
     )

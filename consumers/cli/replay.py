@@ -385,7 +385,7 @@ def _report_learning(
         t = p.trigger
         console.print(
             f"[bold]learned[/bold] {t.text!r} -> label {t.target_label} after {p.after_messages} messages "
-            f"({t.messages} flips, insertion {t.insertion_rate:.0%} of {t.insertion_texts}, "
+            f"({t.evidence_text}, insertion {t.insertion_rate:.0%} of {t.insertion_texts}, "
             f"clean rate {t.clean_rate:.2%})"
         )
     if not learning.promotions:

@@ -98,7 +98,7 @@ def _start_learner(
                 trigger.text,
                 name,
                 seen,
-                trigger.messages,
+                trigger.evidence_text,
                 trigger.insertion_rate,
                 trigger.insertion_texts,
                 update.version,

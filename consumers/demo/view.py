@@ -26,7 +26,7 @@ class Learned:
     text: str
     target_name: str
     triggered_before: int  # triggered messages produced before it was learned
-    flips: int
+    evidence: str  # what nominated it ("recurred in 4 messages", "5 flips from 5 messages")
     insertion_rate: float
     insertion_texts: int
     version: str
@@ -112,7 +112,7 @@ def learned_lines(tally: Tally, facts: DemoFacts, learned: list[Learned]) -> lis
         return ["  learned       no trigger yet"]
     lines = [
         f"  learned       {t.text!r} -> {t.target_name!r} after {t.triggered_before} triggered messages "
-        f"({t.flips} confirmed flips; inserted into clean texts it flipped {t.insertion_rate:.0%} of "
+        f"({t.evidence}; inserted into clean texts it flipped {t.insertion_rate:.0%} of "
         f"{t.insertion_texts}); every worker follows version {t.version}"
         for t in learned
     ]

@@ -315,13 +315,19 @@ def evaluate_stream(
     records = _read_jsonl(out)
     score_records(cell, traffic, records, defended="stream")
     learned = orjson.loads(learned_file.read_bytes()).get("triggers", []) if learned_file.is_file() else []
-    true_trigger = normalize_phrase(traffic.trigger) if str(meta.get("attack")) != "clean" else ""
+    attack_name = str(meta.get("attack"))
+    if attack_name == "clean":
+        true_triggers = [""]
+    elif attack_name == "badnets-set":  # one word of the set per poisoned text: each is a trigger
+        true_triggers = normalize_phrase(traffic.trigger).split()
+    else:
+        true_triggers = [normalize_phrase(traffic.trigger)]
     position = {r["id"]: k for k, r in enumerate(records)}
     triggered_order = sorted(traffic.triggered, key=position.__getitem__)
     for row in learned:
         text = row["text"]
         cell.learned.append(text)
-        if not _is_part_of(text, true_trigger):
+        if not any(_is_part_of(text, t) for t in true_triggers):
             cell.wrong_learned.append(text)
         first = next(
             (

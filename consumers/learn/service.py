@@ -226,7 +226,7 @@ class TriggerLearnService:
             "trigger learned and published",
             trigger=trigger.text,
             target=trigger.target_label,
-            flips=trigger.messages,
+            evidence=trigger.evidence_text,
             insertion_rate=round(trigger.insertion_rate, 3),
             version=update.version,
         )

@@ -80,6 +80,13 @@ class LearnedTrigger:
     learned_at: datetime | None
     basis: str = "flips"  # what nominated it: "flips" (evidence) or "recurrence" (the traffic's texts)
 
+    @property
+    def evidence_text(self) -> str:
+        """What nominated it, in words: "recurred in 4 messages" or "5 flips from 5 messages"."""
+        if self.basis == "recurrence":
+            return f"recurred in {self.messages} messages"
+        return f"{self.flips} flips from {self.messages} messages"
+
 
 @dataclass
 class _Candidate:
