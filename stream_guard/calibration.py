@@ -21,11 +21,12 @@ if TYPE_CHECKING:  # the CLI imports this module's defaults without torch
     from stream_guard.defender import Defender
 
 MIN_PER_BUCKET = 30
-# Chosen with the trigger memory in place (`stream-guard lab stream --split validation`, README): the
-# memory removes a trigger once learned, so the per-message threshold only has to hold the line until
-# then; the 95th percentile (the paper's) costs 0.4-1.1 points of clean accuracy on movie sentences
-# where the per-message default of the earlier lab (80th, docs/lab/research.md) cost 1.5-4.2.
-DEFAULT_PERCENTILE = 95.0
+# Chosen with the trigger memory in place (`stream-guard lab stream --split validation`,
+# docs/lab/stream-choice.md): recurrence learns a trigger by its 3rd message and the memory removes it
+# from then on, so the per-message threshold only holds the line for the first two; the 99th percentile
+# costs 0.0-0.4 points of clean accuracy on movie sentences where the 95th cost 0.6-1.1 (and the
+# earlier lab's 80th, docs/lab/research.md, 1.5-4.2).
+DEFAULT_PERCENTILE = 99.0
 
 
 @dataclass(frozen=True)

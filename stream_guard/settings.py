@@ -61,11 +61,12 @@ class DefenderSettings(BaseSettings):
         "a plain forward pass (its label only: the decision needs no more, at about half the cost)",
     )
     probe_rate: float = Field(
-        0.3,
+        0.0,
         ge=0.0,
         le=1.0,
-        description="share of below-threshold texts whose top word is rewritten and re-classified for "
-        "evidence only (the trigger learner's; the verdict does not change): one plain forward each",
+        description="share of below-threshold texts whose top words are rewritten and re-classified for "
+        "evidence only (the trigger learner's; the verdict does not change): one plain forward each. Off "
+        "by default: recurrence learns the lab's triggers as fast without them (docs/lab/stream-choice.md)",
     )
     probe_words: int = Field(
         3,
