@@ -91,6 +91,7 @@ def test_replay_learn_triggers_from_the_command_line(backdoor: Backdoor, tmp_pat
     records_bytes, update = run("first")
     assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
     assert update.triggers[0].insertion_rate > 0.9 and update.model_id
+    assert update.triggers[0].nominated_by == "recurrence" and update.triggers[0].messages == 3
     rows = [orjson.loads(line) for line in records_bytes.splitlines()]
     hits = [r for r in rows if r.get("known_triggers")]
     assert hits and all(r["trigger_version"] == "replay-1" and r["flagged"] for r in hits)
