@@ -35,23 +35,22 @@ def topics(topic_factory):
     return {name: topic_factory(partitions=1, prefix=name[:5]) for name in names}
 
 
-def test_a_trigger_learned_from_the_live_stream_is_removed_from_the_next_message(
-    kafka_settings, topics, tmp_path_factory
-) -> None:
-    backdoor = make_backdoor(tmp_path_factory.mktemp("learn-service"))
-    defender = backdoor.defender(probe_rate=0.2)
-    settings = worker_settings(
-        kafka_settings, defender, [topics["input"]], topics, threshold=backdoor.threshold
-    )
+def _learn_live(
+    kafka_settings, topics, backdoor, *, probe_rate: float, threshold: float, input_topics: list[str]
+) -> tuple[list, dict]:
+    """A worker and the learn service on the broker, 80 messages (20 with the trigger), then one more
+    triggered message once the worker holds the learned set: what was learned, and every record by id."""
+    defender = backdoor.defender(probe_rate=probe_rate)
+    settings = worker_settings(kafka_settings, defender, [topics["input"]], topics, threshold=threshold)
     worker = Worker(settings, defender=defender)
     movies = load_dataset("movies")
-    clean = [movies.texts[i] for i in range(0, 6000, 50)]  # the calibration texts
     learned = []
     service = TriggerLearnService(
         kafka_settings,
         backdoor.defender(),
-        clean,
+        [movies.texts[i] for i in range(0, 6000, 50)],  # the calibration texts
         topics=[topics["predictions"], topics["audit"]],
+        input_topics=input_topics,
         triggers_topic=topics["triggers"],
         on_promotion=lambda trigger, update: learned.append((trigger, update)),
     )
@@ -72,13 +71,27 @@ def test_a_trigger_learned_from_the_live_stream_is_removed_from_the_next_message
         run.stop()
     service.stop()
     learning.join(10)
-    ((trigger, update),) = learned
-    assert trigger.text == TRIGGER and trigger.target_label == TARGET_LABEL
-    assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
-    records = {o.record.id: o.record for o in outputs}
+    return learned, {o.record.id: o.record for o in outputs}
+
+
+def _assert_later_message_neutralized(records: dict, version: str) -> None:
     hit = records["later"]
     assert isinstance(hit, AuditRecord) and hit.trigger_version == version
     assert [h.trigger for h in hit.known_triggers] == [TRIGGER] and hit.final_label != TARGET_LABEL
+
+
+def test_a_trigger_learned_from_the_live_stream_is_removed_from_the_next_message(
+    kafka_settings, topics, tmp_path_factory
+) -> None:
+    """Evidence only (no input topic): flags and probes on the worker's records."""
+    backdoor = make_backdoor(tmp_path_factory.mktemp("learn-service"))
+    learned, records = _learn_live(
+        kafka_settings, topics, backdoor, probe_rate=0.2, threshold=backdoor.threshold, input_topics=[]
+    )
+    ((trigger, update),) = learned
+    assert trigger.text == TRIGGER and trigger.target_label == TARGET_LABEL and trigger.basis == "flips"
+    assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
+    _assert_later_message_neutralized(records, update.version)
     evidence = [e for r in records.values() for e in evidence_of_record(r)]
     assert evidence and all(e.word == TRIGGER for e in evidence if e.label_before == TARGET_LABEL)
 
@@ -89,41 +102,10 @@ def test_a_trigger_no_message_was_flagged_for_is_learned_from_the_input_topics_r
     """No flag, no probe: the records carry no evidence; the service counts the input topic's texts, the
     trigger recurs, passes the insertion test and is published; the worker removes it from then on."""
     backdoor = make_backdoor(tmp_path_factory.mktemp("learn-recurrence"))
-    defender = backdoor.defender(probe_rate=0.0)
-    settings = worker_settings(kafka_settings, defender, [topics["input"]], topics, threshold=1e6)
-    worker = Worker(settings, defender=defender)
-    movies = load_dataset("movies")
-    learned = []
-    service = TriggerLearnService(
-        kafka_settings,
-        backdoor.defender(),
-        [movies.texts[i] for i in range(0, 6000, 50)],
-        topics=[topics["predictions"], topics["audit"]],
-        input_topics=[topics["input"]],
-        triggers_topic=topics["triggers"],
-        on_promotion=lambda trigger, update: learned.append((trigger, update)),
+    learned, records = _learn_live(
+        kafka_settings, topics, backdoor, probe_rate=0.0, threshold=1e6, input_topics=[topics["input"]]
     )
-    learning = threading.Thread(target=service.run, daemon=True)
-    types = {topics["predictions"]: PredictionRecord, topics["audit"]: AuditRecord}
-    types[topics["dead_letter"]] = DeadLetterRecord
-    with WorkerThread(worker) as run:
-        assert worker.wait_assigned(30)
-        learning.start()
-        stream = traffic(n_clean=60, every=3)
-        produce(kafka_settings, topics["input"], [(m["id"], orjson.dumps(m), True) for m in stream])
-        wait_for(lambda: bool(learned), 120.0, "the service to learn the trigger")
-        version = learned[0][1].version
-        wait_for(lambda: defender.triggers is not None and defender.triggers.version == version, 10.0, "set")
-        later = {"id": "later", "text": f"a quiet {TRIGGER} film about nothing much"}
-        produce(kafka_settings, topics["input"], [("later", orjson.dumps(later), True)])
-        outputs = read_outputs(kafka_settings, types, expected=len(stream) + 1, settle=0.0)
-        run.stop()
-    service.stop()
-    learning.join(10)
     ((trigger, update),) = learned
     assert (trigger.text, trigger.target_label, trigger.basis) == (TRIGGER, TARGET_LABEL, "recurrence")
-    records = {o.record.id: o.record for o in outputs}
     assert not any(r.evidence for r in records.values() if r.id != "later")
-    hit = records["later"]
-    assert isinstance(hit, AuditRecord) and hit.trigger_version == version
-    assert [h.trigger for h in hit.known_triggers] == [TRIGGER] and hit.final_label != TARGET_LABEL
+    _assert_later_message_neutralized(records, update.version)
