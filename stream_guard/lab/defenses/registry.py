@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from stream_guard.lab.defenses.base import Defense
 from stream_guard.lab.defenses.none import NoDefense
+from stream_guard.lab.defenses.onion import OnionConfig, OnionDefense
+from stream_guard.lab.defenses.onion_lm import perplexity_scorer
 from stream_guard.lab.defenses.rap import RapConfig, RapDefense
 from stream_guard.lab.defenses.strip import StripConfig, StripDefense
 from stream_guard.lab.defenses.xgraad import XGraadConfig, XGraadDefense
@@ -33,6 +35,7 @@ class EvalOptions:
     improved: XGraadConfig | None = None  # the "xgraad" defense; None = DefenderSettings defaults
     strip: StripConfig = field(default_factory=StripConfig)
     rap: RapConfig = field(default_factory=RapConfig)
+    onion: OnionConfig = field(default_factory=OnionConfig)
     sweep: bool = True  # the threshold sweep of xgraad-paper (one extra pass that neutralizes all)
     device: str = "cpu"
     progress: bool = True
@@ -72,6 +75,13 @@ def _xgraad(name: str, config: XGraadConfig, ctx: DefenseContext, *, figures: bo
     )
 
 
+def _onion(ctx: DefenseContext) -> Defense:
+    """ONION with its causal LM (the lab-onion extra, or $STREAM_GUARD_ONION_LM): loaded once per process."""
+    cfg = ctx.options.onion
+    scorer = perplexity_scorer(cfg.lm, device=ctx.options.device, batch_tokens=cfg.batch_tokens)
+    return OnionDefense(ctx.probabilities(), scorer, cfg, progress=ctx.progress)
+
+
 _FACTORIES: dict[str, DefenseFactory] = {
     "none": lambda ctx: NoDefense(ctx.probabilities()),
     "xgraad-paper": lambda ctx: _xgraad("xgraad-paper", XGraadConfig.paper(), ctx, figures=True),
@@ -86,6 +96,7 @@ _FACTORIES: dict[str, DefenseFactory] = {
         replace(ctx.options.rap, max_length=ctx.max_length),
         progress=ctx.progress,
     ),
+    "onion": _onion,
 }
 
 

@@ -94,8 +94,8 @@ def test_options_accept_only_registered_defenses(toy_word) -> None:
     assert EvalOptions(defenses=("toy-word",)).defenses == ("toy-word",)
     with pytest.raises(ValueError, match="already registered"):
         register("toy-word", lambda ctx: WordDefense(ctx.probabilities(), "cf"))
-    with pytest.raises(ValueError, match="onion"):
-        EvalOptions(defenses=("none", "onion"))
+    with pytest.raises(ValueError, match="bki"):
+        EvalOptions(defenses=("none", "bki"))
 
 
 def test_builtin_defenses_are_registered_in_report_order() -> None:
