@@ -63,6 +63,11 @@ def render_verdict(decision: Decision, max_chars: int | None = None) -> Group:
         head.append("  (truncated to model limit)", style="yellow")
     parts = [head, shaded_text(decision, max_chars)]
     if decision.flagged:
+        hits = getattr(decision, "known_triggers", None) or []  # Verdict and AuditRecord carry them
+        if hits:
+            names = ", ".join(dict.fromkeys(repr(h.trigger) for h in hits))
+            version = getattr(decision, "trigger_version", None)
+            parts.append(Text(f"  known trigger: {names} removed (set {version})", style="bold yellow"))
         candidate = trigger_candidate(decision)
         if candidate is not None:
             parts.append(Text(f"  trigger candidate: {candidate.word!r} (c={candidate.score:.2f})", "yellow"))

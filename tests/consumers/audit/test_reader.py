@@ -214,3 +214,16 @@ def test_audit_reads_the_audit_topic(kafka_settings, topic_factory, replayed, mo
     assert sorted(result.stdout_bytes.splitlines()) == sorted(flagged)
     followed = runner.invoke(app, ["audit", "--topic", topic, "--follow", "--max-records", "3"])
     assert followed.exit_code == 0 and followed.output.count("FLAGGED") == 3
+
+
+def test_terminal_renderer_names_the_known_trigger_that_fired(backdoor) -> None:
+    from stream_guard.triggers.known import KnownTrigger, TriggerSet
+
+    defender = backdoor.defender()
+    defender.set_triggers(TriggerSet("v-test", (KnownTrigger(TRIGGER, None, "operator"),)))
+    raw = [Envelope(orjson.dumps({"id": "k1", "text": f"a quiet {TRIGGER} film"}))]
+    (judged,) = list(replay(defender, raw))
+    text = rendered(judged.record)
+    assert f"known trigger: '{TRIGGER}' removed (set v-test)" in text and "[k1] FLAGGED" in text
+    flagged = list(replay(backdoor.defender(threshold=-1e9), raw))  # flagged, no known-trigger set
+    assert "known trigger" not in rendered(flagged[0].record)
