@@ -390,6 +390,12 @@ def _report_learning(
         )
     if not learning.promotions:
         console.print("learned no trigger")
+    test = learning.learner.test
+    labelled = f" (+{len(test.clean_texts)} clean texts labelled once)" if test.calls else ""
+    console.print(
+        f"learner cost: {test.calls - test.screens} insertion tests and {test.screens} screens, "
+        f"{test.texts} texts classified{labelled}"
+    )
     if out is not None:
         last = max((p.trigger.last_seen for p in learning.promotions if p.trigger.last_seen), default=None)
         update = update_from_learned(

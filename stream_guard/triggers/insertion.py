@@ -64,7 +64,9 @@ class InsertionTest:
         self.texts_per_test = texts_per_test
         self.seed = seed
         self._labels: np.ndarray | None = None
-        self.calls = 0  # tests run (each costs one plain forward per eligible text)
+        self.calls = 0  # tests and screens run (each costs one plain forward per text it inserts into)
+        self.screens = 0  # of which screens
+        self.texts = 0  # texts classified by tests and screens (the clean texts' own labels not counted)
 
     @property
     def clean_labels(self) -> np.ndarray:
@@ -87,6 +89,7 @@ class InsertionTest:
         if not eligible:
             return InsertionResult(0, 0)
         self.calls += 1
+        self.texts += len(eligible)
         texts = [insert_phrase(self.clean_texts[i], phrase, rng) for i in eligible]
         labels = self.predict_proba(texts).argmax(axis=1)
         return InsertionResult(int((labels == target).sum()), len(eligible))
@@ -101,6 +104,8 @@ class InsertionTest:
         if not rows:
             return 0, InsertionResult(0, 0)
         self.calls += 1
+        self.screens += 1
+        self.texts += len(rows)
         inserted = [insert_phrase(self.clean_texts[i], phrase, rng) for i in rows]
         after = self.predict_proba(inserted).argmax(axis=1)
         before = labels[rows]

@@ -152,8 +152,10 @@ class RecurrenceCounter:
                 self._count[phrase] += 1
             recurring = []
             for phrase in rare:
+                if self._count[phrase] < rule.min_count:
+                    continue
                 found = self.recurrence(phrase)
-                if found is not None and found.count >= rule.min_count and found.p_value < rule.alpha:
+                if found is not None and found.p_value < rule.alpha:
                     recurring.append(found)
             for found in _widest(recurring, rule.cover_share):
                 nominated[found.text] = found
