@@ -19,7 +19,7 @@ from consumers.cli.common import fail
 DefensesOpt = typer.Option(
     "none,xgraad-paper,xgraad,strip,rap",
     "--defenses",
-    help="comma-separated: none,xgraad-paper,xgraad,strip,rap",
+    help="comma-separated: none,xgraad-paper,xgraad,strip,rap,onion (onion needs the lab-onion extra)",
 )
 XGraadConfigOpt = typer.Option(
     None,
@@ -215,6 +215,7 @@ def grid_command(
         "xgraad": options.improved.describe() if options.improved else "DefenderSettings defaults",
         "strip": options.strip.__dict__,
         "rap": options.rap.__dict__,
+        **({"onion": options.onion.__dict__} if "onion" in options.defenses else {}),
         "sizes (validation, clean test, poisoned test)": sizes,
     }
     done = []

@@ -48,7 +48,7 @@ class OnionConfig:
     percentile: float = 95.0  # percentile: of the clean validation words' suspicion scores
     candidates: tuple[float, ...] = CANDIDATE_PERCENTILES  # cacc-drop: thresholds tried (percentiles)
     max_words: int = 64  # words scored per text; the LM reads these only
-    chunk: int = 32  # texts whose leave-one-out variants go to the LM together
+    chunk: int = 8  # texts whose leave-one-out variants go to the LM together (progress steps)
     lm: str | None = None  # the LM's path (None: $STREAM_GUARD_ONION_LM, else the packaged SmolLM2)
     batch_tokens: int = 2048  # padded LM tokens per forward pass
 
@@ -96,7 +96,7 @@ def suspicions(
     perplexity: PerplexityFn,
     *,
     max_words: int = 64,
-    chunk: int = 32,
+    chunk: int = 8,
     progress: bool = False,
     desc: str = "ONION",
 ) -> list[Suspicion]:

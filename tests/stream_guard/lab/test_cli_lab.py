@@ -55,8 +55,19 @@ def test_lab_eval_fails_cleanly_without_meta(tmp_path, tiny_model_dir) -> None:
 
 def test_lab_eval_rejects_an_unknown_defense(tmp_path, tiny_model_dir, toy_dataset) -> None:
     model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
-    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model), "--defenses", "none,onion"])
-    assert result.exit_code == 2 and "onion" in result.output
+    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model), "--defenses", "none,bki"])
+    assert result.exit_code == 2 and "bki" in result.output
+
+
+def test_lab_eval_onion_without_its_language_model_is_one_line(
+    tmp_path, tiny_model_dir, toy_dataset, monkeypatch
+) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    monkeypatch.setenv("STREAM_GUARD_ONION_LM", str(tmp_path / "no-such-lm"))
+    result = CliRunner().invoke(app, ["lab", "eval", "--model", str(model), "--defenses", "onion"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no-such-lm" in lines[0] and "lab-onion" in lines[0]
 
 
 def test_lab_grid_dry_run_prints_an_estimate(tmp_path) -> None:
