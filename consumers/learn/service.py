@@ -147,6 +147,9 @@ class TriggerLearnService:
         except KafkaException:
             self.current = None  # no triggers topic yet: the first publication creates it
         learner = self.learner = self._learner()
+        # the model's labels of the clean texts, now: not at the first insertion test, where they would
+        # hold the first promotion back by one pass over the calibration texts
+        _ = learner.test.clean_labels
         group = f"stream-guard-learner-{uuid.uuid4().hex[:12]}"  # never joined: partitions are assigned
         consumer = Consumer(self.kafka.consumer_config(group, **{"enable.auto.commit": False}))
         # every partition from the beginning, assigned (no group join: evidence is read at once)
