@@ -116,6 +116,7 @@ def _start_learner(
     )
     thread = threading.Thread(target=service.run, name="demo-learner", daemon=True)
     thread.start()
+    service.ready.wait(120)  # the learner reads the traffic from its first message on
 
     def stop() -> None:
         service.stop()

@@ -108,6 +108,7 @@ class TriggerLearnService:
         self.texts = 0
         self.learner: TriggerLearner | None = None
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the clean texts are labelled and the topics assigned
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,6 +162,7 @@ class TriggerLearnService:
             ]
         )
         inputs = set(self.input_topics)
+        self.ready.set()
         log.info(
             "trigger learner started",
             model=model_id,
