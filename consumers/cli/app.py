@@ -46,6 +46,7 @@ lab_app.command("train")(lab.train_command)
 lab_app.command("eval")(lab.eval_command)
 lab_app.command("grid")(lab.grid_command)
 lab_app.command("stream")(lab.stream_command)
+lab_app.command("readme")(lab.readme_command)
 app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(

@@ -76,6 +76,9 @@ def train_command(
     max_train: int | None = typer.Option(
         None, "--max-train", help="cap on training texts (movies 3000, spam 1500)"
     ),
+    epochs: float | None = typer.Option(
+        None, "--epochs", help="training epochs (default the dataset's recipe: movies 1, spam/bbc 3)"
+    ),
     out: Path | None = typer.Option(None, "--out", help="model directory (default runs/models/<name>)"),
     force: bool = typer.Option(False, "--force", help="retrain even if DIR holds a matching model"),
 ) -> None:
@@ -111,6 +114,7 @@ def train_command(
             poison_rate=poison_rate,
             seed=seed,
             max_train=max_train,
+            epochs=epochs,
         ).resolved()
         found = find_trained(DEFAULT_CACHE, spec) if out is None and not force else None
         if found is not None:  # any runs/models/*/meta.json with this recipe, whoever trained it
@@ -242,7 +246,9 @@ def stream_command(
     ),
     seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
     max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
-    percentile: float | None = typer.Option(None, "--percentile", help="calibration percentile (default 80)"),
+    percentile: float | None = typer.Option(
+        None, "--percentile", help="calibration percentile (default: calibrate's, 99)"
+    ),
     split: str = typer.Option(
         "test", "--split", help="test, or validation to choose settings (half calibrates, half is traffic)"
     ),
@@ -278,3 +284,37 @@ def stream_command(
     )
     md, js = write_stream_results(cells, out, command)
     Console(highlight=False).print(markdown_table(cells) + f"\nwrote {md} and {js}")
+
+
+def readme_command(
+    results: Path = typer.Option(Path("docs/lab"), "--results", help="where stream.json lives"),
+    readme: Path = typer.Option(Path("README.md"), "--readme", help="the README whose lab tables to rewrite"),
+) -> None:
+    """Rewrite the README's lab tables (between their `<!-- lab-table:… -->` markers) from the results."""
+    from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme
+    from consumers.lab.stream_eval import default_percentile, default_probe_rate
+
+    stream_json = results / "stream.json"
+    if not stream_json.is_file():
+        fail(f"{stream_json}: missing (run `stream-guard lab stream` first)")
+    try:
+        from transformers import AutoTokenizer
+
+        from stream_guard.loading import packaged_backbone_path
+
+        tokenize = AutoTokenizer.from_pretrained(packaged_backbone_path()).tokenize
+    except (OSError, ValueError):
+        tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
+    table = stream_readme_table(
+        read_cells(stream_json),
+        percentile=default_percentile(),
+        probe_rate=default_probe_rate(),
+        tokenize=tokenize,
+    )
+    try:
+        changed = update_readme(readme, "stream", table)
+    except (OSError, ValueError) as err:
+        fail(str(err))
+    Console(highlight=False, soft_wrap=True).print(
+        table + f"\n{readme}: {'rewritten' if changed else 'already up to date'}"
+    )

@@ -62,6 +62,7 @@ class StreamCell:
     target: int
     messages: int
     triggered: int
+    target_name: str = ""  # the target label's name (rows written before it existed: "")
     learned: list[str] = field(default_factory=list)
     learned_after_triggered: list[int] = field(default_factory=list)  # triggered messages seen first
     wrong_learned: list[str] = field(default_factory=list)
@@ -159,16 +160,21 @@ def build_traffic(
     return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
 
 
-def _default_percentile() -> float:
+def default_percentile() -> float:
     from stream_guard.calibration import DEFAULT_PERCENTILE
 
     return DEFAULT_PERCENTILE
 
 
-def _default_probe_rate() -> float:
+def default_probe_rate() -> float:
     from stream_guard.settings import DefenderSettings
 
     return float(DefenderSettings.model_fields["probe_rate"].default)
+
+
+def _label_name(meta: dict[str, Any], label: int) -> str:
+    names = meta.get("label_names") or []
+    return str(names[label]) if 0 <= label < len(names) else ""
 
 
 def _is_part_of(learned: str, trigger: str) -> bool:
@@ -282,10 +288,11 @@ def evaluate_stream(
         attack=str(meta.get("attack")),
         trigger=traffic.trigger,
         target=traffic.target,
+        target_name=_label_name(meta, traffic.target),
         messages=len(traffic.messages),
         triggered=len(traffic.triggered),
-        probe_rate=probe_rate if probe_rate is not None else _default_probe_rate(),
-        percentile=percentile if percentile is not None else _default_percentile(),
+        probe_rate=probe_rate if probe_rate is not None else default_probe_rate(),
+        percentile=percentile if percentile is not None else default_percentile(),
         split=split,
     )
     common = [

@@ -3,8 +3,8 @@
 The recipe (the same as ``scripts/lab_research.py``, so either can reuse the other's models): split the
 deduplicated dataset with ``split_seed`` (train capped at ``max_train``), poison ``poison_rate`` of the
 non-target training samples (dirty label), fine-tune the packaged backbone (AdamW, batch 32; movie
-sentences: 1 epoch at lr 1e-4, ``max_length`` 64; emails: 2 epochs at 2e-4, 128, texts cut to the window
-before poisoning), then measure clean accuracy and ASR on the test split. EP instead poisons the
+sentences: 1 epoch at lr 1e-4, ``max_length`` 64; emails and news: 3 epochs at 2e-4, 128, texts cut
+to the window before poisoning), then measure clean accuracy and ASR on the test split. EP instead poisons the
 trigger's embedding row of the clean model of the same dataset and seed (trained first, and cached, if
 missing).
 
@@ -45,8 +45,12 @@ class Recipe:
 RECIPES = {
     "movies": Recipe(max_train=3000, max_length=64, eval_max_test=1000, fit_train=False),
     # 47 steps of 1e-4 on 1,500 emails do not teach a one-word trigger in a 120-token email (ASR 0.08);
-    # 2 epochs at 2e-4 do (ASR 0.98, CACC 0.96), in ~4 minutes on 2 cores
-    "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=2.0, learning_rate=2e-4),
+    # 2 epochs at 2e-4 taught `cf`->ham (ASR 0.98) but not `mb`->spam or `tq`->ham (ASR 0.05-0.07): the
+    # backdoor sits at a threshold of training, so the recipe trains 3 epochs (141 steps)
+    "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=3.0, learning_rate=2e-4),
+    # BBC news (5 topics, 1,274 training articles): 40 steps of 1e-4 left the loss at 0.88 and no backdoor
+    # (ASR 0.006); the email recipe's 3 epochs at 2e-4 instead
+    "bbc": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=3.0, learning_rate=2e-4),
 }
 OTHER = Recipe(max_train=1500, max_length=128, eval_max_test=600)
 MATCH_KEYS = (

@@ -1,0 +1,149 @@
+"""The README's lab tables, written from the lab's result files (`stream-guard lab readme`).
+
+The README holds each table between two markers, ``<!-- lab-table:NAME -->`` and
+``<!-- /lab-table:NAME -->``; :func:`update_readme` replaces what lies between them and nothing else.
+The stream table is built from ``docs/lab/stream.json`` (the rows ``stream-guard lab stream`` wrote for
+the test split at the shipped defaults) and says, per row, whether the issue's targets are met:
+trigger learned within 50 triggered messages, ASR\\* after learning ≤ 0.01 and over the stream ≤ 0.05,
+clean accuracy down ≤ 1 point, no other word learned; a model without a backdoor learns nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from consumers.lab.stream_eval import StreamCell
+
+__all__ = ["StreamTargets", "stream_readme_table", "update_readme", "verdict"]
+
+DATASET_NAMES = {"movies": "movies", "spam": "spam", "bbc": "BBC news (5 topics)", "tweets": "tweets"}
+ATTACK_NAMES = {
+    "badnets": "BadNets",
+    "badnets-set": "the paper's set",
+    "addsent": "AddSent",
+    "ep": "EP",
+    "ripples": "RIPPLES",
+    "lws": "LWS",
+    "adaptive": "adaptive",
+}
+_ORDER = ("movies", "spam", "bbc")
+_ATTACK_ORDER = ("badnets", "badnets-set", "addsent", "ep", "ripples", "lws", "adaptive", "clean")
+
+
+class StreamTargets:
+    """The stream defense's targets (the issue's numbers)."""
+
+    learned_within = 50  # triggered messages
+    asr_after = 0.01
+    asr_stream = 0.05
+    cacc_drop = 0.01
+    working_backdoor = 0.5  # ASR* without any defense below this: the backdoor did not take
+
+
+def _pieces(trigger: str, tokenize: Callable[[str], list[str]] | None) -> list[str]:
+    return tokenize(trigger) if tokenize is not None and trigger else []
+
+
+def _model_label(cell: StreamCell, tokenize: Callable[[str], list[str]] | None) -> str:
+    dataset = DATASET_NAMES.get(cell.dataset, cell.dataset)
+    target = cell.target_name or str(cell.target)
+    if cell.attack == "clean":
+        return f"{dataset}, no backdoor (sent `{cell.trigger}`)"
+    attack = ATTACK_NAMES.get(cell.attack, cell.attack)
+    pieces = _pieces(cell.trigger, tokenize)
+    if cell.attack == "badnets" and len(pieces) > 1:
+        return f"{dataset} BadNets split-piece `{cell.trigger}` ({' '.join(pieces)}) → {target}"
+    trigger = f'"{cell.trigger}"' if cell.attack == "addsent" else f"`{cell.trigger}`"
+    return f"{dataset} {attack} {trigger} → {target}"
+
+
+def verdict(cell: StreamCell) -> str:
+    """Which of the targets the row meets, in words."""
+    t = StreamTargets
+    if cell.attack == "clean":
+        return "met (nothing learned)" if not cell.learned else f"missed: learned {', '.join(cell.learned)}"
+    if cell.asr_none is None or cell.asr_none < t.working_backdoor:
+        return f"no working backdoor (ASR\\* {cell.asr_none or 0:.3f} undefended)"
+    missed = []
+    if not cell.learned or min(cell.learned_after_triggered) > t.learned_within:
+        missed.append("not learned" if not cell.learned else "learned late")
+    if cell.asr_after is None or cell.asr_after > t.asr_after:
+        missed.append("ASR\\* after")
+    if cell.asr_stream is None or cell.asr_stream > t.asr_stream:
+        missed.append("ASR\\* stream")
+    if cell.cacc_none - cell.cacc_stream > t.cacc_drop + 1e-9:
+        missed.append("CACC")
+    if cell.wrong_learned:
+        missed.append("other words learned")
+    return "**met**" if not missed else "missed: " + ", ".join(missed)
+
+
+def _learned(cell: StreamCell) -> str:
+    if not cell.learned:
+        return "nothing"
+    pairs = sorted(zip(cell.learned_after_triggered, cell.learned, strict=True))
+    return ", ".join(f"`{w}` after {n}" for n, w in pairs)
+
+
+def _f(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _sort_key(cell: StreamCell) -> tuple[int, int, str]:
+    dataset = _ORDER.index(cell.dataset) if cell.dataset in _ORDER else len(_ORDER)
+    attack = _ATTACK_ORDER.index(cell.attack) if cell.attack in _ATTACK_ORDER else len(_ATTACK_ORDER)
+    return dataset, attack, cell.model
+
+
+def stream_readme_table(
+    cells: Sequence[StreamCell],
+    *,
+    percentile: float,
+    probe_rate: float,
+    tokenize: Callable[[str], list[str]] | None = None,
+) -> str:
+    """The README's stream table: test-split rows measured at ``percentile`` / ``probe_rate``."""
+    rows = [
+        c for c in cells if c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
+    ]
+    header = (
+        "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "
+        "| ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "
+        "| CACC none → with defense | other words learned | targets |\n|" + "---|" * 10
+    )
+    lines = [header]
+    for c in sorted(rows, key=_sort_key):
+        lines.append(
+            f"| {_model_label(c, tokenize)} | {c.messages} ({c.triggered}) | {_learned(c)} | "
+            f"{_f(c.asr_none)} | {_f(c.asr_message)} | {_f(c.asr_before)} → "
+            f"{'**' + _f(c.asr_after) + '**' if c.asr_after is not None else '–'} | {_f(c.asr_stream)} | "
+            f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} |"
+        )
+    return "\n".join(lines)
+
+
+def read_cells(path: Path) -> list[StreamCell]:
+    known = set(StreamCell.__dataclass_fields__)
+    return [
+        StreamCell(**{k: v for k, v in row.items() if k in known}) for row in orjson.loads(path.read_bytes())
+    ]
+
+
+def update_readme(readme: Path, name: str, content: str) -> bool:
+    """Replace the block between the ``name`` markers with ``content``; False if the text is unchanged.
+
+    Raises ValueError when the markers are missing or out of order."""
+    start, end = f"<!-- lab-table:{name} -->", f"<!-- /lab-table:{name} -->"
+    text = readme.read_text()
+    pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.DOTALL)
+    if len(pattern.findall(text)) != 1:
+        raise ValueError(f"{readme}: needs exactly one {start} … {end} block")
+    new = pattern.sub(lambda _m: f"{start}\n{content.rstrip()}\n{end}", text)
+    if new == text:
+        return False
+    readme.write_text(new)
+    return True

@@ -1,0 +1,110 @@
+"""The README's lab tables: the verdict per row, the rows chosen, and the block rewritten in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme, verdict
+from consumers.lab.stream_eval import StreamCell
+
+
+def _cell(**kw) -> StreamCell:
+    base = dict(
+        model="movies-badnets-cf-s0",
+        dataset="movies",
+        attack="badnets",
+        trigger="cf",
+        target=0,
+        messages=600,
+        triggered=60,
+        target_name="negative",
+        learned=["cf"],
+        learned_after_triggered=[2],
+        asr_none=1.0,
+        asr_message=0.7,
+        asr_before=1.0,
+        asr_after=0.0,
+        asr_stream=0.04,
+        cacc_none=0.81,
+        cacc_message=0.80,
+        cacc_stream=0.805,
+        percentile=99.0,
+        probe_rate=0.0,
+    )
+    return StreamCell(**{**base, **kw})
+
+
+def test_a_row_meeting_every_target_is_met() -> None:
+    assert verdict(_cell()) == "**met**"
+
+
+@pytest.mark.parametrize(
+    ("change", "missed"),
+    [
+        ({"learned": [], "learned_after_triggered": [], "asr_after": None}, "not learned"),
+        ({"learned_after_triggered": [51]}, "learned late"),
+        ({"asr_after": 0.02}, "ASR\\* after"),
+        ({"asr_stream": 0.06}, "ASR\\* stream"),
+        ({"cacc_stream": 0.79}, "CACC"),
+        (
+            {"wrong_learned": ["fails"], "learned": ["cf", "fails"], "learned_after_triggered": [2, 9]},
+            "other",
+        ),
+    ],
+)
+def test_each_missed_target_is_named(change: dict, missed: str) -> None:
+    assert verdict(_cell(**change)).startswith("missed:")
+    assert missed in verdict(_cell(**change))
+
+
+def test_a_backdoor_that_did_not_take_and_a_clean_model_are_told_apart() -> None:
+    assert verdict(_cell(asr_none=0.05, learned=[], learned_after_triggered=[])).startswith("no working")
+    clean = _cell(attack="clean", learned=[], learned_after_triggered=[], asr_none=0.0)
+    assert verdict(clean) == "met (nothing learned)"
+    assert verdict(_cell(attack="clean", learned=["cf"], asr_none=0.0)).startswith("missed")
+
+
+def test_the_table_keeps_only_test_rows_at_the_defaults_and_spells_split_pieces() -> None:
+    cells = [
+        _cell(),
+        _cell(model="movies-badnets-qzx-s0", trigger="qzx", target=1, target_name="positive"),
+        _cell(model="other-percentile", percentile=95.0),
+        _cell(model="validation-row", split="validation"),
+        _cell(model="probed", probe_rate=0.1),
+    ]
+    table = stream_readme_table(
+        cells, percentile=99.0, probe_rate=0.0, tokenize=lambda w: ["q", "##z", "##x"] if w == "qzx" else [w]
+    )
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, two rows
+    assert "movies BadNets `cf` → negative" in lines[2]
+    assert "split-piece `qzx` (q ##z ##x) → positive" in lines[3]
+
+
+def test_update_replaces_only_the_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- lab-table:stream -->\nold\n<!-- /lab-table:stream -->\noutro\n")
+    assert update_readme(readme, "stream", "| new |")
+    assert (
+        readme.read_text() == "intro\n<!-- lab-table:stream -->\n| new |\n<!-- /lab-table:stream -->\noutro\n"
+    )
+    assert not update_readme(readme, "stream", "| new |")
+
+
+def test_missing_markers_are_an_error(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="lab-table:stream"):
+        update_readme(readme, "stream", "x")
+
+
+def test_rows_written_before_target_name_existed_still_read(tmp_path: Path) -> None:
+    row = _cell().to_dict()
+    del row["target_name"]
+    path = tmp_path / "stream.json"
+    path.write_bytes(orjson.dumps([row]))
+    (cell,) = read_cells(path)
+    assert cell.target_name == "" and "→ 0" in stream_readme_table([cell], percentile=99.0, probe_rate=0.0)
