@@ -64,6 +64,18 @@ def run_command(
         help="start known-trigger set, a TriggerUpdate JSON, until the triggers topic has one "
         "(env STREAM_GUARD_TRIGGERS_FILE)",
     ),
+    learn_triggers: bool | None = typer.Option(
+        None,
+        "--learn-triggers/--no-learn-triggers",
+        help="learn triggers from this worker's traffic, in force at once and published to the triggers "
+        "topic (env STREAM_GUARD_LEARN_TRIGGERS)",
+    ),
+    clean_texts: str | None = typer.Option(
+        None,
+        "--clean-texts",
+        help="with --learn-triggers: clean calibration texts, a lab dataset or a file "
+        "(env STREAM_GUARD_CLEAN_TEXTS)",
+    ),
     max_batch_size: int | None = typer.Option(
         None, "--max-batch-size", help="messages per batch (env STREAM_GUARD_MAX_BATCH_SIZE)"
     ),
@@ -96,6 +108,8 @@ def run_command(
         "threshold": threshold,
         "triggers_topic": triggers_topic,
         "triggers_file": triggers_file,
+        "learn_triggers": learn_triggers,
+        "clean_texts": clean_texts,
         "max_batch_size": max_batch_size,
         "max_batch_tokens": max_batch_tokens,
         "max_wait_ms": max_wait_ms,
@@ -169,6 +183,7 @@ def serve(settings: Any, *, create_topics: bool = False, signals: StopSignals | 
     line, exit 2."""
     import structlog
 
+    from consumers.calibrate.job import CalibrationInputError
     from consumers.pipeline.triggers import TriggerFileError, read_trigger_file
     from stream_guard.errors import StreamGuardError
 
@@ -187,7 +202,7 @@ def serve(settings: Any, *, create_topics: bool = False, signals: StopSignals | 
         set_torch_threads(settings.torch_threads)  # here and on the thread that runs the model
     try:
         worker = Worker(settings, triggers=triggers)  # TriggerFileError: the set is another model's
-    except (StreamGuardError, TriggerFileError) as err:
+    except (StreamGuardError, TriggerFileError, CalibrationInputError) as err:
         fail(str(err))
     stop = threading.Event()
     restore = _stop_on_signals(stop) if signals is None else (lambda: None)

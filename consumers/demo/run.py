@@ -8,7 +8,9 @@
    thresholds topic exactly as ``stream-guard calibrate --publish`` does.
 4. The scoring worker (:class:`consumers.worker.loop.Worker`) runs in a thread and picks the threshold up
    from the topic; sample traffic from the **test** split (clean, triggered, malformed) is produced to
-   the input topic while a reader follows the predictions, audit and dead-letter topics.
+   the input topic while a reader follows the predictions, audit and dead-letter topics. The worker
+   learns triggers from its own traffic (``run --learn-triggers``, insertion test on the calibration
+   texts) and publishes them to the triggers topic.
 5. A live view counts the outputs; the run ends once every message has an output (or on
    ``--timeout``), prints a summary and exits 0 (1 on timeout or failure, 130 on Ctrl-C).
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import threading
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -55,8 +57,16 @@ def stream_guard_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stream-guard"
 
 
-def _start_worker(kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_id: str) -> WorkerThread:
-    """The scoring worker on the demo's topics, running in a thread (thresholds from the topic)."""
+def _start_worker(
+    kafka: KafkaSettings,
+    topics: DemoTopics,
+    defender: Any,
+    run_id: str,
+    clean_file: Path,
+    on_learned: Any,
+) -> WorkerThread:
+    """The scoring worker on the demo's topics, running in a thread (thresholds from the topic); it
+    learns triggers from its own traffic (``run --learn-triggers``) and publishes them."""
     from consumers.worker.loop import Worker
     from consumers.worker.settings import WorkerSettings
 
@@ -68,26 +78,20 @@ def _start_worker(kafka: KafkaSettings, topics: DemoTopics, defender: Any, run_i
         audit_topic=topics.audit,
         dead_letter_topic=topics.dead_letter,
         thresholds_topic=topics.thresholds,
-        triggers_topic=topics.triggers,  # the learn service publishes what it learns here
+        triggers_topic=topics.triggers,  # what the worker learns is published here, for every worker
         threshold=None,
         metrics_port=None,
+        learn_triggers=True,
+        clean_texts=str(clean_file),
     )
-    return WorkerThread(Worker(settings, defender=defender), name="demo-worker").start()
+    worker = Worker(settings, defender=defender)
+    assert worker.learning is not None
+    worker.learning.on_learned = on_learned
+    return WorkerThread(worker, name="demo-worker").start()
 
 
-def _start_learner(
-    stack: contextlib.ExitStack,
-    kafka: KafkaSettings,
-    topics: DemoTopics,
-    defender: Any,
-    traffic: Traffic,
-    tally: Tally,
-    learned: list[Learned],
-) -> None:
-    """The learn service (``stream-guard triggers learn``) in a thread: it reads the worker's evidence,
-    tests candidates on the calibration texts and publishes each trigger it learns to the worker."""
-    from consumers.learn.service import TriggerLearnService
-
+def _on_learned(defender: Any, tally: Tally, learned: list[Learned]) -> Any:
+    """What to do with each trigger the worker learns: note it (and the triggered messages before it)."""
     names = defender.classifier.label_names
 
     def promoted(trigger: Any, update: Any) -> None:
@@ -105,24 +109,7 @@ def _start_learner(
             )
         )
 
-    service = TriggerLearnService(
-        kafka,
-        defender,
-        traffic.calibration_texts,
-        topics=[topics.predictions, topics.audit],
-        input_topics=[topics.texts],
-        triggers_topic=topics.triggers,
-        on_promotion=promoted,
-    )
-    thread = threading.Thread(target=service.run, name="demo-learner", daemon=True)
-    thread.start()
-    service.ready.wait(120)  # the learner reads the traffic from its first message on
-
-    def stop() -> None:
-        service.stop()
-        thread.join(10)
-
-    stack.callback(stop)
+    return promoted
 
 
 def _ensure_model(console: Console, model: Path | None) -> tuple[Path, str]:
@@ -298,8 +285,10 @@ def run_demo(
         )
         tally = Tally(target=traffic.target, keep_audits=show)
         learned: list[Learned] = []
-        _start_learner(stack, kafka, topics, defender, traffic, tally, learned)
-        worker = _start_worker(kafka, topics, defender, run_id)
+        clean_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "calibration.txt"
+        clean_file.write_text("".join(f"{' '.join(t.split())}\n" for t in traffic.calibration_texts))
+        promoted = _on_learned(defender, tally, learned)
+        worker = _start_worker(kafka, topics, defender, run_id, clean_file, promoted)
         stack.callback(worker.stop, reraise=False)  # a failure is reported by the live view
         reader = OutputReader(kafka, topics, tally).start()
         stack.callback(reader.stop)

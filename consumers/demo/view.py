@@ -21,7 +21,7 @@ from stream_guard.render import render_verdict
 
 @dataclass(frozen=True)
 class Learned:
-    """A trigger the learn service promoted during the run, and when."""
+    """A trigger the worker learned during the run, and when."""
 
     text: str
     target_name: str

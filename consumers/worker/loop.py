@@ -75,6 +75,7 @@ from consumers.pipeline.message_path import Admitted, MessagePipeline, Output
 from consumers.pipeline.wire import message_max_bytes
 from consumers.worker.checkpoint import Checkpoint, OutputRefused
 from consumers.worker.flow_control import FlowControl
+from consumers.worker.learning import worker_learning
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
 from consumers.worker.settings import WorkerSettings
 from consumers.worker.token_count import budget_can_bind
@@ -129,6 +130,14 @@ class Worker:
             max_bytes=settings.max_message_bytes,
             max_output_bytes=message_max_bytes(producer_config),
         )
+        self.learning = (
+            worker_learning(self.pipeline, settings, self.updates.start_triggers)
+            if settings.learn_triggers
+            else None
+        )
+        if self.learning is not None:
+            self.updates.on_triggers = self.learning.follow
+        self._judge = self.learning.judge_batch if self.learning is not None else self.pipeline.judge
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)
         )
@@ -183,6 +192,8 @@ class Worker:
             if settings.metrics_port:
                 server = serve_metrics(settings.metrics_port, self.metrics.registry, settings.metrics_host)
             listeners.extend(self.updates.start_listeners())
+            if self.learning is not None:
+                self.learning.start()  # labels the clean texts now, not at the first insertion test
             producer, consumer = self._make_clients()
             log.info("worker starting", group=settings.group_id, inputs=settings.input_topics)
             consumer.subscribe(
@@ -213,6 +224,8 @@ class Worker:
                 producer.close()  # now, not when the worker object is collected (maybe broker-less)
             for listener in listeners:
                 listener.stop()
+            if self.learning is not None:
+                self.learning.stop()
             if server is not None:
                 server.shutdown()
 
@@ -267,7 +280,7 @@ class Worker:
             self._complete(items, JudgedBatch())  # only dead letters: nothing to score
             return
         self._inflight_items = items
-        self._inflight = submit_to_torch_thread(self.pipeline.judge, items)
+        self._inflight = submit_to_torch_thread(self._judge, items)
 
     def _take_inflight(self) -> tuple[list[Admitted], JudgedBatch]:
         assert self._inflight is not None
@@ -315,6 +328,9 @@ class Worker:
         self.stats.flagged += flagged
         self.stats.known_trigger_hits += sum(hits.values())
         self.stats.dead_letters += dead
+        learning = self.learning
+        if learning is not None and learning.current is not None:  # the set may be its own now
+            self.updates.refresh_trigger_metrics(learning.current.created_at)
         if committed and offsets:
             self.stats.commits += 1
             self.metrics.commits.inc()

@@ -11,6 +11,7 @@
     STREAM_GUARD_THRESHOLD=4.2                          # start value, until the thresholds topic has one
     STREAM_GUARD_TRIGGERS_TOPIC=triggers                # known-trigger updates; empty: no hot reload
     STREAM_GUARD_TRIGGERS_FILE=triggers.json            # start set, until the triggers topic has one
+    STREAM_GUARD_LEARN_TRIGGERS=true STREAM_GUARD_CLEAN_TEXTS=movies  # learn in the worker (learning.py)
     STREAM_GUARD_MAX_BATCH_SIZE=32  STREAM_GUARD_MAX_BATCH_TOKENS=16384  STREAM_GUARD_MAX_WAIT_MS=50
     STREAM_GUARD_MAX_MESSAGE_BYTES=1000000  STREAM_GUARD_METRICS_PORT=9108
     STREAM_GUARD_CONSUMER_OVERRIDES='{"session.timeout.ms": 2000}'
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumers.kafka.settings import KafkaSettings, redact_config
@@ -70,6 +71,14 @@ class WorkerSettings(BaseSettings):
     triggers_file: Path | None = Field(
         None,
         description="a TriggerUpdate JSON: the start known-trigger set (until the triggers topic has one)",
+    )
+    learn_triggers: bool = Field(
+        False,
+        description="learn triggers from this worker's own traffic (needs clean_texts); each promotion is "
+        "in force at once and published to the triggers topic",
+    )
+    clean_texts: str | None = Field(
+        None, description="with learn_triggers: the clean calibration texts, a lab dataset or a file"
     )
     max_batch_size: int = Field(32, ge=1, le=4096, description="messages per scoring batch")
     max_batch_tokens: int | None = Field(
@@ -149,6 +158,12 @@ class WorkerSettings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, redact_config(value) if name in _OVERRIDES else value
+
+    @model_validator(mode="after")
+    def _learning_needs_clean_texts(self) -> WorkerSettings:
+        if self.learn_triggers and not self.clean_texts:
+            raise ValueError("learn_triggers needs clean_texts (the clean calibration texts)")
+        return self
 
     @field_validator("triggers_file", mode="before")
     @classmethod

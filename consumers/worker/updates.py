@@ -11,6 +11,7 @@ by reason, and each listener's connection state is a gauge.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +56,8 @@ class DefenderUpdates:
         if start is not None:
             defender.set_threshold(Threshold.static(start))
         self._update_threshold_metrics()
+        # in a learning worker, sets from the topic go to its learning first (run --learn-triggers)
+        self.on_triggers: Callable[[TriggerUpdate], None] | None = None
         if triggers is None and settings.triggers_file is not None:
             triggers = read_trigger_file(settings.triggers_file)
         if triggers is not None:
@@ -62,7 +65,8 @@ class DefenderUpdates:
                 f"trigger file {settings.triggers_file}" if settings.triggers_file else "start trigger set"
             )
             defender.set_triggers(trigger_set_for_model(triggers, defender.model_id, source=where))
-        self._update_trigger_metrics()
+        self.start_triggers = triggers
+        self.refresh_trigger_metrics()
 
     def start_listeners(self) -> list[UpdateListener[Any, Any]]:
         """One listener per followed topic (thresholds, triggers); waits, together at most
@@ -119,10 +123,13 @@ class DefenderUpdates:
         )
 
     def apply_triggers(self, triggers: TriggerSet, update: TriggerUpdate) -> None:
-        self.defender.set_triggers(triggers)
+        if self.on_triggers is not None:
+            self.on_triggers(update)  # merged with what this worker learned, before its next batch
+        else:
+            self.defender.set_triggers(triggers)
         self.stats.trigger_updates += 1
         self.metrics.trigger_updates.inc()
-        self._update_trigger_metrics(update.created_at)
+        self.refresh_trigger_metrics(update.created_at)
         log.info(
             "known triggers applied",
             version=update.version,
@@ -131,7 +138,7 @@ class DefenderUpdates:
             created_at=update.created_at.isoformat(),
         )
 
-    def _update_trigger_metrics(self, created_at: datetime | None = None) -> None:
+    def refresh_trigger_metrics(self, created_at: datetime | None = None) -> None:
         triggers = self.defender.triggers
         self.metrics.set_triggers(
             len(triggers) if triggers else 0,

@@ -305,6 +305,13 @@ class TriggerLearner:
         self._known.add(phrase)
         return learned
 
+    def follow(self, known: Iterable[str], revoked: Iterable[str]) -> None:
+        """Take in a set published elsewhere: its triggers are known (never learned again here), its
+        revoked words are never learned, and a learned trigger it revokes is dropped."""
+        self._known |= {normalize_phrase(t) for t in known}
+        self._revoked |= {normalize_phrase(t) for t in revoked}
+        self.learned = [t for t in self.learned if t.text not in self._revoked]
+
     def trigger_set(self, version: str, extra: Sequence[KnownTrigger] = ()) -> TriggerSet:
         """The learned triggers (and ``extra`` ones, e.g. an operator's) as a set for the defender."""
         triggers = [KnownTrigger(t.text, t.target_label, "learned") for t in self.learned]
