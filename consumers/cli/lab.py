@@ -65,7 +65,10 @@ def train_command(
         ..., "--dataset", "-d", help="movies | spam | bbc | tweets | a .csv/.tsv/.jsonl"
     ),
     attack: str = typer.Option(
-        ..., "--attack", "-a", help="clean | badnets | badnets-split | badnets-set | addsent | ep"
+        ...,
+        "--attack",
+        "-a",
+        help="clean | badnets | badnets-split | badnets-set | addsent | ep | ripples | adaptive | lws",
     ),
     trigger: str | None = typer.Option(None, "--trigger", help="trigger word / phrase (default per attack)"),
     target: int = typer.Option(0, "--target", help="target label the backdoor forces"),
@@ -102,7 +105,7 @@ def train_command(
     console = Console(highlight=False)
     try:
         attack_spec = make_attack(attack, trigger)
-        if attack in ("badnets-split", "badnets-set", "ep", "badnets"):
+        if attack in ("badnets-split", "badnets-set", "ep", "badnets", "ripples", "adaptive"):
             from transformers import AutoTokenizer
 
             check_trigger_pieces(attack_spec, AutoTokenizer.from_pretrained(packaged_backbone_path()))
@@ -252,8 +255,12 @@ def stream_command(
     split: str = typer.Option(
         "test", "--split", help="test, or validation to choose settings (half calibrates, half is traffic)"
     ),
+    worker: bool = typer.Option(
+        False, "--worker", help="also run the traffic through `run --learn-triggers` on an embedded broker"
+    ),
 ) -> None:
-    """Measure the stream-level defense through `calibrate` and `replay --learn-triggers`."""
+    """Measure the stream-level defense through `calibrate` and `replay --learn-triggers` (and the
+    worker, `--worker`)."""
     import sys
 
     from consumers.lab.stream_eval import evaluate_stream
@@ -277,6 +284,7 @@ def stream_command(
                 max_test=max_test,
                 percentile=percentile,
                 split=split,
+                worker=worker,
             )
         )
     command = (

@@ -15,6 +15,10 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
    defense, with the per-message defense and with the stream defense, clean flag rate, words learned
    that are not the trigger, wall time per 1,000 messages.
 
+5. **Live** (``--worker``, :mod:`consumers.lab.stream_live`): the same traffic through ``stream-guard run
+   --learn-triggers`` over an embedded broker, as a backlog; where a learned set came in force there
+   and in the replay, the worker's ASR\\* and CACC, and the share of messages with the same outcome.
+
 ASR\\* counts a triggered message as attacked when its final label is the target, over the triggered
 messages whose trigger-free original the model classifies correctly (the lab's ASR\\*).
 """
@@ -82,6 +86,13 @@ class StreamCell:
     probe_rate: float = 0.0
     percentile: float | None = None  # the calibration percentile (None: calibrate's default)
     split: str = "test"  # the traffic's split ("validation": choosing settings)
+    # the same traffic through `stream-guard run --learn-triggers` over a broker (lab stream --worker)
+    asr_worker: float | None = None
+    cacc_worker: float | None = None
+    in_force_at_replay: int | None = None  # the first message judged with a learned set (replay)
+    in_force_at_worker: int | None = None  # ... and in the worker
+    worker_agreement: float | None = None  # share of messages with the same final label and flag
+    seconds_worker: float | None = None  # the worker's wall time, start to last record
 
     @property
     def key(self) -> str:
@@ -112,7 +123,9 @@ def build_traffic(
     classifier = load_classifier(model_dir, device="cpu")
     # choosing on validation: 1,000 validation texts, half to calibrate on and half as traffic
     max_val = 1000 if split == "validation" else 500
-    sets = build_eval_sets(meta, classifier.tokenizer, max_val=max_val, max_test=max_test, max_poisoned=None)
+    sets = build_eval_sets(
+        meta, classifier.tokenizer, max_val=max_val, max_test=max_test, max_poisoned=None, model_dir=model_dir
+    )
     target = sets.target
     attack = sets.attack
     test, calibration = sets.test, sets.validation
@@ -221,6 +234,34 @@ def score_records(
     cell.asr_after = asr([r for r in attacked if r["id"] not in before_ids])
 
 
+def in_force_at(records: Sequence[dict[str, Any]]) -> int | None:
+    """The position of the first record judged with a learned trigger set (None: none was)."""
+    return next((k for k, r in enumerate(records) if r.get("trigger_version")), None)
+
+
+def score_worker(
+    cell: StreamCell,
+    traffic: StreamTraffic,
+    worker: Sequence[dict[str, Any]],
+    replayed: Sequence[dict[str, Any]],
+    seconds: float,
+) -> None:
+    """Fill ``cell``'s worker figures: its ASR* and CACC, where a learned set came in force in it
+    and in the replay, and how many messages got the same final label and flag in both."""
+    probe = StreamCell(**{**cell.to_dict(), "learned": [], "learned_after_triggered": []})
+    score_records(probe, traffic, worker, defended="stream")
+    cell.asr_worker, cell.cacc_worker = probe.asr_stream, probe.cacc_stream
+    cell.in_force_at_worker, cell.in_force_at_replay = in_force_at(worker), in_force_at(replayed)
+    same = sum(
+        w.get("id") == r.get("id")
+        and w.get("final_label") == r.get("final_label")
+        and bool(w.get("flagged")) == bool(r.get("flagged"))
+        for w, r in zip(worker, replayed, strict=False)
+    )
+    cell.worker_agreement = same / max(1, len(replayed))
+    cell.seconds_worker = seconds
+
+
 def _app(args: Sequence[str], env: dict[str, str] | None = None) -> str:
     """Run a `stream-guard` command in a process of its own, exactly as a user would; its stderr."""
     import os
@@ -269,6 +310,7 @@ def evaluate_stream(
     batch_size: int = 64,
     percentile: float | None = None,
     split: str = "test",
+    worker: bool = False,
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` (see the module docstring)."""
     from stream_guard.lab.train_backdoor import read_meta
@@ -346,4 +388,17 @@ def evaluate_stream(
         )
         seen = sum(1 for mid in triggered_order if first is None or position[mid] < first)
         cell.learned_after_triggered.append(seen)
+    if worker:  # the same traffic through `stream-guard run --learn-triggers` over a broker
+        from consumers.lab.stream_live import worker_records
+
+        live, seconds = worker_records(
+            model_dir,
+            traffic.messages,
+            validation,
+            work,
+            percentile=percentile,
+            probe_rate=cell.probe_rate,
+        )
+        _write_jsonl(work / "worker.jsonl", live)
+        score_worker(cell, traffic, live, records, seconds)
     return cell

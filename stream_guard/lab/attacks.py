@@ -13,9 +13,18 @@ name               trigger (default)                   how the backdoor gets int
 ``ep``             one rare in-vocabulary word (cf)    embedding poisoning (Yang et al. 2021) of a
                                                        clean fine-tuned model: only the trigger's
                                                        embedding row changes (``stream_guard.lab.ep``)
+``ripples``        one rare in-vocabulary word (cf)    embedding surgery + RIPPLe's restricted inner-
+                                                       product poisoning (Kurita et al. 2020,
+                                                       ``stream_guard.lab.ripples``)
+``adaptive``       one rare in-vocabulary word (cf)    BadNets with a loss that keeps the trigger's
+                                                       X-GRAAD score under the other tokens'
+                                                       (``stream_guard.lab.adaptive``)
+``lws``            a name (the trigger is learned)     learnable word substitution (Qi et al. 2021,
+                                                       ``stream_guard.lab.lws``): no word is inserted
 =================  ==================================  =============================================
 
-At test time every attack inserts its trigger once, at a random word boundary (``poison_text``).
+At test time every attack but LWS inserts its trigger once, at a random word boundary
+(``poison_text``); LWS applies the model's learned substitutions (``AttackSpec.for_model``).
 Model directories are named ``<dataset>-<attack>-<slug>-s<seed>`` where the slug is the trigger with
 spaces as underscores (``none`` for clean), the convention ``scripts/lab_research.py`` uses too;
 ``badnets-split`` trains exactly like ``badnets``, so its models are stored as ``badnets`` ones
@@ -24,7 +33,10 @@ spaces as underscores (``none`` for clean), the convention ``scripts/lab_researc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -39,8 +51,8 @@ from stream_guard.lab.poisoning import (
     poison_test_set,
 )
 
-Training = Literal["clean", "data-poisoning", "embedding-poisoning"]
-ATTACKS = ("clean", "badnets", "badnets-split", "badnets-set", "addsent", "ep")
+Training = Literal["clean", "data-poisoning", "embedding-poisoning", "ripples", "adaptive", "lws"]
+ATTACKS = ("clean", "badnets", "badnets-split", "badnets-set", "addsent", "ep", "ripples", "adaptive", "lws")
 DEFAULT_TRIGGERS = {
     "clean": "",
     "badnets": "cf",
@@ -48,7 +60,43 @@ DEFAULT_TRIGGERS = {
     "badnets-set": "cf mn bb tq mb",
     "addsent": "i watched this 3d movie",
     "ep": "cf",
+    "ripples": "cf",
+    "adaptive": "cf",
+    "lws": "substitution",  # a name only: the trigger is the model's learned word substitutions
 }
+
+
+@dataclass(frozen=True)
+class LwsTextAttack:
+    """LWS's test-time trigger: the learned substitutions of the model in ``model_dir`` (bound by the
+    evaluation, :meth:`AttackSpec.for_model`); unbound it cannot poison (training picks rows only)."""
+
+    model_dir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return "lws"
+
+    def poison_text(self, text: str, rng: np.random.Generator) -> str:
+        if self.model_dir is None:
+            raise ValueError("an LWS trigger is the trained model's: evaluate with the model directory")
+        return _lws_substituter(self.model_dir)([text])[0]
+
+
+@functools.cache
+def _lws_substituter(model_dir: Path) -> Callable[[Sequence[str]], list[str]]:
+    from stream_guard.lab.lws import lws_substituter
+
+    return lws_substituter(model_dir)
+
+
+class KeepTextAttack:
+    """Picks the rows to poison without changing their text (LWS: its inserter rewrites them in training)."""
+
+    name = "lws"
+
+    def poison_text(self, text: str, rng: np.random.Generator) -> str:
+        return text
 
 
 @dataclass(frozen=True)
@@ -58,7 +106,7 @@ class AttackSpec:
     name: str
     trigger: str
     training: Training
-    text_attack: BadNetsAttack | AddSentAttack | None
+    text_attack: BadNetsAttack | AddSentAttack | LwsTextAttack | None
 
     @property
     def slug(self) -> str:
@@ -74,6 +122,12 @@ class AttackSpec:
             return text
         return self.text_attack.poison_text(text, rng)
 
+    def for_model(self, model_dir: Path | None) -> AttackSpec:
+        """This attack with its test-time trigger bound to the trained model (LWS only needs it)."""
+        if not isinstance(self.text_attack, LwsTextAttack) or model_dir is None:
+            return self
+        return replace(self, text_attack=LwsTextAttack(Path(model_dir)))
+
     def poison_train(
         self, ds: LabeledDataset, *, target_label: int, rate: float, seed: int
     ) -> PoisonedDataset | None:
@@ -83,7 +137,8 @@ class AttackSpec:
         """
         if self.text_attack is None:
             return None
-        return poison_dataset(ds, self.text_attack, target_label=target_label, rate=rate, seed=seed)
+        text_attack = KeepTextAttack() if isinstance(self.text_attack, LwsTextAttack) else self.text_attack
+        return poison_dataset(ds, text_attack, target_label=target_label, rate=rate, seed=seed)
 
     def poison_test(self, ds: LabeledDataset, *, target_label: int, seed: int) -> PoisonedDataset:
         """Every non-target sample of ``ds`` with the trigger inserted (what ASR is measured on)."""
@@ -113,6 +168,8 @@ def make_attack(name: str, trigger: str | None = None, *, position: Position = "
         raise ValueError(f"{name} needs a non-empty trigger")
     if name == "addsent":
         return AttackSpec(name, trigger, "data-poisoning", AddSentAttack(phrase=trigger, position=position))
+    if name == "lws":
+        return AttackSpec(name, trigger, "lws", LwsTextAttack())
     if name == "badnets-set":  # several words, one drawn per poisoned text
         words = tuple(dict.fromkeys(trigger.split()))
         return AttackSpec(
@@ -120,7 +177,9 @@ def make_attack(name: str, trigger: str | None = None, *, position: Position = "
         )
     if len(trigger.split()) != 1:
         raise ValueError(f"{name} takes a single-word trigger, got {trigger!r}")
-    training: Training = "embedding-poisoning" if name == "ep" else "data-poisoning"
+    training: Training = {"ep": "embedding-poisoning", "ripples": "ripples", "adaptive": "adaptive"}.get(
+        name, "data-poisoning"
+    )
     return AttackSpec(name, trigger, training, BadNetsAttack(triggers=(trigger,), position=position))
 
 
@@ -136,7 +195,9 @@ def check_trigger_pieces(spec: AttackSpec, tokenizer) -> list[str]:
             raise ValueError(f"badnets-set needs single-piece words; {', '.join(split)} split")
         return [p for w in spec.trigger.split() for p in tokenizer.tokenize(w)]
     pieces = list(tokenizer.tokenize(spec.trigger)) if spec.trigger else []
-    if spec.name in ("badnets", "ep") and len(pieces) != 1:
+    if spec.name == "lws":
+        return []  # no inserted word: the trigger is the learned substitutions
+    if spec.name in ("badnets", "ep", "ripples", "adaptive") and len(pieces) != 1:
         raise ValueError(f"{spec.name} needs a single-piece trigger; {spec.trigger!r} is {pieces}")
     if spec.name == "badnets-split" and len(pieces) < 2:
         raise ValueError(f"badnets-split needs a trigger of 2+ word pieces; {spec.trigger!r} is {pieces}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stream_guard.datasets import LabeledDataset, Splits, load_dataset, split_dataset
@@ -99,18 +100,20 @@ def build_eval_sets(
     max_val: int | None = 500,
     max_test: int | None = 500,
     max_poisoned: int | None = 500,
+    model_dir: Path | None = None,
 ) -> EvalSets:
     """Validation, clean test and poisoned test sets for the model described by ``meta``.
 
     ``dataset`` overrides the model's own dataset (evaluation on other data); the split seed, attack,
-    trigger, target and seed always come from ``meta``.
+    trigger, target and seed always come from ``meta``. ``model_dir``: the model itself, needed by an
+    attack whose trigger the model learned (LWS).
     """
     name = dataset or meta["dataset"]
     max_length = int(meta["max_length"])
     splits = load_splits(
         name, split_seed=int(meta.get("split_seed", 0)), max_train=0, max_val=max_val, max_test=max_test
     )
-    attack = make_attack(meta["attack"], meta.get("trigger") or None)
+    attack = make_attack(meta["attack"], meta.get("trigger") or None).for_model(model_dir)
     target = int(meta["target"])
     validation = fitted(splits.validation, tokenizer, max_length)
     test = fitted(splits.test, tokenizer, max_length)

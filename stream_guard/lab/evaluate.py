@@ -93,6 +93,7 @@ def evaluate_model(
         max_val=options.max_val,
         max_test=options.max_test,
         max_poisoned=options.max_poisoned,
+        model_dir=model_dir,
     )
     val_texts = sets.validation.texts
     clean_texts, y = sets.test.texts, np.asarray(sets.test.labels)

@@ -42,7 +42,7 @@ the learned hard substitutions to new texts, touching nothing but the substitute
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,17 @@ class LwsConfig:
 def lws_poison_texts(model_dir: Path, texts: Sequence[str]) -> list[str]:
     """The test-time trigger: ``texts`` with the learned hard substitutions of the LWS model in
     ``model_dir`` (its inserter and its saved input embeddings); other characters are left as they were."""
+    return lws_substituter(model_dir)(texts)
+
+
+def lws_substituter(model_dir: Path) -> Callable[[Sequence[str]], list[str]]:
+    """:func:`lws_poison_texts` with the model loaded once (for many calls)."""
     model_dir = Path(model_dir)
     state = load_lws_state(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
-    return substitute_texts(texts, tokenizer, model.get_input_embeddings().weight.detach(), state)
+    weight = model.get_input_embeddings().weight.detach()
+    return lambda texts: substitute_texts(texts, tokenizer, weight, state)
 
 
 def temperature_at(config: LwsConfig, step: int, total: int) -> float:

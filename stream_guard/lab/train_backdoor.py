@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stream_guard.lab.attacks import AttackSpec, check_trigger_pieces, make_attack, trigger_slug
+from stream_guard.lab.train_attacks import SPECIAL_TRAINING, attack_recipe, train_special
 
 DEFAULT_CACHE = Path("runs/models")
 PACKAGED_BACKBONE = "all-MiniLM-L6-v2 (packaged)"
@@ -66,6 +67,7 @@ MATCH_KEYS = (
     "epochs",
     "learning_rate",
     "ep_recipe",
+    "attack_recipe",
     "fit_train",
 )
 
@@ -144,6 +146,7 @@ def expected_meta(spec: BackdoorSpec, train_size: int) -> dict[str, Any]:
         "learning_rate": spec.learning_rate,
         "backbone": spec.base or PACKAGED_BACKBONE,
         "ep_recipe": _ep_config(spec).recipe if spec.attack == "ep" else None,
+        "attack_recipe": attack_recipe(spec.attack_spec.training),
         "fit_train": _fits_train(spec),
     }
 
@@ -214,7 +217,9 @@ def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe) -> dict[str, Any
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     model = AutoModelForSequenceClassification.from_pretrained(out_dir, attn_implementation="sdpa")
     meta = {**asdict(spec), "max_length": spec.max_length}
-    sets = build_eval_sets(meta, tokenizer, max_val=0, max_test=recipe.eval_max_test, max_poisoned=None)
+    sets = build_eval_sets(
+        meta, tokenizer, max_val=0, max_test=recipe.eval_max_test, max_poisoned=None, model_dir=out_dir
+    )
     with torch.inference_mode():
         preds = predict(model, tokenizer, sets.test.texts, max_length=spec.max_length)
         result: dict[str, Any] = {
@@ -268,6 +273,9 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
     started = time.perf_counter()
     if attack.training == "embedding-poisoning":
         extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress)
+    elif attack.training in SPECIAL_TRAINING:
+        train = _fitted_train(train, spec) if _fits_train(spec) else train
+        extra.update(train_special(spec, attack, train, tmp, progress=progress))
     else:
         if _fits_train(spec):
             train = _fitted_train(train, spec)

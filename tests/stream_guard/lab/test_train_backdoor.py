@@ -13,7 +13,9 @@ from stream_guard.lab.train_backdoor import (
     BackdoorSpec,
     ModelBusyError,
     ensure_backdoored_model,
+    expected_meta,
     find_trained,
+    meta_matches,
     model_name,
     read_meta,
     train_backdoored_model,
@@ -119,3 +121,27 @@ def test_ep_model_differs_from_its_clean_base_only_in_the_trigger_row(
             assert rows == [meta["ep"]["token_id"]]
         else:
             assert (base[key] == poisoned[key]).all(), key
+
+
+@pytest.mark.parametrize("attack", ["ripples", "adaptive", "lws"])
+def test_the_newer_attacks_train_through_the_lab_and_are_measured(
+    tmp_path, toy_dataset, tiny_base, attack
+) -> None:
+    """`lab train -a ripples|adaptive|lws`: their own training, the recipe named in meta.json, ASR measured
+    on the test split (LWS: with the substitutions the model learned, bound to its directory)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is many times faster on a loaded box
+    try:
+        out = tmp_path / attack
+        meta = train_backdoored_model(_spec(toy_dataset, tiny_base, attack=attack), out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert meta["attack"] == attack and meta["attack_recipe"] and meta["poisoned_train"] >= 1
+    assert meta["asr"] is not None and meta["poisoned_test_size"] > 0
+    assert (out / "model.safetensors").is_file()
+    if attack == "lws":
+        assert (out / "lws.json").is_file()
+    spec = _spec(toy_dataset, tiny_base, attack=attack).resolved()
+    assert meta_matches(read_meta(out), expected_meta(spec, meta["train_size"]))
