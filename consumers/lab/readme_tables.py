@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from consumers.lab.stream_eval import StreamCell
+from consumers.lab.stream_report import worker_summary
 
 __all__ = ["StreamTargets", "stream_readme_table", "update_readme", "verdict"]
 
@@ -113,7 +114,8 @@ def stream_readme_table(
     header = (
         "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "
         "| ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "
-        "| CACC none → with defense | other words learned | targets |\n|" + "---|" * 10
+        "| CACC none → with defense | other words learned | targets "
+        "| worker: in force at msg (replay) / ASR\\* / CACC / same outcome |\n|" + "---|" * 11
     )
     lines = [header]
     for c in sorted(rows, key=_sort_key):
@@ -121,7 +123,8 @@ def stream_readme_table(
             f"| {_model_label(c, tokenize)} | {c.messages} ({c.triggered}) | {_learned(c)} | "
             f"{_f(c.asr_none)} | {_f(c.asr_message)} | {_f(c.asr_before)} → "
             f"{'**' + _f(c.asr_after) + '**' if c.asr_after is not None else '–'} | {_f(c.asr_stream)} | "
-            f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} |"
+            f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} | "
+            f"{worker_summary(c)} |"
         )
     return "\n".join(lines)
 

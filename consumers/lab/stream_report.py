@@ -9,7 +9,7 @@ import orjson
 
 from consumers.lab.stream_eval import StreamCell
 
-__all__ = ["markdown_table", "write_stream_results"]
+__all__ = ["markdown_table", "worker_summary", "write_stream_results"]
 
 _COLUMNS = (
     "model",
@@ -24,6 +24,7 @@ _COLUMNS = (
     "CACC none / per-message / stream",
     "clean flagged per-message / stream",
     "s per 1,000 msgs per-message / stream",
+    "worker: in force at msg (replay) / ASR\\* / CACC / same outcome",
 )
 HEADER = "| " + " | ".join(_COLUMNS) + " |\n|" + "---|" * len(_COLUMNS)
 
@@ -42,8 +43,18 @@ def _row(c: StreamCell) -> str:
         f"{_f(c.asr_before)} → {_f(c.asr_after)} | {_f(c.asr_stream)} | "
         f"{c.cacc_none:.3f} / {c.cacc_message:.3f} / {c.cacc_stream:.3f} | "
         f"{c.clean_flagged_message:.1%} / {c.clean_flagged_stream:.1%} | "
-        f"{c.seconds_per_1000_message:.1f} / {c.seconds_per_1000:.1f} |"
+        f"{c.seconds_per_1000_message:.1f} / {c.seconds_per_1000:.1f} | {worker_summary(c)} |"
     )
+
+
+def worker_summary(c: StreamCell) -> str:
+    """The live worker's figures beside the replay's ("–" when it was not run)."""
+    if c.worker_agreement is None:
+        return "–"
+    at = "none" if c.in_force_at_worker is None else str(c.in_force_at_worker)
+    replay = "none" if c.in_force_at_replay is None else str(c.in_force_at_replay)
+    cacc = "–" if c.cacc_worker is None else f"{c.cacc_worker:.3f}"
+    return f"{at} ({replay}) / {_f(c.asr_worker)} / {cacc} / {c.worker_agreement:.1%}"
 
 
 def markdown_table(cells: Sequence[StreamCell]) -> str:
@@ -54,7 +65,9 @@ def write_stream_results(cells: Sequence[StreamCell], out: Path, command: str) -
     """``out``/stream.md and ``out``/stream.json (merged with the cells already there, by model)."""
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "stream.json", out / "stream.md"
-    old = [StreamCell(**c) for c in (orjson.loads(json_path.read_bytes()) if json_path.is_file() else [])]
+    known = set(StreamCell.__dataclass_fields__)
+    old_rows = orjson.loads(json_path.read_bytes()) if json_path.is_file() else []
+    old = [StreamCell(**{k: v for k, v in c.items() if k in known}) for c in old_rows]
     rows = {c.key: c.to_dict() for c in old}
     rows.update({c.key: c.to_dict() for c in cells})
     ordered = [rows[k] for k in sorted(rows)]
