@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from consumers.lab.stream_eval import StreamCell, StreamTraffic, _is_part_of, score_records
+from consumers.lab.stream_eval import (
+    StreamCell,
+    StreamTraffic,
+    _is_part_of,
+    in_force_at,
+    score_records,
+    score_worker,
+)
 from consumers.lab.stream_report import markdown_table
 
 
@@ -50,3 +57,18 @@ def test_what_counts_as_the_trigger() -> None:
     assert _is_part_of("cf", "cf") and _is_part_of("3d", "i watched this 3d movie")
     assert _is_part_of("a cf story", "cf")  # the trigger with neighbours
     assert not _is_part_of("fails", "cf") and not _is_part_of("cf", "")  # a clean model: all wrong
+
+
+def test_the_worker_is_compared_with_the_replay() -> None:
+    """The worker put the set in force one message later than the replay: t2 got the attacker's label."""
+    cell = StreamCell("m", "movies", "badnets", "cf", 1, 7, 4, learned=["cf"], learned_after_triggered=[1])
+    replayed = [_r("c1", 0, 0), _r("t1", 1, 1), _r("c2", 1, 1), _r("t2", 1, 0, True, "v1")]
+    replayed += [_r("c3", 1, 1, False, "v1"), _r("t3", 1, 0, True, "v1"), _r("t4", 1, 0, True, "v1")]
+    live = [*replayed[:3], _r("t2", 1, 1), *replayed[4:]]
+    score_worker(cell, _traffic(), live, replayed, 12.5)
+    assert (cell.in_force_at_replay, cell.in_force_at_worker) == (3, 4)
+    assert abs(cell.asr_worker - 2 / 3) < 1e-9 and abs(cell.cacc_worker - 2 / 3) < 1e-9
+    assert abs(cell.worker_agreement - 6 / 7) < 1e-9 and cell.seconds_worker == 12.5
+    assert cell.learned == ["cf"]  # the replay's figures are left as they were
+    assert "4 (3) / 0.667 / 0.667 / 85.7%" in markdown_table([cell])
+    assert in_force_at([_r("c1", 0, 0)]) is None
