@@ -177,7 +177,12 @@ def grid_command(
     out: Path = typer.Option(Path("docs/lab"), "--out", help="results.md, results.json and plots/ go here"),
     datasets: str = typer.Option("movies,spam", "--datasets", help="comma-separated datasets"),
     attacks: str = typer.Option(
-        "badnets,badnets-split,addsent,ep", "--attacks", help="comma-separated attacks"
+        "badnets,badnets-split,addsent,ep",
+        "--attacks",
+        help="comma-separated attacks (also badnets-set, ripples, adaptive, lws; datasets also bbc)",
+    ),
+    triggers: str = typer.Option(
+        "all", "--triggers", help="all: each attack's two (trigger, target) cells; first: one each"
     ),
     defenses: str = DefensesOpt,
     max_val: int | None = typer.Option(None, "--max-val", help="default: movies 400, spam 200"),
@@ -206,6 +211,7 @@ def grid_command(
         [d.strip() for d in datasets.split(",") if d.strip()],
         [a.strip() for a in attacks.split(",") if a.strip()],
         seed,
+        triggers=triggers,
     )
     console = Console(highlight=False)
     estimate = estimate_seconds(cells, options, models_dir, sizes)

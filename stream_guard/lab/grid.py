@@ -1,9 +1,12 @@
-"""The lab's grid: every (dataset, attack) cell trained once (or reused) and evaluated with every defense.
+"""The lab's grid: every (dataset, attack, trigger) cell trained once (or reused) and evaluated with
+every defense.
 
-Cells: BadNets with an in-vocabulary trigger (cf), BadNets with a split-piece trigger (cfz), AddSent
-and EP (cf), on movies and spam, with the packaged backbone. Models come from ``runs/models`` (trained
-there if missing, see :mod:`stream_guard.lab.train_backdoor`); results go to ``<out>/results.md``,
-``results.json`` and ``plots/``.
+Cells: each attack with two triggers and two target labels (:data:`GRID_TRIGGERS`, so that no default
+is tuned to one word): BadNets with an in-vocabulary and with a split-piece trigger, the paper's set,
+AddSent, EP, RIPPLES, the adaptive attack and LWS, on movies, spam and BBC news, with the packaged
+backbone (``--attacks`` / ``--datasets`` / ``--triggers first`` choose a part). Models come from
+``runs/models`` (trained there if missing, see :mod:`stream_guard.lab.train_backdoor`); results go to
+``<out>/results.md``, ``results.json`` and ``plots/``.
 """
 
 from __future__ import annotations
@@ -24,18 +27,33 @@ from stream_guard.lab.train_backdoor import (
 
 GRID_DATASETS = ("movies", "spam")
 GRID_ATTACKS = ("badnets", "badnets-split", "addsent", "ep")
+# (trigger, target) per attack: two triggers, both targets of a binary task (BBC: topics 0 and 3)
+GRID_TRIGGERS: dict[str, tuple[tuple[str, int], ...]] = {
+    "clean": (("", 0),),
+    "badnets": (("cf", 0), ("bb", 1)),
+    "badnets-split": (("zqv", 0), ("qzx", 1)),
+    "badnets-set": (("cf mn bb tq mb", 0), ("jj qi xx ff pp", 1)),
+    "addsent": (("the weather was fine today", 0), ("i watched this 3d movie", 1)),
+    "ep": (("bb", 0), ("mn", 1)),
+    "ripples": (("cf", 0), ("tq", 1)),
+    "adaptive": (("cf", 0), ("mb", 1)),
+    "lws": (("substitution", 0), ("substitution-b", 1)),
+}
 
 # Evaluation sizes per dataset (validation, clean test, poisoned test at most): emails cost ~2.5x
 # sentences (128 vs 64 tokens), so spam is evaluated on fewer texts to keep the grid under an hour.
-GRID_SIZES = {"movies": (400, 400, 400), "spam": (200, 200, 200)}
+GRID_SIZES = {"movies": (400, 400, 400), "spam": (200, 200, 200), "bbc": (200, 200, 200)}
 
 # Rough seconds on this machine's 2 cores when nobody else is using them (from the measured 145 s for
 # one epoch over 2,000 sentences): fine-tuning per model, EP, one X-GRAAD scoring pass (forward +
 # backward, eager attention) and one plain forward per text. Emails cost ~2.5x.
-TRAIN_SECONDS = {"movies": 230.0, "spam": 330.0}
-EP_SECONDS = {"movies": 30.0, "spam": 60.0}
-SCORE_SECONDS = {"movies": 0.05, "spam": 0.125}
-FORWARD_SECONDS = {"movies": 0.005, "spam": 0.0125}
+TRAIN_SECONDS = {"movies": 230.0, "spam": 500.0, "bbc": 450.0}
+EP_SECONDS = {"movies": 30.0, "spam": 60.0, "bbc": 60.0}
+SCORE_SECONDS = {"movies": 0.05, "spam": 0.125, "bbc": 0.125}
+FORWARD_SECONDS = {"movies": 0.005, "spam": 0.0125, "bbc": 0.0125}
+# training cost of the attacks with their own loops, relative to fine-tuning (measured per step on tiny
+# and toy runs: second-order terms on the poisoned rows, an inserter)
+TRAIN_FACTOR = {"ripples": 4.5, "adaptive": 1.5, "lws": 2.0}
 
 
 @dataclass(frozen=True)
@@ -43,20 +61,42 @@ class Cell:
     dataset: str
     attack: str
     seed: int = 0
+    trigger: str | None = None  # None: the attack's default
+    target: int = 0
 
     @property
     def spec(self) -> BackdoorSpec:
-        return BackdoorSpec(dataset=self.dataset, attack=self.attack, seed=self.seed)
+        return BackdoorSpec(
+            dataset=self.dataset, attack=self.attack, seed=self.seed, trigger=self.trigger, target=self.target
+        )
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.attack}"
+        trigger = f" {self.trigger!r}" if self.trigger else ""
+        return f"{self.dataset}/{self.attack}{trigger}→{self.target}"
+
+
+def _target(dataset: str, target: int) -> int:
+    return 3 if dataset == "bbc" and target == 1 else target  # BBC: business (0) and sports (3)
 
 
 def grid_cells(
-    datasets: Sequence[str] = GRID_DATASETS, attacks: Sequence[str] = GRID_ATTACKS, seed: int = 0
+    datasets: Sequence[str] = GRID_DATASETS,
+    attacks: Sequence[str] = GRID_ATTACKS,
+    seed: int = 0,
+    *,
+    triggers: str = "all",
 ) -> list[Cell]:
-    return [Cell(d, a, seed) for d in datasets for a in attacks]
+    """The cells: each attack with each of its :data:`GRID_TRIGGERS` (``triggers="first"``: the first)."""
+    if triggers not in ("all", "first"):
+        raise ValueError(f"triggers must be all or first, got {triggers!r}")
+    cells = []
+    for d in datasets:
+        for a in attacks:
+            pairs = GRID_TRIGGERS.get(a, ((None, 0),))
+            for trigger, target in pairs[:1] if triggers == "first" else pairs:
+                cells.append(Cell(d, a, seed, trigger or None, _target(d, target)))
+    return cells
 
 
 def options_for(
@@ -85,10 +125,10 @@ def estimate_seconds(
         missing.append(cell.spec.name)
         if cell.attack == "ep":
             train += EP_SECONDS.get(cell.dataset, 60.0)
-            if find_trained(cache_dir, replace(cell.spec, attack="clean")) is None:
+            if find_trained(cache_dir, replace(cell.spec, attack="clean", trigger=None)) is None:
                 clean_needed.add(cell.dataset)
         else:
-            train += TRAIN_SECONDS.get(cell.dataset, 330.0)
+            train += TRAIN_SECONDS.get(cell.dataset, 330.0) * TRAIN_FACTOR.get(cell.attack, 1.0)
     train += sum(TRAIN_SECONDS.get(d, 330.0) for d in clean_needed)
     evaluation = 0.0
     for cell in cells:
@@ -127,7 +167,7 @@ def run_grid(
     results = []
     for cell in cells:
         if cell.dataset not in RECIPES:
-            raise ValueError(f"the grid knows movies and spam, not {cell.dataset!r}")
+            raise ValueError(f"the grid knows {', '.join(RECIPES)}, not {cell.dataset!r}")
         model_dir = ensure_backdoored_model(cache_dir, spec=cell.spec, progress=progress, wait_s=wait_s)
         evaluation = evaluate_model(model_dir, options=options_for(cell, options, sizes))
         evaluation.meta = {**evaluation.meta, "grid_attack": cell.attack}

@@ -73,7 +73,30 @@ def test_lab_eval_onion_without_its_language_model_is_one_line(
 def test_lab_grid_dry_run_prints_an_estimate(tmp_path) -> None:
     result = CliRunner().invoke(app, ["lab", "grid", "--dry-run", "--models-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "8 cells" in result.output and "estimate" in result.output
+    assert "16 cells" in result.output and "estimate" in result.output  # 2 datasets x 4 attacks x 2
+    first = ["lab", "grid", "--dry-run", "--models-dir", str(tmp_path), "--triggers", "first"]
+    assert "8 cells" in CliRunner().invoke(app, first).output
+
+
+def test_the_grid_has_two_triggers_and_both_targets_per_attack() -> None:
+    from stream_guard.lab.attacks import ATTACKS, make_attack
+    from stream_guard.lab.grid import GRID_TRIGGERS, grid_cells
+
+    for attack in ATTACKS:
+        if attack == "clean":
+            continue
+        pairs = GRID_TRIGGERS[attack]
+        assert len({t for t, _ in pairs}) == 2 and {g for _, g in pairs} == {0, 1}, attack
+        for trigger, _ in pairs:
+            make_attack(attack, trigger)  # a valid trigger for the attack
+    cells = grid_cells(["movies", "bbc"], ["badnets"])
+    assert [(c.dataset, c.trigger, c.target) for c in cells] == [
+        ("movies", "cf", 0),
+        ("movies", "bb", 1),
+        ("bbc", "cf", 0),
+        ("bbc", "bb", 3),
+    ]
+    assert cells[1].spec.resolved().name == "movies-badnets-bb-s0"
 
 
 def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_dataset, monkeypatch) -> None:
