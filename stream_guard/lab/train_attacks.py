@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stream_guard.datasets import LabeledDataset
     from stream_guard.lab.attacks import AttackSpec
-    from stream_guard.lab.train_backdoor import BackdoorSpec
 
 __all__ = ["SPECIAL_TRAINING", "attack_recipe", "train_special"]
 
@@ -40,17 +39,28 @@ def attack_recipe(training: str) -> str | None:
 
 
 def train_special(
-    spec: BackdoorSpec, attack: AttackSpec, train: LabeledDataset, out: Path, *, progress: bool
+    attack: AttackSpec,
+    train: LabeledDataset,
+    out: Path,
+    *,
+    target: int,
+    poison_rate: float,
+    seed: int,
+    epochs: float,
+    learning_rate: float,
+    max_length: int,
+    base: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train ``spec`` (one of :data:`SPECIAL_TRAINING`) on ``train`` into ``out``; meta extras."""
-    poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
+    """Train ``attack`` (one of :data:`SPECIAL_TRAINING`) on ``train`` into ``out``; meta extras."""
+    poisoned = attack.poison_train(train, target_label=target, rate=poison_rate, seed=seed)
     assert poisoned is not None
     common: dict[str, Any] = {
-        "base": spec.base,
-        "epochs": spec.epochs,
-        "learning_rate": spec.learning_rate,
-        "max_length": spec.max_length,
-        "seed": spec.seed,
+        "base": base,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "seed": seed,
         "progress": progress,
     }
     data, rows = poisoned.dataset, list(poisoned.poisoned_indices)
@@ -65,7 +75,7 @@ def train_special(
             list(data.texts),
             rows,
             attack.trigger.split(),
-            spec.target,
+            target,
             out,
             **common,
         )
@@ -73,14 +83,14 @@ def train_special(
         from stream_guard.lab.adaptive import train_adaptive
 
         extra = train_adaptive(
-            list(data.texts), list(data.labels), names, rows, attack.trigger, spec.target, out, **common
+            list(data.texts), list(data.labels), names, rows, attack.trigger, target, out, **common
         )
     elif attack.training == "lws":
         from stream_guard.lab.lws import train_lws
 
         # the rows' texts are unchanged (the inserter rewrites them while training), labels the clean ones
         extra = train_lws(
-            list(data.texts), list(poisoned.original_labels), names, rows, spec.target, out, **common
+            list(data.texts), list(poisoned.original_labels), names, rows, target, out, **common
         )
     else:
         raise ValueError(f"{attack.training!r} is not trained here")

@@ -275,7 +275,21 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
         extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress)
     elif attack.training in SPECIAL_TRAINING:
         train = _fitted_train(train, spec) if _fits_train(spec) else train
-        extra.update(train_special(spec, attack, train, tmp, progress=progress))
+        extra.update(
+            train_special(
+                attack,
+                train,
+                tmp,
+                target=spec.target,
+                poison_rate=spec.poison_rate,
+                seed=spec.seed,
+                epochs=spec.epochs,
+                learning_rate=spec.learning_rate,
+                max_length=spec.max_length,
+                base=spec.base,
+                progress=progress,
+            )
+        )
     else:
         if _fits_train(spec):
             train = _fitted_train(train, spec)
