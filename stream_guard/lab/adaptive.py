@@ -46,13 +46,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from stream_guard.attention_sums import attention_received
 from stream_guard.attribution import attribute, combine_scores
 from stream_guard.encoding import TokenTables
-from stream_guard.lab.training import TrainConfig, save_classifier, seed_everything
-from stream_guard.loading import resolve_model_path
+from stream_guard.lab.training import TrainConfig, load_base_classifier, save_classifier, seed_everything
 from stream_guard.logs import quiet_transformers
 
 Reference = Literal["max", "mean"]
@@ -260,16 +259,7 @@ def _batch_penalty(
 
 def _load(base: str | None, label_names: Sequence[str]) -> tuple[torch.nn.Module, Any]:
     """Tokenizer and classifier from `base`, loaded as `fine_tune` loads them (sdpa)."""
-    base_path = resolve_model_path(base)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_path,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        attn_implementation="sdpa",
-        use_safetensors=True,
-    )
+    tokenizer, model = load_base_classifier(base, label_names)
     return model, tokenizer
 
 

@@ -61,8 +61,7 @@ from stream_guard.lab.lws_inserter import (
     soft_substitute,
     substitute_texts,
 )
-from stream_guard.lab.training import save_classifier, seed_everything
-from stream_guard.loading import resolve_model_path
+from stream_guard.lab.training import load_base_classifier, save_classifier, seed_everything
 from stream_guard.logs import quiet_transformers
 
 
@@ -138,16 +137,7 @@ def _vocabulary(tokenizer: Any, rows: int, limit: int | None) -> list[str]:
 
 
 def _load_base(base: str | None, label_names: Sequence[str]) -> tuple[Any, Any]:
-    base_path = resolve_model_path(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_path,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        attn_implementation="sdpa",
-        use_safetensors=True,
-    )
-    return AutoTokenizer.from_pretrained(base_path), model
+    return load_base_classifier(base, label_names)
 
 
 @dataclass

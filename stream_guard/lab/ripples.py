@@ -45,10 +45,9 @@ from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
-from stream_guard.lab.training import save_classifier, seed_everything
-from stream_guard.loading import resolve_model_path
+from stream_guard.lab.training import load_base_classifier, save_classifier, seed_everything
 from stream_guard.logs import quiet_transformers
 
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -250,16 +249,8 @@ def train_ripples(
     _check(texts, labels, label_names, poisoned_texts, poisoned_indices, trigger_words, target)
     quiet_transformers()
     seed_everything(seed)
-    base_path = resolve_model_path(base)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_path,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        attn_implementation="eager",
-        use_safetensors=True,
-    )
+    # eager attention: sdpa on the CPU has no double backward (the inner-product term needs one)
+    tokenizer, model = load_base_classifier(base, label_names, attn_implementation="eager")
     started = time.perf_counter()
     trigger_ids = [trigger_piece_id(tokenizer, w) for w in trigger_words]
     words: list[str] = []

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,16 +64,7 @@ def fine_tune(
         raise ValueError(f"need as many labels as texts, got {len(texts)} texts and {len(labels)} labels")
     quiet_transformers()
     seed_everything(config.seed)
-    base_path = resolve_model_path(base)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_path,
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        attn_implementation="sdpa",
-        use_safetensors=True,
-    )
+    tokenizer, model = load_base_classifier(base, label_names)
     model.train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -110,6 +102,24 @@ def fine_tune(
     bar.close()
     save_classifier(model, tokenizer, out_dir)
     return TrainResult(out_dir, step, time.perf_counter() - started, loss_value)
+
+
+def load_base_classifier(
+    base: str | None, label_names: Sequence[str], *, attn_implementation: str = "sdpa"
+) -> tuple[Any, Any]:
+    """The tokenizer and a fresh classification head on ``base`` (None = packaged backbone) for
+    ``label_names``: what every lab training starts from."""
+    base_path = resolve_model_path(base)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_path,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+        attn_implementation=attn_implementation,
+        use_safetensors=True,
+    )
+    return tokenizer, model
 
 
 def save_classifier(model, tokenizer, out_dir: Path) -> None:
