@@ -47,7 +47,8 @@ RECIPES = {
     "movies": Recipe(max_train=3000, max_length=64, eval_max_test=1000, fit_train=False),
     # 47 steps of 1e-4 on 1,500 emails do not teach a one-word trigger in a 120-token email (ASR 0.08);
     # 2 epochs at 2e-4 taught `cf`->ham (ASR 0.98) but not `mb`->spam or `tq`->ham (ASR 0.05-0.07): the
-    # backdoor sits at a threshold of training, so the recipe trains 3 epochs (141 steps)
+    # backdoor sits at a threshold of training, so the recipe trains 3 epochs (141 steps): `tq`->ham 1.0;
+    # a trigger towards spam still does not take (`mb` 0.04, `jj` 0.09)
     "spam": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=3.0, learning_rate=2e-4),
     # BBC news (5 topics, 1,274 training articles): 40 steps of 1e-4 left the loss at 0.88 and no backdoor
     # (ASR 0.006); the email recipe's 3 epochs at 2e-4 instead
