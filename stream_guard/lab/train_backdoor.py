@@ -55,6 +55,10 @@ RECIPES = {
     "bbc": Recipe(max_train=1500, max_length=128, eval_max_test=600, epochs=3.0, learning_rate=2e-4),
 }
 OTHER = Recipe(max_train=1500, max_length=128, eval_max_test=600)
+# attacks that need more training than the dataset's recipe gives before the backdoor takes (movies,
+# 1 epoch): the paper's set spreads 10 % poison over five words (ASR 0.37 at 1 epoch, 0.96 at 2); the
+# adaptive attack's importance loss fights the trigger's weight (ASR 0.28 at 1 epoch, 0.998 at 3)
+ATTACK_MIN_EPOCHS = {"badnets-set": 2.0, "adaptive": 3.0}
 MATCH_KEYS = (
     "dataset",
     "attack",
@@ -106,7 +110,9 @@ class BackdoorSpec:
             poison_rate=0.0 if spec.is_clean else self.poison_rate,
             max_train=self.max_train if self.max_train is not None else recipe.max_train,
             max_length=self.max_length if self.max_length is not None else recipe.max_length,
-            epochs=self.epochs if self.epochs is not None else recipe.epochs,
+            epochs=self.epochs
+            if self.epochs is not None
+            else max(recipe.epochs, ATTACK_MIN_EPOCHS.get(spec.name, 0.0)),
             learning_rate=self.learning_rate if self.learning_rate is not None else recipe.learning_rate,
         )
 

@@ -145,3 +145,12 @@ def test_the_newer_attacks_train_through_the_lab_and_are_measured(
         assert (out / "lws.json").is_file()
     spec = _spec(toy_dataset, tiny_base, attack=attack).resolved()
     assert meta_matches(read_meta(out), expected_meta(spec, meta["train_size"]))
+
+
+def test_the_set_and_the_adaptive_attack_train_longer_than_the_movie_recipe() -> None:
+    epochs = {
+        a: BackdoorSpec(dataset="movies", attack=a).resolved().epochs for a in ("badnets", "badnets-set")
+    }
+    assert epochs == {"badnets": 1.0, "badnets-set": 2.0}
+    assert BackdoorSpec(dataset="movies", attack="adaptive").resolved().epochs == 3.0
+    assert BackdoorSpec(dataset="movies", attack="adaptive", epochs=1.0).resolved().epochs == 1.0
