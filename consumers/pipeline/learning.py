@@ -9,14 +9,12 @@ force is the caller's ``on_promotion``: a replay numbers its sets (``replay-1``,
 makes the next whole update of the triggers topic (and publishes it). Nothing here depends on the clock
 or on thread timing, so a replay gives byte-identical records.
 
-In a worker the learning judge runs on the torch thread (the insertion test is model work), and sets
-published by others (the learn service, other workers, an operator) reach it through :meth:`follow`,
-applied at the start of the next batch, on that thread.
+In a worker the learning judge runs on the torch thread (the insertion test is model work); sets
+published by others reach its learner through :class:`consumers.worker.learning.WorkerLearning`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -53,17 +51,9 @@ class LearningJudge:
     on_promotion: OnPromotion
     promotions: list[Promotion] = field(default_factory=list)
     messages: int = 0
-    _followed: tuple[Sequence[str], Sequence[str]] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def follow(self, known: Sequence[str], revoked: Sequence[str]) -> None:
-        """A set published elsewhere (any thread): the learner takes it in before the next batch."""
-        with self._lock:
-            self._followed = (tuple(known), tuple(revoked))
 
     def judge(self, batch: Sequence[Admitted]) -> JudgedBatch:
         """The verdicts of ``batch``'s accepted messages, in order, learning as it goes."""
-        self._take_followed()
         start, parts = 0, []
         for k, admitted in enumerate(batch):
             accepted = admitted.accepted
@@ -76,12 +66,6 @@ class LearningJudge:
                 self._promote(promoted)
         parts.append(self._judge_part(batch[start:]))
         return _joined(parts)
-
-    def _take_followed(self) -> None:
-        with self._lock:
-            followed, self._followed = self._followed, None
-        if followed is not None:
-            self.learner.follow(*followed)
 
     def _judge_part(self, part: Sequence[Admitted]) -> JudgedBatch:
         """``part`` judged with the set in force; its evidence counted (a promotion applies next)."""
