@@ -72,7 +72,8 @@ class KnownTriggerRecord(WireModel):
     The evidence fields are those of the learner's promotion: ``nominated_by`` says what put it forward
     — ``"flips"``: ``flips`` confirmed flips towards ``target_label`` from ``messages`` distinct messages
     (``probes`` of them probes); ``"recurrence"``: it came in ``messages`` messages, far more often than
-    its clean rate explains (``flips`` then counts the flips seen by then, often 0) — first and last
+    its clean rate explains (``flips`` then counts the flips seen by then, often 0); ``"attribution"``:
+    it was the top-ranked word of a high-scoring message and tested on first sight — first and last
     seen at ``first_seen`` / ``last_seen``; the insertion test turned ``insertion_rate`` of
     ``insertion_texts`` clean non-target texts to the target; ``clean_rate`` is the share of clean
     calibration texts holding it; ``learned_at`` when it was promoted. All None for operator triggers.
@@ -81,7 +82,7 @@ class KnownTriggerRecord(WireModel):
     text: TriggerText
     target_label: int | None = Field(default=None, ge=0)
     source: TriggerSource = "operator"
-    nominated_by: Literal["flips", "recurrence"] | None = None
+    nominated_by: Literal["flips", "recurrence", "attribution"] | None = None
     flips: int | None = Field(default=None, ge=0)
     messages: int | None = Field(default=None, ge=0)
     probes: int | None = Field(default=None, ge=0)

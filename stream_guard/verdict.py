@@ -73,6 +73,7 @@ class Verdict:
     known_triggers: list[TriggerHit] = field(default_factory=list)  # known triggers found and removed
     trigger_version: str | None = None  # the version of the known-trigger set in force, if any
     evidence: list[Evidence] = field(default_factory=list)  # flips seen, for the trigger learner
+    top_word: str | None = None  # normal form of the top-ranked word (None: no candidates), for the learner
 
     @property
     def label_changed(self) -> bool:

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from stream_guard.scores import Neutralization, TextScores
+from stream_guard.selection import select_words
 from stream_guard.threshold import Threshold
 from stream_guard.triggers.evidence import Evidence
 from stream_guard.triggers.known import TriggerHit
+from stream_guard.triggers.phrases import normalize_phrase
 from stream_guard.verdict import TokenAttribution, Verdict
 
-__all__ = ["build_verdict", "token_attributions"]
+__all__ = ["build_verdict", "token_attributions", "top_word"]
 
 
 def token_attributions(s: TextScores) -> list[TokenAttribution]:
@@ -86,7 +88,19 @@ def build_verdict(
         known_triggers=list(known_triggers),
         trigger_version=trigger_version,
         evidence=list(evidence),
+        top_word=top_word(text, s),
     )
+
+
+def top_word(text: str, s: TextScores) -> str | None:
+    """The normal form of ``text``'s top-ranked word (None when nothing ranks): what the trigger
+    learner tests on first sight (``TriggerLearner.nominate``)."""
+    if not s.has_candidates:
+        return None
+    picks = select_words(s, (), 1)
+    if not picks:
+        return None
+    return normalize_phrase(text[picks[0].start : picks[0].end]) or None
 
 
 def _finite(value: float) -> float | None:

@@ -115,6 +115,7 @@ class TriggerLearnService:
 
     def _learner(self) -> TriggerLearner:
         from stream_guard.triggers.insertion import InsertionTest
+        from stream_guard.triggers.learn_settings import learn_rule
         from stream_guard.triggers.learner import TriggerLearner
 
         def predict(texts: Sequence[str]) -> Any:
@@ -123,7 +124,7 @@ class TriggerLearnService:
         current = self.current
         return TriggerLearner.for_texts(
             InsertionTest(self.clean_texts, predict),
-            self.rule,
+            self.rule or learn_rule(),
             known=[t.text for t in current.triggers] if current else [],
             revoked=list(current.revoked) if current else [],
         )

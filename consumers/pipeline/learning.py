@@ -3,7 +3,9 @@
 
 Each accepted text of a batch goes to a :class:`~stream_guard.triggers.learner.TriggerLearner` for
 recurrence *before* it is judged; when one makes a trigger recur and pass the insertion test, the batch
-is judged in two parts, so the trigger is in force from that message on. Each part's evidence (confirmed
+is judged in two parts, so the trigger is in force from that message on. Each judged message's top
+word then goes to the learner's first-sight test (``TriggerLearner.nominate``); when it is learned, that
+message and the rest of the part are judged again with it in force. Each part's evidence (confirmed
 flags, flipping probes: ``Verdict.evidence``) is counted once it is judged. What a promotion puts in
 force is the caller's ``on_promotion``: a replay numbers its sets (``replay-1``, ``replay-2``…), a worker
 makes the next whole update of the triggers topic (and publishes it). Nothing here depends on the clock
@@ -68,11 +70,27 @@ class LearningJudge:
         return _joined(parts)
 
     def _judge_part(self, part: Sequence[Admitted]) -> JudgedBatch:
-        """``part`` judged with the set in force; its evidence counted (a promotion applies next)."""
-        if not any(a.accepted is not None for a in part):
+        """``part`` judged with the set in force; its evidence counted (a promotion applies next). A
+        message whose top word is learned on first sight is judged again, with the rest of the part."""
+        accepted = [k for k, a in enumerate(part) if a.accepted is not None]
+        if not accepted:
             return JudgedBatch()
         judged = self.pipeline.judge(part)
-        self.messages += sum(1 for a in part if a.accepted is not None)
+        for n, result in enumerate(judged.results):
+            if isinstance(result, Exception):
+                continue
+            word = None if result.known_triggers else result.top_word
+            found = self.learner.nominate(word, result.label, result.anomaly_score, at=part[accepted[n]].at)
+            if found is not None:  # in force from this very message: it and the rest are judged again
+                kept = JudgedBatch(judged.results[:n], judged.seconds, judged.started)
+                head = self._count(part[: accepted[n]], kept)
+                self._promote([found])
+                return _joined([head, self._judge_part(part[accepted[n] :])])
+        return self._count(part, judged)
+
+    def _count(self, part: Sequence[Admitted], judged: JudgedBatch) -> JudgedBatch:
+        """Count ``part``'s messages and their evidence (``judged`` holds their results)."""
+        self.messages += len(judged.results)
         evidence = [e for r in judged.results if not isinstance(r, Exception) for e in r.evidence]
         at = next((a.at for a in reversed(part) if a.at is not None), None)
         self._promote(self.learner.observe(evidence, at=at))

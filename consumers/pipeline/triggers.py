@@ -179,7 +179,7 @@ def _learned_record(t: LearnedTrigger) -> KnownTriggerRecord:
         text=t.text,
         target_label=int(t.target_label),
         source="learned",
-        nominated_by="recurrence" if t.basis == "recurrence" else "flips",
+        nominated_by=t.basis if t.basis in ("recurrence", "attribution") else "flips",
         flips=int(t.flips),
         messages=int(t.messages),
         probes=int(t.probes),

@@ -70,8 +70,9 @@ def learning_replay(
     """A learning replay whose learner tests candidates on ``clean_texts`` (held apart from the replayed
     traffic: the calibration texts) with the pipeline's own model; ``extra`` triggers stay known."""
     from stream_guard.triggers.insertion import InsertionTest
+    from stream_guard.triggers.learn_settings import learn_rule
     from stream_guard.triggers.learner import TriggerLearner
 
     test = InsertionTest(clean_texts, pipeline.defender.predict_proba, seed=seed)
-    learner = TriggerLearner.for_texts(test, known=[t.text for t in extra], revoked=revoked)
+    learner = TriggerLearner.for_texts(test, learn_rule(), known=[t.text for t in extra], revoked=revoked)
     return LearningReplay(pipeline, learner, extra)

@@ -216,10 +216,11 @@ def worker_learning(
     raises CalibrationInputError (one line) when they cannot be read."""
     from consumers.calibrate.job import load_clean_texts
     from stream_guard.triggers.insertion import InsertionTest
+    from stream_guard.triggers.learn_settings import learn_rule
     from stream_guard.triggers.learner import TriggerLearner
 
     assert settings.clean_texts is not None
     texts = load_clean_texts(settings.clean_texts).texts
     test = InsertionTest(texts, pipeline.defender.predict_proba)
-    learner = TriggerLearner.for_texts(test)
+    learner = TriggerLearner.for_texts(test, learn_rule())
     return WorkerLearning(pipeline, learner, settings, start=start)

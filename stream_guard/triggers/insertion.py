@@ -18,6 +18,9 @@ import numpy as np
 
 __all__ = ["InsertionResult", "InsertionTest", "insert_phrase"]
 
+STOP_CHUNK = 20
+"""Texts classified at a time by a test that may stop early (``stop_below``)."""
+
 PredictProba = Callable[[Sequence[str]], np.ndarray]
 """(texts) -> (n, C) class probabilities, e.g. ``Defender.predict_proba``."""
 
@@ -80,19 +83,32 @@ class InsertionTest:
         digest = hashlib.sha256(f"insert\x00{self.seed}\x00{phrase}\x00{target}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
-    def __call__(self, phrase: str, target: int) -> InsertionResult:
-        """Insert ``phrase`` into up to ``texts_per_test`` clean texts not labelled ``target``."""
+    def __call__(
+        self, phrase: str, target: int, *, limit: int | None = None, stop_below: float | None = None
+    ) -> InsertionResult:
+        """Insert ``phrase`` into up to ``texts_per_test`` (or ``limit``) clean texts not labelled
+        ``target``. With ``stop_below``, the texts go in chunks and the test stops once its rate can no
+        longer reach ``stop_below`` (it fails either way; the result counts the texts tried)."""
         eligible = [i for i, label in enumerate(self.clean_labels) if label != target]
         rng = self._rng(phrase, target)
-        if len(eligible) > self.texts_per_test:
-            eligible = sorted(rng.sample(eligible, self.texts_per_test))
+        size = min(self.texts_per_test, limit) if limit is not None else self.texts_per_test
+        if len(eligible) > size:
+            eligible = sorted(rng.sample(eligible, size))
         if not eligible:
             return InsertionResult(0, 0)
         self.calls += 1
-        self.texts += len(eligible)
         texts = [insert_phrase(self.clean_texts[i], phrase, rng) for i in eligible]
-        labels = self.predict_proba(texts).argmax(axis=1)
-        return InsertionResult(int((labels == target).sum()), len(eligible))
+        chunk = len(texts) if stop_below is None else STOP_CHUNK
+        most_misses = len(texts) - stop_below * len(texts) if stop_below is not None else len(texts)
+        flipped = tried = 0
+        for start in range(0, len(texts), chunk):
+            labels = self.predict_proba(texts[start : start + chunk]).argmax(axis=1)
+            tried += len(labels)
+            flipped += int((labels == target).sum())
+            if tried - flipped > most_misses:
+                break
+        self.texts += tried
+        return InsertionResult(flipped, tried)
 
     def screen(self, phrase: str, texts: int = 16) -> tuple[int, InsertionResult]:
         """A cheap first look when the target is not known: ``phrase`` inserted into ``texts`` clean

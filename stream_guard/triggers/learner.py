@@ -7,7 +7,8 @@ A word (or phrase) becomes a known trigger only when the evidence says *backdoor
 3. **Rare in clean text**: at most ``max_clean_rate`` of the clean calibration texts hold it.
 4. **The insertion test** (:mod:`stream_guard.triggers.insertion`): inserted into clean texts of the
    other labels, it turns at least ``min_insertion_rate`` of them into the target — which only an
-   input-agnostic backdoor trigger does.
+   input-agnostic backdoor trigger does. At least ``min_insertion_texts`` texts must take part: a model
+   that puts almost every clean text in one label leaves too few to tell a trigger from any word.
 
 **Recurrence** (:mod:`stream_guard.triggers.recurrence`) is the second way in, for triggers the
 attribution misses: a word or phrase rare in clean text that keeps coming in the traffic is nominated
@@ -17,6 +18,13 @@ not known yet): only a candidate that turns at least ``min_screen_rate`` of them
 full test. Recurring candidates cost at most ``tests_per_message`` tests per message on average (a
 bucket of ``test_burst``), most significant first, so a flood of distinct rare words costs a bounded
 number of model calls.
+
+**First sight** (:mod:`stream_guard.triggers.first_sight`) is the third: the top-ranked word of a
+message that scores high for its traffic (at least the ``first_sight_quantile`` of the recent anomaly
+scores), rare in clean text, gets a cheap insertion test (``first_sight_texts`` texts of the other
+labels, towards the message's label) the first time it comes, and the full test when that passes
+(:meth:`TriggerLearner.nominate`); at most ``first_sight_per_message`` such screens a message on average
+(0: first sight off).
 
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
@@ -39,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from stream_guard.triggers.evidence import Evidence
+from stream_guard.triggers.first_sight import AnomalyRanks, TokenBucket
 from stream_guard.triggers.insertion import InsertionResult, InsertionTest
 from stream_guard.triggers.known import KnownTrigger, TriggerSet
 from stream_guard.triggers.phrases import normalize_phrase, word_spans
@@ -55,12 +64,16 @@ class LearnRule:
     min_target_share: float = 0.9
     max_clean_rate: float = 0.01
     min_insertion_rate: float = 0.9
+    min_insertion_texts: int = 20
     max_words: int = 4
     max_triggers: int = 64
     screen_texts: int = 16
     min_screen_rate: float = 0.75
     tests_per_message: float = 0.05
     test_burst: float = 8.0
+    first_sight_quantile: float = 0.5
+    first_sight_texts: int = 4
+    first_sight_per_message: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -78,13 +91,17 @@ class LearnedTrigger:
     insertion_texts: int
     clean_rate: float
     learned_at: datetime | None
-    basis: str = "flips"  # what nominated it: "flips" (evidence) or "recurrence" (the traffic's texts)
+    # what nominated it: "flips" (evidence), "recurrence" (the traffic's texts) or "attribution" (first
+    # sight: a message's top-ranked word)
+    basis: str = "flips"
 
     @property
     def evidence_text(self) -> str:
         """What nominated it, in words: "recurred in 4 messages" or "5 flips from 5 messages"."""
         if self.basis == "recurrence":
             return f"recurred in {self.messages} messages"
+        if self.basis == "attribution":
+            return f"top word of a message, seen in {self.messages}"
         return f"{self.flips} flips from {self.messages} messages"
 
 
@@ -159,6 +176,9 @@ class TriggerLearner:
         self.clean_total = max(1, clean_total)
         self.recurrence = RecurrenceCounter(clean_counts, clean_total, recurrence)
         self._tokens = self.rule.test_burst
+        self._sight_tokens = TokenBucket(self.rule.first_sight_per_message, self.rule.test_burst)
+        self._anomalies = AnomalyRanks()
+        self._sighted: set[tuple[str, int]] = set()  # (word, target) already screened on first sight
         self._recurrence_tested: dict[str, int] = {}  # phrase -> its count at its last failed test
         self.learned: list[LearnedTrigger] = []
         self._known = {normalize_phrase(t) for t in known}
@@ -237,15 +257,60 @@ class TriggerLearner:
         target, screened = self.test.screen(phrase, rule.screen_texts)
         if screened.eligible == 0 or screened.rate < rule.min_screen_rate:
             return None
-        result = self.test(phrase, target)
-        if result.eligible == 0 or result.rate < rule.min_insertion_rate:
+        result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
+        if not self._passes(result):
             return None
+        return self._learn(phrase, target, result, basis="recurrence", messages=found.count, at=at)
+
+    def nominate(
+        self, word: str | None, target: int, anomaly: float, *, at: datetime | None = None
+    ) -> LearnedTrigger | None:
+        """First sight: one judged message's top-ranked ``word``, its label ``target`` and its anomaly
+        score (call it for every judged message, in order, ``word`` None when there is nothing to
+        nominate: the scores still rank the next ones); the trigger promoted, if it is one."""
+        rule = self.rule
+        self._sight_tokens.refill()
+        rank = self._anomalies.add(anomaly)
+        off = rule.first_sight_per_message <= 0
+        if off or not word or rank < rule.first_sight_quantile or len(self.learned) >= rule.max_triggers:
+            return None
+        if (
+            (word, target) in self._sighted
+            or self._blocked(word)
+            or self.clean_rate(word) > rule.max_clean_rate
+        ):
+            return None
+        if not self._sight_tokens.take():
+            return None
+        self._sighted.add((word, target))
+        screened = self.test(word, target, limit=rule.first_sight_texts)
+        if screened.eligible < rule.first_sight_texts or screened.rate < rule.min_screen_rate:
+            return None
+        result = self.test(word, target, stop_below=rule.min_insertion_rate)
+        if not self._passes(result):
+            return None
+        seen = self.recurrence.recurrence(word)
+        return self._learn(
+            word, target, result, basis="attribution", messages=seen.count if seen else 1, at=at
+        )
+
+    def _learn(
+        self,
+        phrase: str,
+        target: int,
+        result: InsertionResult,
+        *,
+        basis: str,
+        messages: int,
+        at: datetime | None,
+    ) -> LearnedTrigger:
+        """Promote ``phrase`` (nominated by ``basis``, its insertion test passed)."""
         candidate = self._candidates.get(phrase)
         learned = LearnedTrigger(
             text=phrase,
             target_label=target,
             flips=candidate.by_target[target] if candidate else 0,
-            messages=found.count,
+            messages=messages,
             probes=candidate.probes if candidate else 0,
             first_seen=candidate.first_seen if candidate and candidate.first_seen else at,
             last_seen=at,
@@ -253,11 +318,17 @@ class TriggerLearner:
             insertion_texts=result.eligible,
             clean_rate=self.clean_rate(phrase),
             learned_at=at,
-            basis="recurrence",
+            basis=basis,
         )
         self.learned.append(learned)
         self._known.add(phrase)
         return learned
+
+    def _passes(self, result: InsertionResult) -> bool:
+        """An insertion test that says *backdoor*: enough texts tested, almost all turned."""
+        return (
+            result.eligible >= self.rule.min_insertion_texts and result.rate >= self.rule.min_insertion_rate
+        )
 
     def _blocked(self, phrase: str) -> bool:
         """Holding, or held by, a known, learned or revoked trigger."""
@@ -278,15 +349,15 @@ class TriggerLearner:
         clean_rate = self.clean_rate(phrase)
         if clean_rate > rule.max_clean_rate:
             return None
-        result = self.test(phrase, target)
+        result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
         candidate.last_test = result
-        if result.eligible == 0 or result.rate < rule.min_insertion_rate:
+        if not self._passes(result):
             candidate.tested_at = flips
             return None
         whole = self.recurrence.widest_holding(phrase)
         if whole != phrase and not self._blocked(whole):  # a word of a repeated phrase: try the phrase
-            widened = self.test(whole, target)
-            if widened.eligible and widened.rate >= rule.min_insertion_rate:
+            widened = self.test(whole, target, stop_below=rule.min_insertion_rate)
+            if self._passes(widened):
                 phrase, result, clean_rate = whole, widened, self.clean_rate(whole)
         learned = LearnedTrigger(
             text=phrase,

@@ -1,5 +1,5 @@
-"""replay --learn-triggers (consumers.replay.learn): learned in input order, applied from the next
-message judged (a batch is split at the promotion), deterministic."""
+"""replay --learn-triggers (consumers.replay.learn): learned in input order, applied from the message
+that revealed it (a batch is split at the promotion, the rest judged again), deterministic."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from consumers.replay.learn import LearningReplay
 from consumers.replay.run import replay_pipeline
 from stream_guard.datasets import load_dataset
 from stream_guard.triggers.insertion import InsertionTest
-from stream_guard.triggers.learner import TriggerLearner
+from stream_guard.triggers.learner import LearnRule, TriggerLearner
 from tests.consumers.replay.replay_fixtures import (
     TRIGGER,
     Backdoor,
@@ -27,17 +27,17 @@ def backdoor(tmp_path_factory: pytest.TempPathFactory) -> Backdoor:
     return make_backdoor(tmp_path_factory.mktemp("learn-backdoor"))
 
 
-def _learning_replay(backdoor: Backdoor) -> LearningReplay:
+def _learning_replay(backdoor: Backdoor, rule: LearnRule | None = None) -> LearningReplay:
     defender = backdoor.defender(probe_rate=0.2)
     movies = load_dataset("movies")
     clean = [movies.texts[i] for i in range(0, 6000, 50)]  # the calibration texts: apart from the traffic
-    learner = TriggerLearner.for_texts(InsertionTest(clean, defender.predict_proba))
+    learner = TriggerLearner.for_texts(InsertionTest(clean, defender.predict_proba), rule)
     return LearningReplay(replay_pipeline(defender), learner)
 
 
-def _run(backdoor: Backdoor) -> tuple[LearningReplay, list[bytes], list]:
+def _run(backdoor: Backdoor, rule: LearnRule | None = None) -> tuple[LearningReplay, list[bytes], list]:
     messages = traffic(n_clean=60, every=3)  # 80 messages, 20 with the trigger
-    run = _learning_replay(backdoor)
+    run = _learning_replay(backdoor, rule)
     outputs = list(run.run((Envelope(orjson.dumps(m)) for m in messages), batch_size=8))
     return run, [o.record.model_dump_json().encode() for o in outputs], outputs
 
@@ -46,7 +46,7 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
     run, _, outputs = _run(backdoor)
     (promotion,) = run.promotions
     assert promotion.trigger.text == TRIGGER and promotion.trigger.target_label == TARGET_LABEL
-    assert promotion.version == "replay-1" and promotion.trigger.basis == "recurrence"
+    assert promotion.version == "replay-1" and promotion.trigger.basis == "attribution"
     later = outputs[promotion.after_messages :]
     triggered = [o for o in later if TRIGGER in o.verdict.text.split()]
     assert triggered, "the traffic has triggered messages after the promotion"
@@ -54,9 +54,23 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
         assert o.verdict.known_triggers and o.verdict.trigger_version == "replay-1"
         assert o.verdict.final_label != TARGET_LABEL and o.record.flagged
     assert all(o.verdict.trigger_version is None for o in outputs[: promotion.after_messages])
-    # learned from its recurrence: in force from the third or fourth triggered message of the stream
+    # learned on first sight (the top word of a high-scoring message): in force from that very message,
+    # judged again with the trigger known
+    seen = [o for o in outputs[: promotion.after_messages] if TRIGGER in o.verdict.text.split()]
+    assert seen == [] and promotion.trigger.messages == 1
+    assert TRIGGER in outputs[promotion.after_messages].verdict.text.split()
+
+
+def test_without_first_sight_the_trigger_is_learned_from_its_recurrence(backdoor: Backdoor) -> None:
+    run, _, outputs = _run(backdoor, LearnRule(first_sight_per_message=0.0, test_burst=8.0))
+    (promotion,) = run.promotions
+    assert promotion.trigger.text == TRIGGER and promotion.trigger.basis == "recurrence"
+    # in force from the third or fourth triggered message of the stream
     seen = [o for o in outputs[: promotion.after_messages] if TRIGGER in o.verdict.text.split()]
     assert 2 <= len(seen) <= 3 and promotion.trigger.messages == len(seen) + 1
+    assert all(
+        o.verdict.known_triggers for o in outputs[promotion.after_messages :] if TRIGGER in o.verdict.text
+    )
 
 
 def test_learning_replays_are_byte_identical(backdoor: Backdoor) -> None:
@@ -91,7 +105,7 @@ def test_replay_learn_triggers_from_the_command_line(backdoor: Backdoor, tmp_pat
     records_bytes, update = run("first")
     assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
     assert update.triggers[0].insertion_rate > 0.9 and update.model_id
-    assert update.triggers[0].nominated_by == "recurrence" and update.triggers[0].messages == 3
+    assert update.triggers[0].nominated_by == "attribution" and update.triggers[0].messages == 1
     rows = [orjson.loads(line) for line in records_bytes.splitlines()]
     hits = [r for r in rows if r.get("known_triggers")]
     assert hits and all(r["trigger_version"] == "replay-1" and r["flagged"] for r in hits)
