@@ -1,12 +1,13 @@
 """The judge step with trigger learning in it, written once for ``replay --learn-triggers`` and
 ``run --learn-triggers``.
 
-Each accepted text of a batch goes to a :class:`~stream_guard.triggers.learner.TriggerLearner` for
-recurrence *before* it is judged; when one makes a trigger recur and pass the insertion test, the batch
-is judged in two parts, so the trigger is in force from that message on. Each judged message's top
-word then goes to the learner's first-sight test (``TriggerLearner.nominate``); when it is learned, that
-message and the rest of the part are judged again with it in force. Each part's evidence (confirmed
-flags, flipping probes: ``Verdict.evidence``) is counted once it is judged. What a promotion puts in
+A batch is judged in one call, then walked in input order: each accepted text goes to a
+:class:`~stream_guard.triggers.learner.TriggerLearner` for recurrence, and its verdict's top word to the
+learner's first-sight test (``TriggerLearner.nominate``). When a message makes a trigger recur, or
+reveals it on first sight, and it passes the insertion test, that message and the rest of the batch are
+judged again with the trigger in force: it is in force from the message that showed it, and the learner
+never sees a text before the ones ahead of it are done. The verdicts kept have their evidence (confirmed
+flags, flipping probes: ``Verdict.evidence``) counted. What a promotion puts in
 force is the caller's ``on_promotion``: a replay numbers its sets (``replay-1``, ``replay-2``…), a worker
 makes the next whole update of the triggers topic (and publishes it). Nothing here depends on the clock
 or on thread timing, so a replay gives byte-identical records.
@@ -56,36 +57,31 @@ class LearningJudge:
 
     def judge(self, batch: Sequence[Admitted]) -> JudgedBatch:
         """The verdicts of ``batch``'s accepted messages, in order, learning as it goes."""
-        start, parts = 0, []
-        for k, admitted in enumerate(batch):
-            accepted = admitted.accepted
-            if accepted is None:
-                continue
-            promoted = self.learner.observe_texts([accepted.text], at=admitted.at)
-            if promoted:
-                parts.append(self._judge_part(batch[start:k]))
-                start = k
-                self._promote(promoted)
-        parts.append(self._judge_part(batch[start:]))
-        return _joined(parts)
+        return self._judge_part(batch, seen=0)
 
-    def _judge_part(self, part: Sequence[Admitted]) -> JudgedBatch:
-        """``part`` judged with the set in force; its evidence counted (a promotion applies next). A
-        message whose top word is learned on first sight is judged again, with the rest of the part."""
+    def _judge_part(self, part: Sequence[Admitted], seen: int) -> JudgedBatch:
+        """``part`` judged with the set in force, then walked in order: each message is counted for
+        recurrence and its verdict goes to first sight (its first ``seen`` messages were already, before
+        a promotion). When one promotes a trigger, the messages before it are kept (their evidence
+        counted) and it and the rest are judged again with the new set in force."""
         accepted = [k for k, a in enumerate(part) if a.accepted is not None]
         if not accepted:
             return JudgedBatch()
         judged = self.pipeline.judge(part)
         for n, result in enumerate(judged.results):
-            if isinstance(result, Exception):
+            if n < seen:
                 continue
-            word = None if result.known_triggers else result.top_word
-            found = self.learner.nominate(word, result.label, result.anomaly_score, at=part[accepted[n]].at)
-            if found is not None:  # in force from this very message: it and the rest are judged again
+            admitted = part[accepted[n]]
+            promoted = self.learner.observe_texts([admitted.accepted.text], at=admitted.at)  # type: ignore[union-attr]
+            if not promoted and not isinstance(result, Exception):
+                word = None if result.known_triggers else result.top_word
+                found = self.learner.nominate(word, result.label, result.anomaly_score, at=admitted.at)
+                promoted = [found] if found is not None else []
+            if promoted:
                 kept = JudgedBatch(judged.results[:n], judged.seconds, judged.started)
                 head = self._count(part[: accepted[n]], kept)
-                self._promote([found])
-                return _joined([head, self._judge_part(part[accepted[n] :])])
+                self._promote(promoted)
+                return _joined([head, self._judge_part(part[accepted[n] :], seen=1)])
         return self._count(part, judged)
 
     def _count(self, part: Sequence[Admitted], judged: JudgedBatch) -> JudgedBatch:

@@ -21,10 +21,10 @@ number of model calls.
 
 **First sight** (:mod:`stream_guard.triggers.first_sight`) is the third: the top-ranked word of a
 message that scores high for its traffic (at least the ``first_sight_quantile`` of the recent anomaly
-scores), rare in clean text, gets a cheap insertion test (``first_sight_texts`` texts of the other
-labels, towards the message's label) the first time it comes, and the full test when that passes
-(:meth:`TriggerLearner.nominate`); at most ``first_sight_per_message`` such screens a message on average
-(0: first sight off).
+scores, a bar that rises as the budget runs low), rare in clean text, gets a cheap insertion test
+(``first_sight_texts`` texts of the other labels, towards the message's label) the first time it
+comes, and the full test when that passes (:meth:`TriggerLearner.nominate`); at most
+``first_sight_per_message`` such screens a message on average (0: first sight off).
 
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
@@ -272,7 +272,8 @@ class TriggerLearner:
         self._sight_tokens.refill()
         rank = self._anomalies.add(anomaly)
         off = rule.first_sight_per_message <= 0
-        if off or not word or rank < rule.first_sight_quantile or len(self.learned) >= rule.max_triggers:
+        needed = self._sight_tokens.gate(rule.first_sight_quantile)
+        if off or not word or rank < needed or len(self.learned) >= rule.max_triggers:
             return None
         if (
             (word, target) in self._sighted

@@ -46,7 +46,7 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
     run, _, outputs = _run(backdoor)
     (promotion,) = run.promotions
     assert promotion.trigger.text == TRIGGER and promotion.trigger.target_label == TARGET_LABEL
-    assert promotion.version == "replay-1" and promotion.trigger.basis == "attribution"
+    assert promotion.version == "replay-1" and promotion.trigger.basis in ("attribution", "recurrence")
     later = outputs[promotion.after_messages :]
     triggered = [o for o in later if TRIGGER in o.verdict.text.split()]
     assert triggered, "the traffic has triggered messages after the promotion"
@@ -54,11 +54,23 @@ def test_the_trigger_is_learned_and_every_later_triggered_message_is_neutralized
         assert o.verdict.known_triggers and o.verdict.trigger_version == "replay-1"
         assert o.verdict.final_label != TARGET_LABEL and o.record.flagged
     assert all(o.verdict.trigger_version is None for o in outputs[: promotion.after_messages])
-    # learned on first sight (the top word of a high-scoring message): in force from that very message,
-    # judged again with the trigger known
+    # in force by the third or fourth triggered message at the latest
     seen = [o for o in outputs[: promotion.after_messages] if TRIGGER in o.verdict.text.split()]
-    assert seen == [] and promotion.trigger.messages == 1
-    assert TRIGGER in outputs[promotion.after_messages].verdict.text.split()
+    assert len(seen) <= 3
+
+
+def test_on_first_sight_the_message_that_shows_the_trigger_is_already_defended(backdoor: Backdoor) -> None:
+    messages = traffic(n_clean=60, every=3)
+    clean = [m for m in messages if TRIGGER not in str(m["text"]).split()][:30]  # the traffic's history
+    triggered = [m for m in messages if TRIGGER in str(m["text"]).split()][:3]
+    run = _learning_replay(backdoor)
+    outputs = list(run.run((Envelope(orjson.dumps(m)) for m in clean + triggered), batch_size=64))
+    (promotion,) = run.promotions
+    assert promotion.trigger.basis == "attribution" and promotion.trigger.messages == 1
+    assert promotion.after_messages == 30  # judged again at its first message: in force from there
+    for o in outputs[30:]:
+        assert o.verdict.known_triggers and o.verdict.final_label != TARGET_LABEL
+    assert all(not o.verdict.known_triggers for o in outputs[:30])
 
 
 def test_without_first_sight_the_trigger_is_learned_from_its_recurrence(backdoor: Backdoor) -> None:
@@ -105,7 +117,7 @@ def test_replay_learn_triggers_from_the_command_line(backdoor: Backdoor, tmp_pat
     records_bytes, update = run("first")
     assert [t.text for t in update.triggers] == [TRIGGER] and update.triggers[0].source == "learned"
     assert update.triggers[0].insertion_rate > 0.9 and update.model_id
-    assert update.triggers[0].nominated_by == "attribution" and update.triggers[0].messages == 1
+    assert update.triggers[0].nominated_by in ("attribution", "recurrence")
     rows = [orjson.loads(line) for line in records_bytes.splitlines()]
     hits = [r for r in rows if r.get("known_triggers")]
     assert hits and all(r["trigger_version"] == "replay-1" and r["flagged"] for r in hits)

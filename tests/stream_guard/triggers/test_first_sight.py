@@ -22,12 +22,21 @@ def _warm(learner: TriggerLearner, n: int = 40) -> None:
 
 def test_anomaly_ranks_gate_on_the_recent_traffic_only() -> None:
     ranks = AnomalyRanks(window=4, min_seen=2)
-    assert ranks.add(5.0) == 1.0  # no history: no gate
+    assert ranks.add(5.0) == 0.0  # no history: nothing ranks high yet
     ranks.add(1.0)
     assert ranks.add(3.0) == 0.5  # above 1.0, below 5.0
     ranks.add(2.0)
     ranks.add(2.5)  # 5.0 leaves the window of 4
     assert ranks.add(4.0) == 1.0
+
+
+def test_the_bar_rises_as_the_budget_runs_low() -> None:
+    bucket = TokenBucket(rate=0.25, burst=8.0)
+    assert bucket.gate(0.5) == 0.5
+    bars = []
+    while bucket.take():
+        bars.append(bucket.gate(0.5))
+    assert bars == sorted(bars) and bars[-1] > 0.95 and bucket.gate(0.5) == 1.0
 
 
 def test_token_bucket_pays_for_a_bounded_number_of_tests() -> None:
