@@ -39,6 +39,9 @@ class LearnSettings(BaseSettings):
     first_sight_per_message: float = Field(
         _D.first_sight_per_message, ge=0.0, description="first-sight screens a message, on average (0: off)"
     )
+    first_sight_warmup: int = Field(
+        _D.first_sight_warmup, ge=1, description="messages scored before first sight nominates"
+    )
 
     def rule(self) -> LearnRule:
         return LearnRule(**self.model_dump())

@@ -24,7 +24,8 @@ message that scores high for its traffic (at least the ``first_sight_quantile`` 
 scores, a bar that rises as the budget runs low), rare in clean text, gets a cheap insertion test
 (``first_sight_texts`` texts of the other labels, towards the message's label) the first time it
 comes, and the full test when that passes (:meth:`TriggerLearner.nominate`); at most
-``first_sight_per_message`` such screens a message on average (0: first sight off).
+``first_sight_per_message`` such screens a message on average (0: first sight off); the first
+``first_sight_warmup`` messages only build the history of scores.
 
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
@@ -73,7 +74,8 @@ class LearnRule:
     test_burst: float = 8.0
     first_sight_quantile: float = 0.5
     first_sight_texts: int = 4
-    first_sight_per_message: float = 0.25
+    first_sight_per_message: float = 0.1
+    first_sight_warmup: int = 20
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class TriggerLearner:
         self.recurrence = RecurrenceCounter(clean_counts, clean_total, recurrence)
         self._tokens = self.rule.test_burst
         self._sight_tokens = TokenBucket(self.rule.first_sight_per_message, self.rule.test_burst)
-        self._anomalies = AnomalyRanks()
+        self._anomalies = AnomalyRanks(min_seen=self.rule.first_sight_warmup)
         self._sighted: set[tuple[str, int]] = set()  # (word, target) already screened on first sight
         self._recurrence_tested: dict[str, int] = {}  # phrase -> its count at its last failed test
         self.learned: list[LearnedTrigger] = []
