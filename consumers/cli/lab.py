@@ -174,7 +174,15 @@ def eval_command(
 
 
 def grid_command(
-    out: Path = typer.Option(Path("docs/lab"), "--out", help="results.md, results.json and plots/ go here"),
+    out: Path = typer.Option(
+        Path("docs/lab"),
+        "--out",
+        help="results.md, results.json and plots/ go here; models of earlier runs already there are kept "
+        "(a model evaluated again gets this run's record)",
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="ignore the results already in --out: write only this run's models"
+    ),
     datasets: str = typer.Option("movies,spam", "--datasets", help="comma-separated datasets"),
     attacks: str = typer.Option(
         "badnets,badnets-split,addsent,ep",
@@ -195,7 +203,11 @@ def grid_command(
     models_dir: Path = typer.Option(Path("runs/models"), "--models-dir", help="model cache (shared)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the estimate and stop"),
 ) -> None:
-    """Train (or reuse) the grid's models and evaluate every defense on each; write docs/lab results."""
+    """Train (or reuse) the grid's models and evaluate every defense on each; write docs/lab results.
+
+    Partial runs accumulate in --out, model by model, unless --fresh: a model evaluated again (say with
+    other --defenses) gets only this run's rows; the others keep theirs.
+    """
     from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, run_grid
     from stream_guard.lab.report import rich_table, write_results
     from stream_guard.logs import quiet_transformers
@@ -236,7 +248,7 @@ def grid_command(
     def show(cell, evaluation) -> None:
         done.append(evaluation)
         console.print(rich_table(evaluation))
-        write_results(done, out, title="Backdoor lab: X-GRAAD vs baselines", settings=settings)
+        write_results(done, out, title="Backdoor lab: X-GRAAD vs baselines", settings=settings, fresh=fresh)
 
     try:
         run_grid(cells, options, cache_dir=models_dir, sizes=sizes, on_result=show)

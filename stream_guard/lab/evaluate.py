@@ -58,6 +58,26 @@ class ModelEvaluation:
             "seconds": round(self.seconds, 1),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEvaluation:
+        """Back from :meth:`to_dict` (e.g. a ``results.json`` record); the figures' components are not kept
+        there, so they come back empty. Raises KeyError / TypeError / ValueError on a malformed record."""
+        sweep = data.get("sweep")
+        rows = [dict(row) for row in data["rows"]]
+        if any(not isinstance(row.get("defense"), str) for row in rows):
+            raise ValueError("a row without its defense")
+        sizes = {key: int(data["sizes"][key]) for key in ("validation", "clean_test", "poisoned_test")}
+        return cls(
+            model=str(data["model"]),
+            meta=dict(data.get("meta") or {}),
+            dataset=str(data["dataset"]),
+            rows=rows,
+            sizes=dict(data["sizes"]) | sizes,
+            sweep=None if sweep is None else Sweep(**sweep),
+            sweep_check=data.get("sweep_check"),
+            seconds=float(data.get("seconds") or 0.0),
+        )
+
     def add_figures(self, analysis: Analysis) -> None:
         """Keep the figures' data a defense's analysis produced."""
         if analysis.components is not None:

@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.table import Table
 
 from stream_guard.lab.evaluate import ModelEvaluation
 from stream_guard.lab.plots import plot_score_distributions, plot_threshold_sweep
+
+log = structlog.get_logger(__name__)
 
 COLUMNS = (
     ("defense", "defense"),
@@ -114,41 +117,96 @@ def write_results(
     title: str = "Backdoor lab results",
     notes: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> tuple[Path, Path]:
-    """``results.md`` and ``results.json`` (plus plots/) in ``out_dir``."""
+    """``results.md`` and ``results.json`` (plus plots/) in ``out_dir``, merged with the results there.
+
+    Partial runs accumulate: unless ``fresh``, the records of an existing ``results.json`` are kept for
+    the models this call does not evaluate, and a model it does evaluate gets its new record (same model
+    name: the new one wins). Both files then hold all records, sorted by model name. Each record notes the
+    run that produced it (``generated``, ``machine``, ``settings``; records of a file written before
+    merging get that file's ``generated`` / ``settings``). Old records keep their plots as they are on
+    disk; only this call's models are plotted. An unreadable or malformed ``results.json`` is logged as a
+    warning and replaced (fresh start).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} CPU by `stream-guard lab`.", ""]
-    md += [COUNTING, "", ONION_NOTE, ""]
-    md += [f"- {n}" for n in notes]
-    if settings:
-        md += ["", "Settings:", "", "```json", json.dumps(settings, indent=2, default=str), "```"]
-    records = []
-    for ev in evaluations:
-        plots = write_plots(ev, out_dir)
-        meta = ev.meta
-        md += [
-            "",
-            f"## {title_of(ev)}",
-            "",
-            f"Model `{ev.model}`: trained CACC {_fmt(meta.get('clean_accuracy'))}, ASR "
-            f"{_fmt(meta.get('asr'))} (meta.json); train size {meta.get('train_size')}, poison rate "
-            f"{meta.get('poison_rate')}. Evaluated on validation {ev.sizes['validation']}, clean test "
-            f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s."
-            + _floor_note(ev),
-            "",
-            markdown_table(ev),
-        ]
-        if ev.sweep_check is not None and not ev.sweep_check["agree"]:
-            md += ["", f"Warning: threshold sweep disagrees with the direct run: {ev.sweep_check}"]
-        md += [f"\n![{kind}]({path})" for kind, path in plots.items()]
-        records.append({**ev.to_dict(), "plots": plots})
     md_path, json_path = out_dir / "results.md", out_dir / "results.json"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    run_settings = json.loads(json.dumps(settings, default=_json_default))  # as it reads back from JSON
+    run = {"generated": stamp, "machine": platform.machine(), "settings": run_settings}
+    merged = {} if fresh else {r["model"]: r for r in _read_records(json_path)}
+    for ev in evaluations:
+        merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
+    records = [merged[name] for name in sorted(merged)]
+    md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} CPU by `stream-guard lab`.", ""]
+    md += [
+        f"Rows are merged across runs: {len(records)} model(s), each from the latest run that evaluated "
+        "it (that run's time is under its heading), sorted by model name.",
+        "",
+        COUNTING,
+        "",
+        ONION_NOTE,
+        "",
+    ]
+    md += [f"- {n}" for n in notes]
+    if run_settings:
+        md += ["", "Settings (this run):", "", "```json", json.dumps(run_settings, indent=2), "```"]
+    for record in records:
+        md += _section(record, run_settings)
     md_path.write_text("\n".join(md) + "\n")
-    payload = {"generated": stamp, "notes": list(notes), "settings": settings, "models": records}
+    payload = {"generated": stamp, "notes": list(notes), "settings": run_settings, "models": records}
     json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     return md_path, json_path
+
+
+def _section(record: dict[str, Any], settings: Any) -> list[str]:
+    """The markdown of one model's record (raises KeyError / TypeError / ValueError if it is malformed)."""
+    ev = ModelEvaluation.from_dict(record)
+    plots = record.get("plots") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in plots.items()):
+        raise ValueError(f"bad plots {plots!r}")
+    meta = ev.meta
+    machine = f" on {record['machine']}" if record.get("machine") else ""
+    md = [
+        "",
+        f"## {title_of(ev)}",
+        "",
+        f"From the run of {record.get('generated') or 'an unknown time'}{machine}.",
+        "",
+        f"Model `{ev.model}`: trained CACC {_fmt(meta.get('clean_accuracy'))}, ASR "
+        f"{_fmt(meta.get('asr'))} (meta.json); train size {meta.get('train_size')}, poison rate "
+        f"{meta.get('poison_rate')}. Evaluated on validation {ev.sizes['validation']}, clean test "
+        f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s."
+        + _floor_note(ev),
+        "",
+        markdown_table(ev),
+    ]
+    if record.get("settings") is not None and record["settings"] != settings:
+        md += ["", "That run's settings:", "", "```json", json.dumps(record["settings"], indent=2), "```"]
+    if ev.sweep_check is not None and not ev.sweep_check.get("agree"):
+        md += ["", f"Warning: threshold sweep disagrees with the direct run: {ev.sweep_check}"]
+    md += [f"\n![{kind}]({path})" for kind, path in plots.items()]
+    return md
+
+
+def _read_records(json_path: Path) -> list[dict[str, Any]]:
+    """The model records of an earlier ``results.json``; none (with a warning) if it is unreadable."""
+    if not json_path.exists():
+        return []
+    try:
+        data = json.loads(json_path.read_text())
+        records = [dict(r) for r in data["models"]]
+        for record in records:
+            if not isinstance(record["model"], str):
+                raise TypeError(f"model name {record['model']!r}")
+            record.setdefault("generated", data.get("generated"))  # written before records carried it
+            record.setdefault("settings", data.get("settings"))
+            _section(record, None)  # every record must render
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("lab_results_unreadable_starting_fresh", path=str(json_path), error=repr(err))
+        return []
+    return records
 
 
 def _json_default(value: Any) -> Any:

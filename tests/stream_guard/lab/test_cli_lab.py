@@ -112,3 +112,28 @@ def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_d
     assert result.exit_code == 0, result.output
     assert "already trained" in result.output and "someone-elses-name" in result.output
     assert not (tmp_path / "runs" / "models" / "toy-badnets-cf-s0").exists()
+
+
+def test_lab_grid_runs_accumulate_in_out_unless_fresh(tmp_path, monkeypatch) -> None:
+    """Each (partial) grid run adds its models to --out's results; --fresh keeps only its own."""
+    import stream_guard.lab.grid as grid
+    from tests.stream_guard.lab.test_report import fake_evaluation
+
+    def fake_run_grid(cells, options, *, cache_dir, sizes, on_result):
+        for cell in cells:
+            on_result(cell, fake_evaluation(cell.spec.resolved().name))
+
+    monkeypatch.setattr(grid, "run_grid", fake_run_grid)
+    out = tmp_path / "out"
+    base = ["lab", "grid", "--out", str(out), "--models-dir", str(tmp_path), "--triggers", "first"]
+
+    def models(*args: str) -> list[str]:
+        result = CliRunner().invoke(app, [*base, *args])
+        assert result.exit_code == 0, result.output
+        return [r["model"] for r in json.loads((out / "results.json").read_text())["models"]]
+
+    assert models("--datasets", "spam", "--attacks", "ep") == ["spam-ep-bb-s0"]
+    both = ["movies-badnets-cf-s0", "spam-ep-bb-s0"]
+    assert models("--datasets", "movies", "--attacks", "badnets") == both
+    assert models("--datasets", "movies", "--attacks", "badnets") == both
+    assert models("--datasets", "movies", "--attacks", "badnets", "--fresh") == both[:1]

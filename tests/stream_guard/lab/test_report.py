@@ -1,0 +1,105 @@
+"""The lab's result files: partial runs written into one directory accumulate, model by model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from stream_guard.lab.defenses.xgraad import Sweep
+from stream_guard.lab.evaluate import ModelEvaluation
+from stream_guard.lab.report import write_results
+from tests.stream_guard.lab.fakes import toy_model_meta
+
+SIZES = {"validation": 20, "clean_test": 20, "poisoned_test": 8}
+
+
+def fake_evaluation(model: str, *, asr: float = 0.9, sweep: bool = False, **meta: Any) -> ModelEvaluation:
+    """A handmade evaluation: the undefended row and one defense, no score components (so no Fig. 2)."""
+    rows = [
+        {"defense": "none", "cacc": 0.9, "asr": asr, "asr_without_trigger": 0.05, "seconds_per_1000": 1.0},
+        {"defense": "strip", "cacc": 0.85, "asr": 0.25, "precision": 0.5, "recall": 0.5, "fpr": 0.1},
+    ]
+    figure = Sweep([90.0, 95.0], [0.8, 0.9], [0.1, 0.2], [0.1, 0.05], [0.9, 0.8]) if sweep else None
+    meta = toy_model_meta("toy", **meta)
+    return ModelEvaluation(model, meta, meta["dataset"], rows, dict(SIZES), sweep=figure, seconds=3.0)
+
+
+def read(out: Path) -> tuple[dict[str, Any], str]:
+    return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
+
+
+def test_two_partial_writes_accumulate_both_runs_models(tmp_path: Path) -> None:
+    first = fake_evaluation("toy-ep-cf-s0", attack="ep", sweep=True)
+    write_results([first], tmp_path, settings={"run": 1})
+    (plot,) = json.loads((tmp_path / "results.json").read_text())["models"][0]["plots"].values()
+    png = (tmp_path / plot).read_bytes()
+    write_results([fake_evaluation("toy-badnets-cf-s0")], tmp_path, settings={"run": 2})
+
+    data, md = read(tmp_path)
+    assert [r["model"] for r in data["models"]] == ["toy-badnets-cf-s0", "toy-ep-cf-s0"]  # by model name
+    old, new = data["models"][1], data["models"][0]
+    assert old["settings"] == {"run": 1} and new["settings"] == {"run": 2} and data["settings"] == {"run": 2}
+    assert old["generated"] and new["generated"] and new["generated"] >= old["generated"]
+    assert old["plots"] == {"sweep": plot} and (tmp_path / plot).read_bytes() == png  # kept, not redrawn
+    assert ModelEvaluation.from_dict(old).sweep == first.sweep
+    assert "merged across runs" in md and "2 model(s)" in md
+    assert md.index("Model `toy-badnets-cf-s0`") < md.index("Model `toy-ep-cf-s0`")
+    assert md.count("| strip |") == 2 and f"![sweep]({plot})" in md
+    assert f"From the run of {old['generated']}" in md and "That run's settings:" in md  # old differ
+
+
+def test_a_model_in_both_runs_keeps_only_the_newer_record(tmp_path: Path) -> None:
+    write_results([fake_evaluation("toy-a"), fake_evaluation("toy-b", asr=0.111)], tmp_path)
+    write_results([fake_evaluation("toy-b", asr=0.222)], tmp_path)
+
+    data, md = read(tmp_path)
+    assert [r["model"] for r in data["models"]] == ["toy-a", "toy-b"]
+    assert data["models"][1]["rows"][0]["asr"] == 0.222
+    assert md.count("Model `toy-b`") == 1 and "0.222" in md and "0.111" not in md
+
+
+def test_fresh_ignores_the_results_already_there(tmp_path: Path) -> None:
+    write_results([fake_evaluation("toy-a")], tmp_path)
+    write_results([fake_evaluation("toy-b")], tmp_path, fresh=True)
+    data, md = read(tmp_path)
+    assert [r["model"] for r in data["models"]] == ["toy-b"] and "toy-a" not in md
+
+
+def test_records_of_a_file_written_before_merging_get_its_run(tmp_path: Path) -> None:
+    record = {**fake_evaluation("toy-old").to_dict(), "plots": {}}
+    legacy = {"generated": "2024-01-02 03:04 UTC", "notes": [], "settings": {"v": 0}, "models": [record]}
+    (tmp_path / "results.json").write_text(json.dumps(legacy))
+    write_results([fake_evaluation("toy-new")], tmp_path, settings={"v": 1})
+    data, md = read(tmp_path)
+    old = data["models"][1]
+    assert old["model"] == "toy-old" and old["generated"] == "2024-01-02 03:04 UTC"
+    assert old["settings"] == {"v": 0} and "From the run of 2024-01-02 03:04 UTC." in md
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        "{not json",
+        "[1, 2]",
+        json.dumps({"models": [{"model": "toy-x"}]}),  # a record missing its rows
+        json.dumps({"models": [{**fake_evaluation("toy-x").to_dict(), "plots": ["a.png"]}]}),
+    ],
+)
+def test_a_corrupt_results_json_is_replaced_with_a_warning(tmp_path: Path, corrupt: str) -> None:
+    (tmp_path / "results.json").write_text(corrupt)
+    with capture_logs() as logs:
+        write_results([fake_evaluation("toy-a")], tmp_path)
+    data, md = read(tmp_path)
+    assert [r["model"] for r in data["models"]] == ["toy-a"] and "toy-x" not in md
+    assert [entry["log_level"] for entry in logs] == ["warning"]
+    assert logs[0]["event"] == "lab_results_unreadable_starting_fresh"
+
+
+def test_from_dict_undoes_to_dict() -> None:
+    ev = fake_evaluation("toy-a", sweep=True)
+    back = ModelEvaluation.from_dict(json.loads(json.dumps(ev.to_dict())))
+    assert back == ev
