@@ -37,6 +37,9 @@ def demo_command(
         None, "--length-edges", help="token-count bucket edges, e.g. 16,32: one threshold per bucket"
     ),
     seed: int = typer.Option(0, "--seed", help="seed of the traffic sample and its order"),
+    attack_after: int = typer.Option(
+        30, "--attack-after", help="messages of ordinary traffic before the first triggered one"
+    ),
     show: int = typer.Option(3, "--show", help="audit records kept on screen"),
 ) -> None:
     """Run the whole pipeline on a backdoored demo model: broker, calibration, worker, live traffic."""
@@ -68,6 +71,7 @@ def demo_command(
             length_edges=length_edges,
             seed=seed,
             show=max(0, show),
+            attack_after=max(0, attack_after),
         )
     except KeyboardInterrupt:
         console.print("interrupted: stopped cleanly", style="yellow")

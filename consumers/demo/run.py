@@ -90,18 +90,16 @@ def _start_worker(
     return WorkerThread(worker, name="demo-worker").start()
 
 
-def _on_learned(defender: Any, tally: Tally, learned: list[Learned]) -> Any:
-    """What to do with each trigger the worker learns: note it (and the triggered messages before it)."""
+def _on_learned(defender: Any, learned: list[Learned]) -> Any:
+    """What to do with each trigger the worker learns: note it."""
     names = defender.classifier.label_names
 
     def promoted(trigger: Any, update: Any) -> None:
         name = names[trigger.target_label] if trigger.target_label < len(names) else str(trigger.target_label)
-        seen = tally.snapshot().by_kind["triggered"].seen
         learned.append(
             Learned(
                 trigger.text,
                 name,
-                seen,
                 trigger.evidence_text,
                 trigger.insertion_rate,
                 trigger.insertion_texts,
@@ -225,6 +223,7 @@ def run_demo(
     length_edges: str | None,
     seed: int,
     show: int,
+    attack_after: int = 0,
 ) -> int:
     """Run the demo; returns the exit status (0 when every message got its output)."""
     from consumers.kafka.topics import ensure_topics
@@ -247,6 +246,7 @@ def run_demo(
             calibration_texts=calibration_texts,
             seed=seed,
             predict=lambda texts: run_on_torch_thread(defender.predict_proba, texts),
+            attack_after=attack_after,
         )
         ensure_topics(
             kafka.admin_config(), {topics.texts: 3, **dict.fromkeys([*topics.outputs, topics.triggers], 1)}
@@ -287,7 +287,7 @@ def run_demo(
         learned: list[Learned] = []
         clean_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "calibration.txt"
         clean_file.write_text("".join(f"{' '.join(t.split())}\n" for t in traffic.calibration_texts))
-        promoted = _on_learned(defender, tally, learned)
+        promoted = _on_learned(defender, learned)
         worker = _start_worker(kafka, topics, defender, run_id, clean_file, promoted)
         stack.callback(worker.stop, reraise=False)  # a failure is reported by the live view
         reader = OutputReader(kafka, topics, tally).start()

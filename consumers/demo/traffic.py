@@ -84,6 +84,7 @@ def build_traffic(
     calibration_texts: int | None,
     seed: int = 0,
     predict: Callable[[Sequence[str]], np.ndarray] | None = None,
+    attack_after: int = 0,
 ) -> Traffic:
     """``messages`` input messages in a seeded random order, plus the clean calibration texts.
 
@@ -91,6 +92,8 @@ def build_traffic(
     test split, so no calibration text is ever sent. With ``predict`` (the model's class probabilities),
     each triggered message's metadata also says how the model labels its trigger-free original
     (``clean_label``), so the attack rate can leave out the model's own errors (the lab's ASR*).
+    The first ``attack_after`` messages carry no trigger: the stream's ordinary traffic before the
+    attacker starts.
     """
     from stream_guard.lab.evalsets import build_eval_sets
 
@@ -125,6 +128,10 @@ def build_traffic(
     out.extend(("clean", sets.test.texts[i], sets.test.labels[i], None) for i in free[:n_clean])
     out.extend(("malformed", None, None, None) for _ in range(n_bad))
     order = rng.permutation(len(out)).tolist()
+    if attack_after > 0:  # the attacker starts later: the first messages of the order without a trigger
+        head = [i for i in order if out[i][0] != "triggered"][:attack_after]
+        taken = set(head)
+        order = head + [i for i in order if i not in taken]
     built: list[DemoMessage] = []
     bad_seen = 0
     for number, index in enumerate(order):

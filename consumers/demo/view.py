@@ -21,11 +21,11 @@ from stream_guard.render import render_verdict
 
 @dataclass(frozen=True)
 class Learned:
-    """A trigger the worker learned during the run, and when."""
+    """A trigger the worker learned during the run (when it came in force: the records say, see
+    :func:`learned_lines`)."""
 
     text: str
     target_name: str
-    triggered_before: int  # triggered messages produced before it was learned
     evidence: str  # what nominated it ("recurred in 4 messages", "5 flips from 5 messages")
     insertion_rate: float
     insertion_texts: int
@@ -110,13 +110,19 @@ def learned_lines(tally: Tally, facts: DemoFacts, learned: list[Learned]) -> lis
     """What the trigger memory did: each learned trigger, and the attack before and after it."""
     if not learned:
         return ["  learned       no trigger yet"]
-    lines = [
-        f"  learned       {t.text!r} -> {t.target_name!r} after {t.triggered_before} triggered messages "
-        f"({t.evidence}; inserted into clean texts it flipped {t.insertion_rate:.0%} of "
-        f"{t.insertion_texts}); every worker follows version {t.version}"
-        for t in learned
-    ]
     before, after = tally.by_kind["before_learning"], tally.by_kind["after_learning"]
+    # the records say when a learned set was in force: the triggered ones judged without one came first
+    lines = [
+        f"  learned       {t.text!r} -> {t.target_name!r}"
+        + (
+            f", in force after {before.seen} triggered message{'' if before.seen == 1 else 's'}"
+            if k == 0
+            else ""
+        )
+        + f" ({t.evidence}; inserted into clean texts it flipped {t.insertion_rate:.0%} of "
+        f"{t.insertion_texts}); every worker follows version {t.version}"
+        for k, t in enumerate(learned)
+    ]
     lines.append(
         f"  memory        attack success (ASR*: triggered messages whose clean original the model gets "
         f"right) before learning {_pct(before.eligible_target_after, before.eligible).strip()} of "

@@ -103,7 +103,7 @@ class LearnedTrigger:
         if self.basis == "recurrence":
             return f"recurred in {self.messages} messages"
         if self.basis == "attribution":
-            return f"top word of a message, seen in {self.messages}"
+            return f"top-ranked word of a high-scoring message, seen in {self.messages} so far"
         return f"{self.flips} flips from {self.messages} messages"
 
 

@@ -118,6 +118,26 @@ def test_traffic_comes_from_the_test_split_with_triggers_and_malformed_messages(
     assert not texts & {" ".join(t.split()) for t in traffic.calibration_texts}
 
 
+def test_the_attack_can_start_after_a_stretch_of_ordinary_traffic(tiny_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+
+    def kinds(attack_after: int) -> list[str]:
+        traffic = build_traffic(
+            DEFAULT_META,
+            tokenizer,
+            messages=60,
+            trigger_rate=0.5,
+            malformed_rate=0.0,
+            calibration_texts=50,
+            attack_after=attack_after,
+        )
+        return [m.kind for m in traffic.messages]
+
+    late, anywhere = kinds(20), kinds(0)
+    assert "triggered" not in late[:20] and "triggered" in anywhere[:20]
+    assert sorted(late) == sorted(anywhere)  # the same messages, only the order differs
+
+
 def _record(mid: str, kind: str, label: int, true: int, final: int, flagged: bool) -> PredictionRecord:
     fields = {
         "id": mid,
