@@ -61,9 +61,9 @@ class LearningJudge:
 
     def _judge_part(self, part: Sequence[Admitted], seen: int) -> JudgedBatch:
         """``part`` judged with the set in force, then walked in order: each message is counted for
-        recurrence and its verdict goes to first sight (its first ``seen`` messages were already, before
-        a promotion). When one promotes a trigger, the messages before it are kept (their evidence
-        counted) and it and the rest are judged again with the new set in force."""
+        recurrence and its verdict goes to first sight (except the first ``seen``: they were, before the
+        promotion that has them judged again). When one promotes a trigger, the messages before it are
+        kept (their evidence counted) and it and the rest are judged again with the new set in force."""
         accepted = [k for k, a in enumerate(part) if a.accepted is not None]
         if not accepted:
             return JudgedBatch()
