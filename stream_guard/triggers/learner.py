@@ -177,7 +177,7 @@ class TriggerLearner:
         self.clean_counts = clean_counts
         self.clean_total = max(1, clean_total)
         self.recurrence = RecurrenceCounter(clean_counts, clean_total, recurrence)
-        self._tokens = self.rule.test_burst
+        self._tokens = TokenBucket(self.rule.tests_per_message, self.rule.test_burst)
         self._sight_tokens = TokenBucket(self.rule.first_sight_per_message, self.rule.test_burst)
         self._anomalies = AnomalyRanks(min_seen=self.rule.first_sight_warmup)
         self._sighted: set[tuple[str, int]] = set()  # (word, target) already screened on first sight
@@ -236,16 +236,16 @@ class TriggerLearner:
         """Count the traffic's ``texts`` (in order); the triggers promoted by their recurring phrases."""
         texts = list(texts)
         rule = self.rule
-        self._tokens = min(rule.test_burst, self._tokens + rule.tests_per_message * len(texts))
+        self._tokens.refill(len(texts))
         promoted = []
         for found in self.recurrence.observe(texts):
-            if self._tokens < 1.0 or len(self.learned) >= rule.max_triggers:
+            if self._tokens.tokens < 1.0 or len(self.learned) >= rule.max_triggers:
                 break
             phrase = found.text
             tested = self._recurrence_tested.get(phrase)
             if self._blocked(phrase) or (tested is not None and found.count < 2 * tested):
                 continue
-            self._tokens -= 1.0
+            self._tokens.take()
             learned = self._test_recurring(found, at)
             if learned is None:
                 self._recurrence_tested[phrase] = found.count
