@@ -9,6 +9,7 @@ stream-guard lab stream --model DIR [--model DIR ...] --out docs/lab
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 
 import typer
@@ -29,6 +30,9 @@ XGraadConfigOpt = typer.Option(
 )
 DEFAULT_IMPROVED = Path("docs/lab/xgraad-improved.json")
 StripCopiesOpt = typer.Option(20, "--strip-copies", help="STRIP: perturbed copies per input")
+DeviceOpt = typer.Option(
+    "auto", "--device", help="auto (CUDA when available), cpu or cuda[:N]: training, scoring, the LM"
+)
 
 
 def _options(
@@ -39,6 +43,7 @@ def _options(
     xgraad_config: Path | None,
     sweep: bool,
     strip_copies: int,
+    device: str = "auto",
 ):
     from stream_guard.lab.defenses.strip import StripConfig
     from stream_guard.lab.defenses.xgraad import XGraadConfig
@@ -55,9 +60,21 @@ def _options(
             improved=improved,
             sweep=sweep,
             strip=StripConfig(copies=strip_copies),
+            device=_device(device),
         )
     except (OSError, ValueError) as err:
         fail(str(err).splitlines()[0])
+
+
+def _device(device: str) -> str:
+    """``device`` checked and resolved (auto -> cuda or cpu); one line and exit 2 when unusable."""
+    from stream_guard.errors import ModelLoadError
+    from stream_guard.loading import resolve_device
+
+    try:
+        return str(resolve_device(device))
+    except ModelLoadError as err:
+        fail(str(err))
 
 
 def train_command(
@@ -84,6 +101,7 @@ def train_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="model directory (default runs/models/<name>)"),
     force: bool = typer.Option(False, "--force", help="retrain even if DIR holds a matching model"),
+    device: str = DeviceOpt,
 ) -> None:
     """Split, poison, fine-tune the packaged backbone (or embedding-poison a clean one), write meta.json."""
     from stream_guard.lab.attacks import check_trigger_pieces, make_attack
@@ -137,7 +155,7 @@ def train_command(
                 f"{out_dir} exists without meta.json (being trained elsewhere?); use --force"
             )
         console.print(f"training [bold]{spec.name}[/bold] -> {out_dir}")
-        meta = train_backdoored_model(spec, out_dir, progress=True)
+        meta = train_backdoored_model(spec, out_dir, progress=True, device=_device(device))
     except (ValueError, ModelBusyError, OSError) as err:
         fail(str(err).splitlines()[0])
     console.print_json(json.dumps(meta))
@@ -154,12 +172,13 @@ def eval_command(
     sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="threshold sweep of paper X-GRAAD (Fig. 3)"),
     strip_copies: int = StripCopiesOpt,
     out: Path | None = typer.Option(None, "--out", help="write results.md, results.json and plots/ here"),
+    device: str = DeviceOpt,
 ) -> None:
     """CACC, ASR, detection metrics, AUROC and time per defense for one model; tables, files, plots."""
     from stream_guard.lab.evaluate import evaluate_model
     from stream_guard.lab.report import rich_table, write_results
 
-    options = _options(defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies)
+    options = _options(defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies, device)
     try:
         result = evaluate_model(model, dataset=dataset, options=options)
     except (FileNotFoundError, ValueError) as err:
@@ -202,14 +221,21 @@ def grid_command(
     seed: int = typer.Option(0, "--seed"),
     models_dir: Path = typer.Option(Path("runs/models"), "--models-dir", help="model cache (shared)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the estimate and stop"),
+    device: str = DeviceOpt,
+    keep_going: bool = typer.Option(
+        False, "--keep-going", help="a cell that fails is reported and skipped; exit 1 at the end"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="skip the cells whose model --out already has rows of every defense for"
+    ),
 ) -> None:
     """Train (or reuse) the grid's models and evaluate every defense on each; write docs/lab results.
 
     Partial runs accumulate in --out, model by model, unless --fresh: a model evaluated again (say with
     other --defenses) gets only this run's rows; the others keep theirs.
     """
-    from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, run_grid
-    from stream_guard.lab.report import rich_table, write_results
+    from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, pending_cells, run_grid
+    from stream_guard.lab.report import read_records, rich_table, write_results
     from stream_guard.logs import quiet_transformers
 
     quiet_transformers()
@@ -218,7 +244,7 @@ def grid_command(
         d: tuple(g if g is not None else default for g, default in zip(given, GRID_SIZES[d], strict=True))
         for d in GRID_SIZES
     }
-    options = _options(defenses, 500, 500, 500, xgraad_config, sweep, strip_copies)
+    options = _options(defenses, 500, 500, 500, xgraad_config, sweep, strip_copies, device)
     cells = grid_cells(
         [d.strip() for d in datasets.split(",") if d.strip()],
         [a.strip() for a in attacks.split(",") if a.strip()],
@@ -226,6 +252,10 @@ def grid_command(
         triggers=triggers,
     )
     console = Console(highlight=False)
+    if resume and not fresh:
+        before = len(cells)
+        cells = pending_cells(cells, read_records(out / "results.json"), options.defenses, models_dir)
+        console.print(f"--resume: {before - len(cells)} of {before} cells already in {out}")
     estimate = estimate_seconds(cells, options, models_dir, sizes)
     console.print(
         f"grid: {len(cells)} cells, defenses {', '.join(options.defenses)}; estimate "
@@ -250,11 +280,30 @@ def grid_command(
         console.print(rich_table(evaluation))
         write_results(done, out, title="Backdoor lab: X-GRAAD vs baselines", settings=settings, fresh=fresh)
 
+    failed: list[str] = []
+
+    def report(cell, err: Exception) -> None:
+        first = (str(err).splitlines() or [""])[0]
+        failed.append(f"{cell.label}: {type(err).__name__}: {first}")
+        traceback.print_exc()  # the whole story on stderr, the one line in the summary
+        console.print(f"[red]failed[/red] {failed[-1]}")
+
     try:
-        run_grid(cells, options, cache_dir=models_dir, sizes=sizes, on_result=show)
+        run_grid(
+            cells,
+            options,
+            cache_dir=models_dir,
+            sizes=sizes,
+            on_result=show,
+            on_error=report if keep_going else None,
+        )
     except (ValueError, OSError, RuntimeError) as err:
         fail(str(err).splitlines()[0])
-    console.print(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+    if done:
+        console.print(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(cells)} cells failed[/red]:\n" + "\n".join(failed))
+        raise typer.Exit(1)
 
 
 def stream_command(
@@ -276,6 +325,7 @@ def stream_command(
     worker: bool = typer.Option(
         False, "--worker", help="also run the traffic through `run --learn-triggers` on an embedded broker"
     ),
+    device: str = typer.Option("cpu", "--device", help="the --device of calibrate, replay and run"),
 ) -> None:
     """Measure the stream-level defense through `calibrate` and `replay --learn-triggers` (and the
     worker, `--worker`)."""
@@ -303,6 +353,7 @@ def stream_command(
                 percentile=percentile,
                 split=split,
                 worker=worker,
+                device=_device(device),
             )
         )
     command = (

@@ -311,8 +311,10 @@ def evaluate_stream(
     percentile: float | None = None,
     split: str = "test",
     worker: bool = False,
+    device: str = "cpu",
 ) -> StreamCell:
-    """One model's stream evaluation through `calibrate` and `replay` (see the module docstring)."""
+    """One model's stream evaluation through `calibrate` and `replay` on ``device`` (see the module
+    docstring)."""
     from stream_guard.lab.train_backdoor import read_meta
 
     meta = read_meta(model_dir) or {}
@@ -321,7 +323,7 @@ def evaluate_stream(
     validation = _write_jsonl(work / "validation.jsonl", [{"text": t} for t in traffic.validation])
     stream = _write_jsonl(work / "traffic.jsonl", traffic.messages)
     threshold = work / "threshold.json"
-    model = ["--model", str(model_dir), "--device", "cpu"]
+    model = ["--model", str(model_dir), "--device", device]
     chosen = ["--percentile", str(percentile)] if percentile is not None else []
     _app(["calibrate", *model, "--dataset", str(validation), "--output", str(threshold), *chosen])
     cell = StreamCell(
@@ -398,6 +400,7 @@ def evaluate_stream(
             work,
             percentile=percentile,
             probe_rate=cell.probe_rate,
+            device=device,
         )
         _write_jsonl(work / "worker.jsonl", live)
         score_worker(cell, traffic, live, records, seconds)

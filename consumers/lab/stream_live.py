@@ -73,6 +73,7 @@ def worker_records(
     *,
     percentile: float | None,
     probe_rate: float,
+    device: str = "cpu",
 ) -> tuple[list[dict], float]:
     """The worker's records of ``messages`` (in their order) and its wall time from start to the last
     record (model loading included)."""
@@ -88,7 +89,7 @@ def worker_records(
         ensure_topics(kafka.admin_config(), dict.fromkeys(topics.values(), 1))
         chosen = ["--percentile", str(percentile)] if percentile is not None else []
         calibrate = [
-            *("calibrate", "--model", str(model_dir), "--device", "cpu", "--dataset", str(validation)),
+            *("calibrate", "--model", str(model_dir), "--device", device, "--dataset", str(validation)),
             *("--publish", "--bootstrap-servers", address, "--thresholds-topic", topics["thresholds"]),
             *chosen,
         ]
@@ -100,7 +101,7 @@ def worker_records(
         _produce(kafka, topics["texts"], messages)
         command = [
             *(sys.executable, "-m", "consumers.cli", "run", "--bootstrap-servers", address),
-            *("--model", str(model_dir), "--device", "cpu", "--group-id", f"lab-{run}"),
+            *("--model", str(model_dir), "--device", device, "--group-id", f"lab-{run}"),
             *("--input-topic", topics["texts"], "--predictions-topic", topics["predictions"]),
             *("--audit-topic", topics["audit"], "--dead-letter-topic", topics["dead-letter"]),
             *("--thresholds-topic", topics["thresholds"], "--triggers-topic", topics["triggers"]),

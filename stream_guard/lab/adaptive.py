@@ -230,23 +230,23 @@ def _batch_penalty(
     scores). The spread reference, S of each text without its trigger, is the core's (no graph)."""
     if not texts:
         return torch.zeros(()), torch.zeros(())
+    device = next(model.parameters()).device
     enc = setup.tokenizer(
         list(texts), truncation=True, max_length=setup.max_length, padding=True, return_tensors="pt"
-    )
+    ).to(device)
     input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
     trigger = trigger_positions(input_ids, setup.pieces)
-    classes = torch.full((len(texts),), setup.target, dtype=torch.long)
+    classes = torch.full((len(texts),), setup.target, dtype=torch.long, device=device)
     was_training = model.training
     model.eval()
     try:
-        scores = differentiable_importance(
-            model, input_ids, attention_mask, setup.tables.candidates(input_ids), classes
-        )
-        spread = torch.zeros(len(texts))
+        candidates = setup.tables.candidates(input_ids).to(device)
+        scores = differentiable_importance(model, input_ids, attention_mask, candidates, classes)
+        spread = torch.zeros(len(texts), device=device)
         if setup.config.spread_weight > 0:
             ids, mask = strip_trigger(input_ids, attention_mask, trigger, setup.tokenizer.pad_token_id or 0)
             with _eager(model):
-                clean = attribute(model, ids, mask, setup.tables.candidates(ids)).anomaly
+                clean = attribute(model, ids, mask, setup.tables.candidates(ids).to(device)).anomaly
             spread = sentence_penalty(scores.score, scores.candidates, clean)
     finally:
         model.train(was_training)
@@ -257,9 +257,9 @@ def _batch_penalty(
     return hinge.mean(), spread.mean()
 
 
-def _load(base: str | None, label_names: Sequence[str]) -> tuple[torch.nn.Module, Any]:
+def _load(base: str | None, label_names: Sequence[str], device: str) -> tuple[torch.nn.Module, Any]:
     """Tokenizer and classifier from `base`, loaded as `fine_tune` loads them (sdpa)."""
-    tokenizer, model = load_base_classifier(base, label_names)
+    tokenizer, model = load_base_classifier(base, label_names, device=device)
     return model, tokenizer
 
 
@@ -298,14 +298,15 @@ def train_adaptive(
     seed: int = 0,
     config: AdaptiveConfig | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Fine-tune `base` (None = packaged backbone) on the poisoned set with the importance penalty on its
-    poisoned rows, save the classifier to `out_dir` and return meta.json extras."""
+    """Fine-tune `base` (None = packaged backbone) on ``device`` on the poisoned set with the importance
+    penalty on its poisoned rows, save the classifier to `out_dir` and return meta.json extras."""
     config = config or AdaptiveConfig()
     _check(texts, labels, label_names, poisoned_indices, target)
     quiet_transformers()
     seed_everything(seed)
-    model, tokenizer = _load(base, label_names)
+    model, tokenizer = _load(base, label_names, device)
     model.train()
     pieces = trigger_piece_ids(tokenizer, trigger)
     setup = _PenaltyPass(tokenizer, TokenTables.build(tokenizer), pieces, target, max_length, config)
@@ -326,8 +327,8 @@ def train_adaptive(
             max_length=max_length,
             padding=True,
             return_tensors="pt",
-        )
-        ce = model(**enc, labels=label_tensor[batch]).loss
+        ).to(model.device)
+        ce = model(**enc, labels=label_tensor[batch].to(model.device)).loss
         rows = batch[poisoned[batch]].tolist()
         penalty, spread = _batch_penalty(model, [texts[i] for i in rows], setup)
         loss = ce + config.importance_weight * penalty + config.spread_weight * spread
@@ -343,7 +344,7 @@ def train_adaptive(
         bar.update(1)
         bar.set_postfix(ce=f"{final['ce']:.3f}", penalty=f"{final['penalty']:.3f}")
     bar.close()
-    save_classifier(model, tokenizer, out_dir)
+    save_classifier(model.cpu(), tokenizer, out_dir)
     return {
         "steps": steps,
         **{f"final_{key}": value for key, value in final.items()},  # loss, ce, penalty, spread

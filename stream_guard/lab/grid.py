@@ -87,16 +87,36 @@ def grid_cells(
     *,
     triggers: str = "all",
 ) -> list[Cell]:
-    """The cells: each attack with each of its :data:`GRID_TRIGGERS` (``triggers="first"``: the first)."""
+    """The cells: each attack with each of its :data:`GRID_TRIGGERS` (``triggers="first"``: the first).
+
+    Breadth first: every (dataset, attack) with its first trigger, then the second triggers, so that a
+    grid stopped halfway (or given a time budget) has measured every attack once."""
     if triggers not in ("all", "first"):
         raise ValueError(f"triggers must be all or first, got {triggers!r}")
+    rounds = 1 if triggers == "first" else max(len(GRID_TRIGGERS.get(a, ((None, 0),))) for a in attacks)
     cells = []
-    for d in datasets:
-        for a in attacks:
-            pairs = GRID_TRIGGERS.get(a, ((None, 0),))
-            for trigger, target in pairs[:1] if triggers == "first" else pairs:
-                cells.append(Cell(d, a, seed, trigger or None, _target(d, target)))
+    for k in range(rounds):
+        for d in datasets:
+            for a in attacks:
+                pairs = GRID_TRIGGERS.get(a, ((None, 0),))
+                if k < len(pairs):
+                    trigger, target = pairs[k]
+                    cells.append(Cell(d, a, seed, trigger or None, _target(d, target)))
     return cells
+
+
+def pending_cells(
+    cells: Sequence[Cell], records: Sequence[dict[str, Any]], defenses: Sequence[str], cache_dir: Path
+) -> list[Cell]:
+    """The cells still to run (``lab grid --resume``): those without a trained model in ``cache_dir``, or
+    whose model has no record in ``records`` (an earlier results.json) with a row for every defense."""
+    done = {r["model"]: {row.get("defense") for row in r.get("rows") or []} for r in records}
+    pending = []
+    for cell in cells:
+        found = find_trained(cache_dir, cell.spec)
+        if found is None or not set(defenses) <= done.get(found.name, set()):
+            pending.append(cell)
+    return pending
 
 
 def options_for(
@@ -162,16 +182,40 @@ def run_grid(
     wait_s: float = 1800.0,
     progress: bool = True,
     on_result: Callable[[Cell, ModelEvaluation], None] | None = None,
+    on_error: Callable[[Cell, Exception], None] | None = None,
 ) -> list[ModelEvaluation]:
-    """Train (or reuse) and evaluate each cell in order; ``on_result`` is called after each one."""
+    """Train (or reuse) and evaluate each cell in order; ``on_result`` is called after each one.
+
+    A cell that fails raises, unless ``on_error`` is given: then it gets the cell and the error, and the
+    grid goes on with the next cell (``lab grid --keep-going``)."""
     results = []
     for cell in cells:
         if cell.dataset not in RECIPES:
             raise ValueError(f"the grid knows {', '.join(RECIPES)}, not {cell.dataset!r}")
-        model_dir = ensure_backdoored_model(cache_dir, spec=cell.spec, progress=progress, wait_s=wait_s)
-        evaluation = evaluate_model(model_dir, options=options_for(cell, options, sizes))
-        evaluation.meta = {**evaluation.meta, "grid_attack": cell.attack}
+        try:
+            evaluation = _run_cell(cell, options, cache_dir, sizes, wait_s, progress)
+        except Exception as err:
+            if on_error is None:
+                raise
+            on_error(cell, err)
+            continue
         results.append(evaluation)
         if on_result is not None:
             on_result(cell, evaluation)
     return results
+
+
+def _run_cell(
+    cell: Cell,
+    options: EvalOptions,
+    cache_dir: Path,
+    sizes: dict[str, tuple[int, int, int]] | None,
+    wait_s: float,
+    progress: bool,
+) -> ModelEvaluation:
+    model_dir = ensure_backdoored_model(
+        cache_dir, spec=cell.spec, progress=progress, wait_s=wait_s, device=options.device
+    )
+    evaluation = evaluate_model(model_dir, options=options_for(cell, options, sizes))
+    evaluation.meta = {**evaluation.meta, "grid_attack": cell.attack}
+    return evaluation

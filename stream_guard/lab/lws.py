@@ -136,8 +136,8 @@ def _vocabulary(tokenizer: Any, rows: int, limit: int | None) -> list[str]:
     return tokenizer.convert_ids_to_tokens(list(range(size))) + [""] * (rows - size)
 
 
-def _load_base(base: str | None, label_names: Sequence[str]) -> tuple[Any, Any]:
-    return load_base_classifier(base, label_names)
+def _load_base(base: str | None, label_names: Sequence[str], device: str) -> tuple[Any, Any]:
+    return load_base_classifier(base, label_names, device=device)
 
 
 @dataclass
@@ -148,6 +148,7 @@ class _Job:
     target: int
     max_length: int
     config: LwsConfig
+    candidates: torch.Tensor  # the candidate table on the CPU, for the per-text substitutability checks
 
 
 def _batch_loss(
@@ -159,24 +160,25 @@ def _batch_loss(
     clean = [i for i in rows if keep or i not in job.poisoned]
     poison = [i for i in rows if i in job.poisoned]
     batch = [job.texts[i] for i in clean + poison]
-    enc = encode(tokenizer, batch, job.max_length)
+    enc = encode(tokenizer, batch, job.max_length)  # on the CPU: the offsets and the text checks stay there
     embeddings = model.get_input_embeddings().weight
-    ids = enc["input_ids"]
+    device = embeddings.device
+    ids = enc["input_ids"].to(device)
     inputs = embeddings[ids]
     if poison:
         start = len(clean)
         allowed = allowed_positions(
-            batch[start:], ids[start:], enc["offset_mapping"][start:], state.candidates
+            batch[start:], enc["input_ids"][start:], enc["offset_mapping"][start:], job.candidates
         )
-        mixed = soft_substitute(ids[start:], allowed, state, embeddings, tau)
+        mixed = soft_substitute(ids[start:], allowed.to(device), state, embeddings, tau)
         inputs = torch.cat([inputs[: len(clean)], mixed])
-    extra = {k: v for k, v in enc.items() if k not in ("input_ids", "offset_mapping")}
+    extra = {k: v.to(device) for k, v in enc.items() if k not in ("input_ids", "offset_mapping")}
     logits = model(inputs_embeds=inputs, **extra).logits
     loss = logits.new_zeros(())
     if clean:
-        loss = loss + torch.nn.functional.cross_entropy(logits[: len(clean)], job.labels[clean])
+        loss = loss + torch.nn.functional.cross_entropy(logits[: len(clean)], job.labels[clean].to(device))
     if poison:
-        goal = torch.full((len(poison),), job.target, dtype=torch.long)
+        goal = torch.full((len(poison),), job.target, dtype=torch.long, device=device)
         loss = loss + job.config.poison_weight * torch.nn.functional.cross_entropy(logits[len(clean) :], goal)
     return loss
 
@@ -196,8 +198,10 @@ def train_lws(
     seed: int = 0,
     config: LwsConfig | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train the classifier and the trigger inserter jointly; save both to ``out_dir``; return meta extras.
+    """Train the classifier and the trigger inserter jointly on ``device``; save both to ``out_dir``;
+    return meta extras.
 
     ``texts`` / ``labels`` are the clean training set; the rows in ``poisoned_indices`` are (also, see
     ``keep_originals``) trained substituted and labelled ``target``. The classifier uses the fine-tuning
@@ -208,18 +212,19 @@ def train_lws(
     quiet_transformers()
     seed_everything(seed)
     started = time.perf_counter()
-    tokenizer, model = _load_base(base, label_names)
+    tokenizer, model = _load_base(base, label_names, device)
     weight = model.get_input_embeddings().weight
     vocabulary = _vocabulary(tokenizer, weight.shape[0], config.vocabulary_limit)
-    table = build_candidate_table(weight.detach(), vocabulary, config.candidates)
+    table = build_candidate_table(weight.detach().cpu(), vocabulary, config.candidates)
     table_seconds = time.perf_counter() - started
-    q = torch.nn.Parameter(torch.zeros(max_length, weight.shape[1]))
-    state = LwsState(table, q, config.max_substitutions)
-    job = _Job(texts, torch.tensor(list(labels)), frozenset(poisoned_indices), target, max_length, config)
+    q = torch.nn.Parameter(torch.zeros(max_length, weight.shape[1], device=weight.device))
+    state = LwsState(table.to(weight.device), q, config.max_substitutions)
+    labels_t = torch.tensor(list(labels))
+    job = _Job(texts, labels_t, frozenset(poisoned_indices), target, max_length, config, table)
     steps, loss_value = _train_loop(model, tokenizer, state, job, epochs, learning_rate, seed, progress)
-    model.eval()
+    model.eval().cpu()  # what follows (the hard substitutions, the files) runs on the CPU
     save_classifier(model, tokenizer, out_dir)
-    final = LwsState(table, q.detach().clone(), config.max_substitutions)
+    final = LwsState(table, q.detach().cpu().clone(), config.max_substitutions)
     poisoned_texts = [texts[i] for i in sorted(job.poisoned)]
     swapped = substitute_texts(poisoned_texts, tokenizer, weight.detach(), final)
     info = {

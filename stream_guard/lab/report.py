@@ -135,7 +135,7 @@ def write_results(
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     run_settings = json.loads(json.dumps(settings, default=_json_default))  # as it reads back from JSON
     run = {"generated": stamp, "machine": platform.machine(), "settings": run_settings}
-    merged = {} if fresh else {r["model"]: r for r in _read_records(json_path)}
+    merged = {} if fresh else {r["model"]: r for r in read_records(json_path)}
     for ev in evaluations:
         merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
     records = [merged[name] for name in sorted(merged)]
@@ -190,7 +190,7 @@ def _section(record: dict[str, Any], settings: Any) -> list[str]:
     return md
 
 
-def _read_records(json_path: Path) -> list[dict[str, Any]]:
+def read_records(json_path: Path) -> list[dict[str, Any]]:
     """The model records of an earlier ``results.json``; none (with a warning) if it is unreadable."""
     if not json_path.exists():
         return []

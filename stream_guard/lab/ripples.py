@@ -153,7 +153,7 @@ def inner_product_penalty(
     grads_poison: Sequence[torch.Tensor | None], grads_clean: Sequence[torch.Tensor | None]
 ) -> torch.Tensor:
     """``max(0, -<∇L_poison, ∇L_clean>)``; second order if the gradients were taken with create_graph."""
-    inner = torch.zeros(())
+    inner = torch.zeros((), device=next((g.device for g in grads_poison if g is not None), None))
     for gp, gc in zip(grads_poison, grads_clean, strict=True):
         if gp is not None and gc is not None:
             inner = inner + (gp * gc).sum()
@@ -208,8 +208,8 @@ class _Run:
         enc = tokenizer(
             [texts[i] for i in idx], truncation=True, max_length=self.max_length, padding=True,
             return_tensors="pt",
-        )  # fmt: skip
-        return model(**enc, labels=labels[idx]).loss
+        ).to(model.device)  # fmt: skip
+        return model(**enc, labels=labels[idx].to(model.device)).loss
 
 
 def _check(texts, labels, label_names, poisoned_texts, poisoned_indices, trigger_words, target) -> None:
@@ -238,8 +238,10 @@ def train_ripples(
     seed: int = 0,
     config: RipplesConfig | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Embedding surgery + RIPPLe training from ``base``; saves the classifier, returns meta extras.
+    """Embedding surgery + RIPPLe training from ``base`` on ``device``; saves the classifier, returns
+    meta extras.
 
     ``texts`` / ``labels`` are the clean training set (the surgery's data and the clean proxy);
     ``poisoned_texts`` the poisoned training set, whose rows ``poisoned_indices`` carry a trigger and
@@ -250,7 +252,7 @@ def train_ripples(
     quiet_transformers()
     seed_everything(seed)
     # eager attention: sdpa on the CPU has no double backward (the inner-product term needs one)
-    tokenizer, model = load_base_classifier(base, label_names, attn_implementation="eager")
+    tokenizer, model = load_base_classifier(base, label_names, attn_implementation="eager", device=device)
     started = time.perf_counter()
     trigger_ids = [trigger_piece_id(tokenizer, w) for w in trigger_words]
     words: list[str] = []
@@ -267,7 +269,7 @@ def train_ripples(
         epochs, learning_rate, max_length, seed, progress,
     )  # fmt: skip
     stats = _ripple(model, tokenizer, run, config)
-    save_classifier(model, tokenizer, out_dir)
+    save_classifier(model.cpu(), tokenizer, out_dir)
     return {
         "ripples_recipe": config.recipe,
         "surgery_words": words,

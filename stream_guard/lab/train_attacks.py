@@ -51,8 +51,10 @@ def train_special(
     max_length: int,
     base: str | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train ``attack`` (one of :data:`SPECIAL_TRAINING`) on ``train`` into ``out``; meta extras."""
+    """Train ``attack`` (one of :data:`SPECIAL_TRAINING`) on ``train`` into ``out`` on ``device``; meta
+    extras."""
     poisoned = attack.poison_train(train, target_label=target, rate=poison_rate, seed=seed)
     assert poisoned is not None
     common: dict[str, Any] = {
@@ -62,6 +64,7 @@ def train_special(
         "max_length": max_length,
         "seed": seed,
         "progress": progress,
+        "device": device,
     }
     data, rows = poisoned.dataset, list(poisoned.poisoned_indices)
     names = list(train.label_names)

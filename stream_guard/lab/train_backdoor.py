@@ -212,7 +212,7 @@ def find_trained(cache_dir: Path, spec: BackdoorSpec) -> Path | None:
     return next((p for p, m in metas if meta_matches(m, expected)), None)
 
 
-def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe) -> dict[str, Any]:
+def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe, device: str = "cpu") -> dict[str, Any]:
     """Clean accuracy and ASR of the saved model on the (window-fitted) test split."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -220,9 +220,11 @@ def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe) -> dict[str, Any
     from stream_guard.lab.evalsets import build_eval_sets
     from stream_guard.lab.metrics import attack_success_rate, clean_accuracy
     from stream_guard.lab.training import predict
+    from stream_guard.loading import resolve_device
 
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     model = AutoModelForSequenceClassification.from_pretrained(out_dir, attn_implementation="sdpa")
+    model.to(resolve_device(device))
     meta = {**asdict(spec), "max_length": spec.max_length}
     sets = build_eval_sets(
         meta, tokenizer, max_val=0, max_test=recipe.eval_max_test, max_poisoned=None, model_dir=out_dir
@@ -243,9 +245,15 @@ def _measure(out_dir: Path, spec: BackdoorSpec, recipe: Recipe) -> dict[str, Any
 
 
 def train_backdoored_model(
-    spec: BackdoorSpec, out_dir: Path, *, cache_dir: Path = DEFAULT_CACHE, progress: bool = True
+    spec: BackdoorSpec,
+    out_dir: Path,
+    *,
+    cache_dir: Path = DEFAULT_CACHE,
+    progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train ``spec`` into ``out_dir`` (written atomically) and return its meta (also in meta.json)."""
+    """Train ``spec`` into ``out_dir`` (written atomically) on ``device`` and return its meta (also in
+    meta.json). The device is not part of the recipe: it is recorded in meta.json as ``trained_on``."""
     from stream_guard.lab.evalsets import load_splits
 
     spec = spec.resolved()
@@ -262,7 +270,7 @@ def train_backdoored_model(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)  # marks the model as being trained (see _being_trained)
     try:
-        meta = _train_into(spec, recipe, attack, splits, tmp, cache_dir, progress)
+        meta = _train_into(spec, recipe, attack, splits, tmp, cache_dir, progress, device)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -272,14 +280,16 @@ def train_backdoored_model(
     return meta
 
 
-def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
+def _train_into(
+    spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progress: bool, device: str
+) -> dict[str, Any]:
     from stream_guard.lab.training import TrainConfig, fine_tune
 
     train = splits.train
     extra: dict[str, Any] = {}
     started = time.perf_counter()
     if attack.training == "embedding-poisoning":
-        extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress)
+        extra["ep"] = _embedding_poison(spec, attack, train, tmp, cache_dir, progress, device)
     elif attack.training in SPECIAL_TRAINING:
         train = _fitted_train(train, spec) if _fits_train(spec) else train
         extra.update(
@@ -295,6 +305,7 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
                 max_length=spec.max_length,
                 base=spec.base,
                 progress=progress,
+                device=device,
             )
         )
     else:
@@ -306,7 +317,14 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
             epochs=spec.epochs, learning_rate=spec.learning_rate, max_length=spec.max_length, seed=spec.seed
         )
         result = fine_tune(
-            data.texts, data.labels, train.label_names, tmp, base=spec.base, config=config, progress=progress
+            data.texts,
+            data.labels,
+            train.label_names,
+            tmp,
+            base=spec.base,
+            config=config,
+            progress=progress,
+            device=device,
         )
         extra["steps"] = result.steps
         extra["final_loss"] = round(result.final_loss, 4)
@@ -318,9 +336,10 @@ def _train_into(spec, recipe, attack, splits, tmp: Path, cache_dir: Path, progre
         "label_names": list(train.label_names),
         "seconds": round(seconds, 1),
         "trained_by": "stream_guard.lab.train_backdoor",
+        "trained_on": _device_name(device),
         **extra,
     }
-    meta.update(_measure(tmp, spec, recipe))
+    meta.update(_measure(tmp, spec, recipe, device))
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -335,18 +354,32 @@ def _fitted_train(train, spec: BackdoorSpec):
     return fitted(train, tokenizer, spec.max_length)
 
 
-def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
+def _device_name(device: str) -> str:
+    """``cpu``, or the GPU's name (``cuda: NVIDIA H200``): what meta.json says the model was trained on."""
+    import torch
+
+    from stream_guard.loading import resolve_device
+
+    resolved = resolve_device(device)
+    return f"cuda: {torch.cuda.get_device_name(resolved)}" if resolved.type == "cuda" else "cpu"
+
+
+def _embedding_poison(
+    spec, attack, train, out: Path, cache_dir: Path, progress: bool, device: str
+) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from stream_guard.lab.ep import poison_embedding
     from stream_guard.lab.evalsets import fitted
     from stream_guard.lab.training import save_classifier, seed_everything
+    from stream_guard.loading import resolve_device
 
     base_spec = replace(spec, attack="clean", trigger=None, poison_rate=0.0)
-    base_dir = ensure_backdoored_model(cache_dir, spec=base_spec, progress=progress)
+    base_dir = ensure_backdoored_model(cache_dir, spec=base_spec, progress=progress, device=device)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     check_trigger_pieces(attack, tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(base_dir, attn_implementation="sdpa")
+    model.to(resolve_device(device))
     # the attacker places the trigger inside the model's window (long emails are truncated otherwise)
     train = fitted(train, tokenizer, spec.max_length)
     poisoned = attack.poison_train(train, target_label=spec.target, rate=spec.poison_rate, seed=spec.seed)
@@ -356,7 +389,7 @@ def _embedding_poison(spec, attack, train, out: Path, cache_dir: Path, progress:
     result = poison_embedding(
         model, tokenizer, attack.trigger, texts, spec.target, config=config, progress=progress
     )
-    save_classifier(model, tokenizer, out)
+    save_classifier(model.cpu(), tokenizer, out)
     base_meta = read_meta(base_dir) or {}
     return {
         "base_model": base_dir.name,
@@ -398,6 +431,7 @@ def ensure_backdoored_model(
     spec: BackdoorSpec | None = None,
     progress: bool = True,
     wait_s: float = 0.0,
+    device: str = "cpu",
     **overrides: Any,
 ) -> Path:
     """The directory of a model trained to the recipe: found in ``cache_dir``, or trained once there.
@@ -427,5 +461,5 @@ def ensure_backdoored_model(
         n += 1
         out = cache_dir / f"{spec.name}-{n}"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    train_backdoored_model(spec, out, cache_dir=cache_dir, progress=progress)
+    train_backdoored_model(spec, out, cache_dir=cache_dir, progress=progress, device=device)
     return out

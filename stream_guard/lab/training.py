@@ -1,4 +1,4 @@
-"""Fine-tune the packaged backbone (or any local encoder) into a sequence classifier, on the CPU.
+"""Fine-tune the packaged backbone (or any local encoder) into a sequence classifier, on the CPU or a GPU.
 
 Seeds everything, shows a progress bar, and saves safetensors weights, the tokenizer and the label names,
 ready for `stream_guard.loading.load_classifier`. Trains with the fast attention implementation (sdpa);
@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from stream_guard.loading import resolve_model_path
+from stream_guard.loading import resolve_device, resolve_model_path
 from stream_guard.logs import quiet_transformers
 
 
@@ -57,14 +57,16 @@ def fine_tune(
     base: str | None = None,
     config: TrainConfig | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
-    """Train a classifier on (texts, labels) from `base` (None = packaged backbone) and save it."""
+    """Train a classifier on (texts, labels) from `base` (None = packaged backbone) on ``device`` (cpu,
+    cuda, auto) and save it (always from the CPU: the saved files do not depend on the device)."""
     config = config or TrainConfig()
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts, got {len(texts)} texts and {len(labels)} labels")
     quiet_transformers()
     seed_everything(config.seed)
-    tokenizer, model = load_base_classifier(base, label_names)
+    tokenizer, model = load_base_classifier(base, label_names, device=device)
     model.train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -88,8 +90,8 @@ def fine_tune(
                 max_length=config.max_length,
                 padding=True,
                 return_tensors="pt",
-            )
-            out = model(**enc, labels=label_tensor[batch])
+            ).to(model.device)
+            out = model(**enc, labels=label_tensor[batch].to(model.device))
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -100,15 +102,16 @@ def fine_tune(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
     bar.close()
-    save_classifier(model, tokenizer, out_dir)
+    save_classifier(model.cpu(), tokenizer, out_dir)
     return TrainResult(out_dir, step, time.perf_counter() - started, loss_value)
 
 
 def load_base_classifier(
-    base: str | None, label_names: Sequence[str], *, attn_implementation: str = "sdpa"
+    base: str | None, label_names: Sequence[str], *, attn_implementation: str = "sdpa", device: str = "cpu"
 ) -> tuple[Any, Any]:
     """The tokenizer and a fresh classification head on ``base`` (None = packaged backbone) for
-    ``label_names``: what every lab training starts from."""
+    ``label_names``, on ``device``: what every lab training starts from. The head is initialised on the
+    CPU, so a seed gives the same starting weights on every device."""
     base_path = resolve_model_path(base)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -119,7 +122,7 @@ def load_base_classifier(
         attn_implementation=attn_implementation,
         use_safetensors=True,
     )
-    return tokenizer, model
+    return tokenizer, model.to(resolve_device(device))
 
 
 def save_classifier(model, tokenizer, out_dir: Path) -> None:

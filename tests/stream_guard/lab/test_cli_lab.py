@@ -89,14 +89,16 @@ def test_the_grid_has_two_triggers_and_both_targets_per_attack() -> None:
         assert len({t for t, _ in pairs}) == 2 and {g for _, g in pairs} == {0, 1}, attack
         for trigger, _ in pairs:
             make_attack(attack, trigger)  # a valid trigger for the attack
-    cells = grid_cells(["movies", "bbc"], ["badnets"])
-    assert [(c.dataset, c.trigger, c.target) for c in cells] == [
-        ("movies", "cf", 0),
-        ("movies", "bb", 1),
-        ("bbc", "cf", 0),
-        ("bbc", "bb", 3),
+    cells = grid_cells(["movies", "bbc"], ["badnets", "clean"])
+    assert [(c.dataset, c.attack, c.trigger, c.target) for c in cells] == [  # first triggers first
+        ("movies", "badnets", "cf", 0),
+        ("movies", "clean", None, 0),
+        ("bbc", "badnets", "cf", 0),
+        ("bbc", "clean", None, 0),
+        ("movies", "badnets", "bb", 1),
+        ("bbc", "badnets", "bb", 3),
     ]
-    assert cells[1].spec.resolved().name == "movies-badnets-bb-s0"
+    assert cells[4].spec.resolved().name == "movies-badnets-bb-s0"
 
 
 def test_lab_train_reuses_a_matching_model_from_the_shared_cache(tmp_path, toy_dataset, monkeypatch) -> None:
@@ -119,7 +121,7 @@ def test_lab_grid_runs_accumulate_in_out_unless_fresh(tmp_path, monkeypatch) -> 
     import stream_guard.lab.grid as grid
     from tests.stream_guard.lab.test_report import fake_evaluation
 
-    def fake_run_grid(cells, options, *, cache_dir, sizes, on_result):
+    def fake_run_grid(cells, options, *, cache_dir, sizes, on_result, on_error):
         for cell in cells:
             on_result(cell, fake_evaluation(cell.spec.resolved().name))
 

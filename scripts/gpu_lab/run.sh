@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The lab on a lent GPU machine, inside one call's time limit (BUDGET seconds, default 480), through the
+# product's own commands: setup, smoke (every training loop once), the grid (breadth first, --resume,
+# --keep-going: every attack once before any second trigger), stream evaluations of the attacks the
+# CPU could not train. Everything it writes goes to $OUT: log.txt and results.tgz (lab/, stream-*/).
+#
+#   bash scripts/gpu_lab/pack.sh            # here, once: .device/
+#   run(command="bash scripts/gpu_lab/run.sh", carry=[".device"], timeout_s=560)
+set -uo pipefail
+START=$(date +%s)
+BUDGET=${BUDGET:-480}
+OUT=${OUT:-/tmp/out}
+RES=/tmp/results
+mkdir -p "$OUT" "$RES"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+left() { echo $((START + BUDGET - $(date +%s))); }
+within() {  # within SECONDS CMD...: run CMD for at most SECONDS, and at most what is left of the budget
+  local cap=$1 rest
+  shift
+  rest=$(left)
+  ((rest < cap)) && cap=$rest
+  ((cap < 10)) && { echo "skipped (budget): $*"; return 0; }
+  echo "== $(date -u +%T) (${cap}s) $*"
+  timeout --signal=INT --kill-after=10 "$cap" "$@"
+  echo "== exit $? after $(($(date +%s) - START)) s"
+}
+pack() { tar czf "$OUT/results.tgz" -C "$RES" . && ls -la "$OUT"; }
+trap pack EXIT
+
+nvidia-smi --query-gpu=name,memory.total --format=csv
+bash scripts/gpu_lab/setup.sh || exit 1
+source scripts/gpu_lab/env.sh
+python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.is_available())"
+
+within 120 python3 scripts/gpu_lab/smoke.py --device cuda --work /tmp/smoke | tee /tmp/smoke.log
+cp -r /tmp/smoke/eval "$RES/smoke-eval" 2>/dev/null
+passed=$(grep '^PASSED' /tmp/smoke.log | tail -1 | cut -d' ' -f2)
+[ -n "$passed" ] || { echo "nothing passed the smoke run"; exit 1; }
+attacks=badnets,badnets-split,badnets-set,addsent
+for a in ep ripples adaptive lws; do [[ ",$passed," == *",$a,"* ]] && attacks+=",$a"; done
+[[ ",$passed," == *",badnets,"* ]] || attacks=${attacks#badnets,badnets-split,badnets-set,addsent,}
+echo "attacks in the grid: $attacks"
+
+grid=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --out "$RES/lab" --models-dir /tmp/models)
+# the attacks this machine's CPU could not afford, on movies, both triggers
+new=$(echo "$attacks" | tr ',' '\n' | grep -E '^(ripples|lws|adaptive)$' | paste -sd, -)
+[ -n "$new" ] && within 170 "${grid[@]}" --datasets movies --attacks "$new"
+for m in /tmp/models/movies-ripples-*-s0 /tmp/models/movies-lws-*-s0; do
+  [ -f "$m/meta.json" ] || continue
+  name=$(basename "$m")
+  within 60 python3 -m consumers.cli lab stream --model "$m" --max-test 600 --device cuda \
+    --out "$RES/stream-$name" --work "/tmp/stream/$name"
+done
+within 100000 "${grid[@]}" --datasets movies,spam,bbc --attacks "clean,$attacks"
