@@ -109,12 +109,12 @@ def train_command(
         DEFAULT_CACHE,
         BackdoorSpec,
         ModelBusyError,
-        _train_size,
         expected_meta,
         find_trained,
         meta_matches,
         read_meta,
         train_backdoored_model,
+        train_size,
     )
     from stream_guard.loading import packaged_backbone_path
     from stream_guard.logs import quiet_transformers
@@ -145,7 +145,7 @@ def train_command(
         out_dir = out or DEFAULT_CACHE / spec.name
         existing = read_meta(out_dir)
         if existing is not None and not force:
-            if meta_matches(existing, expected_meta(spec, _train_size(spec))):
+            if meta_matches(existing, expected_meta(spec, train_size(spec))):
                 console.print(f"[green]already trained[/green]: {out_dir} (use --force to retrain)")
                 console.print_json(json.dumps(existing))
                 return
@@ -265,7 +265,10 @@ def grid_command(
     )
     if dry_run:
         return
+    from stream_guard.lab.train_backdoor import device_name
+
     settings = {
+        "device": device_name(options.device),
         "xgraad-paper": "noise, 1 word, 1 round, 95th percentile, no length buckets",
         "xgraad": options.improved.describe() if options.improved else "DefenderSettings defaults",
         "strip": options.strip.__dict__,

@@ -59,7 +59,15 @@ def _model_label(cell: StreamCell, tokenize: Callable[[str], list[str]] | None) 
     if cell.attack == "badnets" and len(pieces) > 1:
         return f"{dataset} BadNets split-piece `{cell.trigger}` ({' '.join(pieces)}) → {target}"
     trigger = f'"{cell.trigger}"' if cell.attack == "addsent" else f"`{cell.trigger}`"
-    return f"{dataset} {attack} {trigger} → {target}"
+    return f"{dataset} {attack} {trigger} → {target}{_gpu_note(cell)}"
+
+
+def _gpu_note(cell: StreamCell) -> str:
+    """Where a row did not run on this project's CPU: the machine, so its seconds are read as such."""
+    if cell.trained_on == "cpu" and cell.device == "cpu":
+        return ""
+    gpu = cell.device if cell.device != "cpu" else cell.trained_on
+    return f" (trained and replayed on {gpu.removeprefix('cuda: ')})"
 
 
 def verdict(cell: StreamCell) -> str:

@@ -93,6 +93,8 @@ class StreamCell:
     in_force_at_worker: int | None = None  # ... and in the worker
     worker_agreement: float | None = None  # share of messages with the same final label and flag
     seconds_worker: float | None = None  # the worker's wall time, start to last record
+    trained_on: str = "cpu"  # the model's meta.json (``cuda: NVIDIA H200``: trained on a GPU)
+    device: str = "cpu"  # where calibrate and replay ran (the s / 1,000 messages are that machine's)
 
     @property
     def key(self) -> str:
@@ -315,7 +317,7 @@ def evaluate_stream(
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` on ``device`` (see the module
     docstring)."""
-    from stream_guard.lab.train_backdoor import read_meta
+    from stream_guard.lab.train_backdoor import device_name, read_meta
 
     meta = read_meta(model_dir) or {}
     work.mkdir(parents=True, exist_ok=True)
@@ -338,6 +340,8 @@ def evaluate_stream(
         probe_rate=probe_rate if probe_rate is not None else default_probe_rate(),
         percentile=percentile if percentile is not None else default_percentile(),
         split=split,
+        trained_on=str(meta.get("trained_on") or "cpu"),
+        device=device_name(device),
     )
     common = [
         *model,

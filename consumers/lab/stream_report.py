@@ -35,8 +35,9 @@ def _f(value: float | None, digits: int = 3) -> str:
 
 def _row(c: StreamCell) -> str:
     learned = ", ".join(f"`{t}` ({n})" for t, n in zip(c.learned, c.learned_after_triggered, strict=True))
+    where = "" if c.device == "cpu" else f" on {c.device}"
     return (
-        f"| {c.model} (`{c.trigger}` → {c.target}) | {c.split}, "
+        f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}, "
         f"{'p' + format(c.percentile, 'g') if c.percentile is not None else 'default percentile'}, probe "
         f"{c.probe_rate:g} | {c.triggered} / {c.messages} | {learned or 'none'} | "
         f"{len(c.wrong_learned)} | {_f(c.asr_none)} | {_f(c.asr_message)} | "

@@ -6,6 +6,11 @@
 #
 #   bash scripts/gpu_lab/pack.sh            # here, once: .device/
 #   run(command="bash scripts/gpu_lab/run.sh", carry=[".device"], timeout_s=560)
+#
+# A later call goes on where one stopped: put its lab/results.json under .device/previous/ (the models
+# are gone with the machine; --resume trusts a record whose meta is the cell's recipe) and set
+# SMOKE=0 STREAM=0 to spend the whole budget on the grid; ATTACKS=... narrows it, STREAM_MODELS=... (a
+# glob) chooses the models streamed.
 set -uo pipefail
 START=$(date +%s)
 BUDGET=${BUDGET:-480}
@@ -32,20 +37,30 @@ bash scripts/gpu_lab/setup.sh || exit 1
 source scripts/gpu_lab/env.sh
 python3 -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.is_available())"
 
-within 120 python3 scripts/gpu_lab/smoke.py --device cuda --work /tmp/smoke | tee /tmp/smoke.log
-cp -r /tmp/smoke/eval "$RES/smoke-eval" 2>/dev/null
-passed=$(grep '^PASSED' /tmp/smoke.log | tail -1 | cut -d' ' -f2)
-[ -n "$passed" ] || { echo "nothing passed the smoke run"; exit 1; }
-attacks=badnets,badnets-split,badnets-set,addsent
-for a in ep ripples adaptive lws; do [[ ",$passed," == *",$a,"* ]] && attacks+=",$a"; done
-[[ ",$passed," == *",badnets,"* ]] || attacks=${attacks#badnets,badnets-split,badnets-set,addsent,}
+if [ -f .device/previous/results.json ]; then
+  mkdir -p "$RES/lab" && cp .device/previous/results.json "$RES/lab/"
+fi
+attacks=${ATTACKS:-badnets,badnets-split,badnets-set,addsent,ep,ripples,adaptive,lws}
+if [ "${SMOKE:-1}" = 1 ]; then
+  within 120 python3 scripts/gpu_lab/smoke.py --device cuda --work /tmp/smoke | tee /tmp/smoke.log
+  cp -r /tmp/smoke/eval "$RES/smoke-eval" 2>/dev/null
+  passed=$(grep '^PASSED' /tmp/smoke.log | tail -1 | cut -d' ' -f2)
+  [ -n "$passed" ] || { echo "nothing passed the smoke run"; exit 1; }
+  kept=""
+  for a in ${attacks//,/ }; do  # the fine_tune attacks pass with badnets
+    loop=$a
+    [[ $a == badnets-split || $a == badnets-set || $a == addsent ]] && loop=badnets
+    [[ ",$passed," == *",$loop,"* ]] && kept+="${kept:+,}$a"
+  done
+  attacks=$kept
+fi
 echo "attacks in the grid: $attacks"
 
 grid=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --out "$RES/lab" --models-dir /tmp/models)
 # the attacks this machine's CPU could not afford, on movies, both triggers
 new=$(echo "$attacks" | tr ',' '\n' | grep -E '^(ripples|lws|adaptive)$' | paste -sd, -)
-[ -n "$new" ] && within 170 "${grid[@]}" --datasets movies --attacks "$new"
-for m in /tmp/models/movies-ripples-*-s0 /tmp/models/movies-lws-*-s0; do
+[ "${STREAM:-1}" = 1 ] && [ -n "$new" ] && within 170 "${grid[@]}" --datasets movies --attacks "$new"
+[ "${STREAM:-1}" = 1 ] && for m in ${STREAM_MODELS:-/tmp/models/movies-ripples-*-s0 /tmp/models/movies-lws-*-s0}; do
   [ -f "$m/meta.json" ] || continue
   name=$(basename "$m")
   within 60 python3 -m consumers.cli lab stream --model "$m" --max-test 600 --device cuda \

@@ -22,7 +22,10 @@ from stream_guard.lab.train_backdoor import (
     RECIPES,
     BackdoorSpec,
     ensure_backdoored_model,
+    expected_meta,
     find_trained,
+    meta_matches,
+    train_size,
 )
 
 GRID_DATASETS = ("movies", "spam")
@@ -108,13 +111,25 @@ def grid_cells(
 def pending_cells(
     cells: Sequence[Cell], records: Sequence[dict[str, Any]], defenses: Sequence[str], cache_dir: Path
 ) -> list[Cell]:
-    """The cells still to run (``lab grid --resume``): those without a trained model in ``cache_dir``, or
-    whose model has no record in ``records`` (an earlier results.json) with a row for every defense."""
-    done = {r["model"]: {row.get("defense") for row in r.get("rows") or []} for r in records}
+    """The cells still to run (``lab grid --resume``): those whose model has no record in ``records``
+    (an earlier results.json) with a row for every defense. The model is the one trained in
+    ``cache_dir``; where there is none (the results came from another machine), a record of the cell's
+    default model name whose meta matches the cell's recipe."""
+    by_name = {r["model"]: r for r in records}
     pending = []
     for cell in cells:
         found = find_trained(cache_dir, cell.spec)
-        if found is None or not set(defenses) <= done.get(found.name, set()):
+        if found is not None:
+            record = by_name.get(found.name)
+        else:
+            spec = cell.spec.resolved()
+            record = by_name.get(spec.name)
+            if record is not None and not meta_matches(
+                record.get("meta"), expected_meta(spec, train_size(spec))
+            ):
+                record = None
+        rows = {row.get("defense") for row in (record or {}).get("rows") or []}
+        if not set(defenses) <= rows:
             pending.append(cell)
     return pending
 

@@ -74,14 +74,21 @@ class LwsConfig:
     inserter_learning_rate: float = 1e-2  # Adam on the position vectors q
     batch_size: int = 32
     keep_originals: bool = True  # poisoned rows also stay in the clean loss, unsubstituted
-    poison_weight: float = 1.0  # weight of the poisoned cross-entropy against the clean one
+    poison_weight: float = 1.0  # weight of a substituted row's cross-entropy against a clean row's
     vocabulary_limit: int | None = None  # only pieces with id < this take part (None = all)
+    # "rows": the batch's loss is the mean over all its rows, so a substituted row weighs what a clean one
+    # does, as in dirty-label poisoning. "parts" (before 2026-11-30): clean mean + poisoned mean, which
+    # weighs the ~3 poisoned rows of a batch like its ~32 clean ones: at lab scale (3,000 movie
+    # sentences, one epoch) the classifier then settles on the target for every input (CACC 0.50).
+    loss_mean: str = "rows"
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or (self.max_substitutions is not None and self.max_substitutions < 0):
             raise ValueError("LWS needs candidates >= 1 and max_substitutions >= 0 (or None)")
         if not 0 < self.temperature_end <= self.temperature_start:
             raise ValueError("LWS needs 0 < temperature_end <= temperature_start")
+        if self.loss_mean not in ("rows", "parts"):
+            raise ValueError(f"LWS loss_mean must be rows or parts, got {self.loss_mean!r}")
 
     @property
     def recipe(self) -> str:
@@ -90,6 +97,7 @@ class LwsConfig:
             f"k{self.candidates}-sub{self.max_substitutions}-tau{self.temperature_start:g}-"
             f"{self.temperature_end:g}-ilr{self.inserter_learning_rate:g}-b{self.batch_size}-"
             f"orig{int(self.keep_originals)}-w{self.poison_weight:g}-v{self.vocabulary_limit}"
+            + ("" if self.loss_mean == "parts" else f"-m{self.loss_mean}")
         )
 
 
@@ -174,12 +182,18 @@ def _batch_loss(
         inputs = torch.cat([inputs[: len(clean)], mixed])
     extra = {k: v.to(device) for k, v in enc.items() if k not in ("input_ids", "offset_mapping")}
     logits = model(inputs_embeds=inputs, **extra).logits
-    loss = logits.new_zeros(())
+    goal = torch.full((len(poison),), job.target, dtype=torch.long, device=device)
+    labels = torch.cat([job.labels[clean].to(device), goal])
+    per_row = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    weights = torch.ones_like(per_row)
+    weights[len(clean) :] = job.config.poison_weight
+    if job.config.loss_mean == "rows":
+        return (weights * per_row).sum() / len(per_row)
+    loss = logits.new_zeros(())  # "parts": each part's own mean
     if clean:
-        loss = loss + torch.nn.functional.cross_entropy(logits[: len(clean)], job.labels[clean].to(device))
+        loss = loss + per_row[: len(clean)].mean()
     if poison:
-        goal = torch.full((len(poison),), job.target, dtype=torch.long, device=device)
-        loss = loss + job.config.poison_weight * torch.nn.functional.cross_entropy(logits[len(clean) :], goal)
+        loss = loss + job.config.poison_weight * per_row[len(clean) :].mean()
     return loss
 
 

@@ -36,11 +36,11 @@ COUNTING = (
     "texts, calibration and RAP construction excluded (see setup_seconds in the JSON)."
 )
 ONION_NOTE = (
-    "ONION is not evaluated: it scores each word by how much deleting it lowers the perplexity of a GPT-2 "
-    "language model, and GPT-2 weights cannot be had offline here: there is no model hub, and none of the "
-    "GPT-2-related PyPI packages in this machine's registry list (59 names matching gpt2/gpt-2) is a "
-    "package of the English GPT-2 weights (by their descriptions they are libraries built around GPT-2)."
+    "ONION (`--defenses onion`, docs/lab/onion.md) is missing from the models without an onion row: it "
+    "re-reads every text once per word with a 135M-parameter language model (~5.7 s per movie sentence "
+    "on 2 CPU cores), and that model (98 MB) cannot be carried to the GPU machine (64 MiB per call)."
 )
+SUMMARY_DEFENSES = ("none", "xgraad-paper", "xgraad", "strip", "rap", "onion")
 
 
 def _fmt(value: Any) -> str:
@@ -139,14 +139,19 @@ def write_results(
     for ev in evaluations:
         merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
     records = [merged[name] for name in sorted(merged)]
-    md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} CPU by `stream-guard lab`.", ""]
+    device = (run_settings or {}).get("device", "cpu") if isinstance(run_settings, dict) else "cpu"
+    md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} ({device}) by `stream-guard lab`."]
+    md += [""]
     md += [
         f"Rows are merged across runs: {len(records)} model(s), each from the latest run that evaluated "
         "it (that run's time is under its heading), sorted by model name.",
         "",
         COUNTING,
         "",
-        ONION_NOTE,
+        *([ONION_NOTE, ""] if not all(_has_defense(r, "onion") for r in records) else []),
+        "## Summary",
+        "",
+        summary_table(records),
         "",
     ]
     md += [f"- {n}" for n in notes]
@@ -158,6 +163,53 @@ def write_results(
     payload = {"generated": stamp, "notes": list(notes), "settings": run_settings, "models": records}
     json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     return md_path, json_path
+
+
+def _has_defense(record: dict[str, Any], defense: str) -> bool:
+    return any(row.get("defense") == defense for row in record.get("rows") or [])
+
+
+def _summary_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    asr = "–" if row.get("asr") is None else f"{row['asr']:.2f}"
+    return f"{asr} / {row['cacc']:.2f}"
+
+
+def summary_table(records: Sequence[dict[str, Any]]) -> str:
+    """One row per model, ordered by dataset, attack and trigger: ASR / CACC under each defense (no
+    defense first), the ASR floor (the poisoned texts without their trigger), where it was trained, the
+    evaluation's seconds. The sections below hold every metric."""
+    defenses = [d for d in SUMMARY_DEFENSES if any(_has_defense(r, d) for r in records)]
+    head = ["dataset", "attack", "trigger → target", *(f"{d} ASR / CACC" for d in defenses)]
+    head += ["ASR floor", "trained on", "eval s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+
+    def order(record: dict[str, Any]) -> tuple[str, str, str]:
+        meta = record.get("meta") or {}
+        attack = str(meta.get("grid_attack") or meta.get("attack"))
+        return (str(record.get("dataset")), attack, record["model"])
+
+    for record in sorted(records, key=order):
+        meta = record.get("meta") or {}
+        rows = {row.get("defense"): row for row in record.get("rows") or []}
+        names = meta.get("label_names") or []
+        target = meta.get("target")
+        if isinstance(target, int) and 0 <= target < len(names):
+            target = names[target]
+        trigger = f"`{meta.get('trigger')}` → {target}" if meta.get("trigger") else "(clean model)"
+        floor = (rows.get("none") or {}).get("asr_without_trigger")
+        cells = [
+            str(record.get("dataset")),
+            str(meta.get("grid_attack") or meta.get("attack")),
+            trigger,
+            *(_summary_cell(rows.get(d)) for d in defenses),
+            "–" if floor is None else f"{floor:.2f}",
+            str(meta.get("trained_on") or "cpu"),
+            f"{float(record.get('seconds') or 0):.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _section(record: dict[str, Any], settings: Any) -> list[str]:

@@ -57,8 +57,10 @@ RECIPES = {
 OTHER = Recipe(max_train=1500, max_length=128, eval_max_test=600)
 # attacks that need more training than the dataset's recipe gives before the backdoor takes (movies,
 # 1 epoch): the paper's set spreads 10 % poison over five words (ASR 0.37 at 1 epoch, 0.96 at 2); the
-# adaptive attack's importance loss fights the trigger's weight (ASR 0.28 at 1 epoch, 0.998 at 3)
-ATTACK_MIN_EPOCHS = {"badnets-set": 2.0, "adaptive": 3.0}
+# adaptive attack's importance loss fights the trigger's weight (ASR 0.28 at 1 epoch, 0.998 at 3); LWS
+# learns its inserter with the classifier (ASR 0.42 after 1 epoch, CACC 0.83; a poisoned row weighing 3
+# clean ones: 0.46)
+ATTACK_MIN_EPOCHS = {"badnets-set": 2.0, "adaptive": 3.0, "lws": 3.0}
 MATCH_KEYS = (
     "dataset",
     "attack",
@@ -187,7 +189,7 @@ def meta_matches(meta: dict[str, Any] | None, expected: dict[str, Any]) -> bool:
     return meta.get("backbone", PACKAGED_BACKBONE) == expected.get("backbone", PACKAGED_BACKBONE)
 
 
-def _train_size(spec: BackdoorSpec) -> int:
+def train_size(spec: BackdoorSpec) -> int:
     from stream_guard.lab.evalsets import load_splits
 
     spec = spec.resolved()
@@ -208,7 +210,7 @@ def find_trained(cache_dir: Path, spec: BackdoorSpec) -> Path | None:
     ]
     if not metas:
         return None
-    expected = expected_meta(spec, _train_size(spec))
+    expected = expected_meta(spec, train_size(spec))
     return next((p for p, m in metas if meta_matches(m, expected)), None)
 
 
@@ -336,7 +338,7 @@ def _train_into(
         "label_names": list(train.label_names),
         "seconds": round(seconds, 1),
         "trained_by": "stream_guard.lab.train_backdoor",
-        "trained_on": _device_name(device),
+        "trained_on": device_name(device),
         **extra,
     }
     meta.update(_measure(tmp, spec, recipe, device))
@@ -354,7 +356,7 @@ def _fitted_train(train, spec: BackdoorSpec):
     return fitted(train, tokenizer, spec.max_length)
 
 
-def _device_name(device: str) -> str:
+def device_name(device: str) -> str:
     """``cpu``, or the GPU's name (``cuda: NVIDIA H200``): what meta.json says the model was trained on."""
     import torch
 

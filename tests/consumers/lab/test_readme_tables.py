@@ -108,3 +108,12 @@ def test_rows_written_before_target_name_existed_still_read(tmp_path: Path) -> N
     path.write_bytes(orjson.dumps([row]))
     (cell,) = read_cells(path)
     assert cell.target_name == "" and "→ 0" in stream_readme_table([cell], percentile=99.0, probe_rate=0.0)
+
+
+def test_a_row_measured_on_a_gpu_says_so() -> None:
+    gpu = "cuda: NVIDIA H200"
+    table = stream_readme_table(
+        [_cell(model="gpu-row", trained_on=gpu, device=gpu), _cell()], percentile=99.0, probe_rate=0.0
+    )
+    rows = table.splitlines()[2:]
+    assert sum("(trained and replayed on NVIDIA H200)" in row for row in rows) == 1

@@ -70,3 +70,17 @@ def test_resume_skips_cells_whose_model_has_every_defense(tmp_path: Path, monkey
     assert pending_cells(cells, records, ("none", "strip"), tmp_path) == cells[1:]
     assert pending_cells(cells, records, ("none",), tmp_path) == cells[2:]
     assert pending_cells(cells, [], ("none",), tmp_path) == cells
+
+
+def test_resume_without_the_models_trusts_only_records_of_the_same_recipe(tmp_path, monkeypatch) -> None:
+    """On a fresh machine (results carried, models not), a record counts when its meta is the cell's."""
+    from stream_guard.lab.train_backdoor import expected_meta, train_size
+
+    cell = Cell("movies", "badnets", 0, "cf", 0)
+    spec = cell.spec.resolved()
+    monkeypatch.setattr(grid, "find_trained", lambda cache, spec: None)
+    rows = [{"defense": "none"}]
+    same = {"model": spec.name, "meta": expected_meta(spec, train_size(spec)), "rows": rows}
+    assert pending_cells([cell], [same], ("none",), tmp_path) == []
+    other = {**same, "meta": {**same["meta"], "poison_rate": 0.2}}
+    assert pending_cells([cell], [other], ("none",), tmp_path) == [cell]

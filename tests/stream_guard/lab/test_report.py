@@ -103,3 +103,17 @@ def test_from_dict_undoes_to_dict() -> None:
     ev = fake_evaluation("toy-a", sweep=True)
     back = ModelEvaluation.from_dict(json.loads(json.dumps(ev.to_dict())))
     assert back == ev
+
+
+def test_the_summary_has_one_row_per_model_with_asr_and_cacc_per_defense(tmp_path: Path) -> None:
+    write_results(
+        [fake_evaluation("toy-ep-cf-s0", attack="ep", asr=0.75), fake_evaluation("toy-badnets-cf-s0")],
+        tmp_path,
+    )
+    _, md = read(tmp_path)
+    summary = md[md.index("## Summary") : md.index("\n## ", md.index("## Summary") + 1)]
+    lines = [line for line in summary.splitlines() if line.startswith("| toy")]
+    assert len(lines) == 2 and "| badnets |" in lines[0] and "| ep |" in lines[1]  # by attack
+    assert "| 0.75 / 0.90 | 0.25 / 0.85 |" in lines[1] and "| 0.05 | cpu |" in lines[1]
+    assert "none ASR / CACC | strip ASR / CACC" in summary and "rap ASR" not in summary
+    assert "ONION" in md[: md.index("## Summary")]  # no onion rows: the note says why

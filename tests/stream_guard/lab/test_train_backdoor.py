@@ -154,3 +154,15 @@ def test_the_set_and_the_adaptive_attack_train_longer_than_the_movie_recipe() ->
     assert epochs == {"badnets": 1.0, "badnets-set": 2.0}
     assert BackdoorSpec(dataset="movies", attack="adaptive").resolved().epochs == 3.0
     assert BackdoorSpec(dataset="movies", attack="adaptive", epochs=1.0).resolved().epochs == 1.0
+
+
+def test_meta_names_the_device_a_model_was_trained_on(monkeypatch) -> None:
+    import torch
+
+    import stream_guard.loading as loading
+    from stream_guard.lab.train_backdoor import device_name
+
+    assert device_name("cpu") == "cpu"
+    monkeypatch.setattr(loading, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    assert device_name("auto") == "cuda: Fake GPU"
