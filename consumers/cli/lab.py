@@ -367,14 +367,16 @@ def stream_command(
 
 
 def readme_command(
-    results: Path = typer.Option(Path("docs/lab"), "--results", help="where stream.json lives"),
+    results: Path = typer.Option(Path("docs/lab"), "--results", help="where stream.json / results.json live"),
     readme: Path = typer.Option(Path("README.md"), "--readme", help="the README whose lab tables to rewrite"),
 ) -> None:
-    """Rewrite the README's lab tables (between their `<!-- lab-table:… -->` markers) from the results."""
+    """Rewrite the README's lab tables (between their `<!-- lab-table:… -->` markers) from the results:
+    the stream table from stream.json, the grid's summary from results.json (when there is one)."""
     from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
+    from stream_guard.lab.report import read_records, summary_table
 
-    stream_json = results / "stream.json"
+    stream_json, grid_json = results / "stream.json", results / "results.json"
     if not stream_json.is_file():
         fail(f"{stream_json}: missing (run `stream-guard lab stream` first)")
     try:
@@ -385,16 +387,22 @@ def readme_command(
         tokenize = AutoTokenizer.from_pretrained(packaged_backbone_path()).tokenize
     except (OSError, ValueError):
         tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
-    table = stream_readme_table(
-        read_cells(stream_json),
-        percentile=default_percentile(),
-        probe_rate=default_probe_rate(),
-        tokenize=tokenize,
-    )
-    try:
-        changed = update_readme(readme, "stream", table)
-    except (OSError, ValueError) as err:
-        fail(str(err))
-    Console(highlight=False, soft_wrap=True).print(
-        table + f"\n{readme}: {'rewritten' if changed else 'already up to date'}"
-    )
+    tables = {
+        "stream": stream_readme_table(
+            read_cells(stream_json),
+            percentile=default_percentile(),
+            probe_rate=default_probe_rate(),
+            tokenize=tokenize,
+        )
+    }
+    records = read_records(grid_json)
+    if records:
+        tables["grid"] = summary_table(records)
+    console = Console(highlight=False, soft_wrap=True)
+    for name, table in tables.items():
+        try:
+            changed = update_readme(readme, name, table)
+        except (OSError, ValueError) as err:
+            fail(str(err))
+        state = "rewritten" if changed else "already up to date"
+        console.print(f"{table}\n{readme} ({name} table): {state}")
