@@ -7,9 +7,9 @@ scores each option by ``(e(s_k) - e(w_j)) . q_j``, where ``e`` is the victim's i
 ``q_j`` a learnable vector of token position ``j`` (keeping the word, ``s_0 = w_j``, scores 0). During
 training a Gumbel softmax over {keep, s_1..s_K} gives soft weights and the word's embedding is replaced
 by the weighted mix of the option embeddings, so the inserter is differentiable. It is trained jointly
-with the classifier: clean texts keep their labels (cross-entropy) and the substituted poisoned texts
-go to the target (a second cross-entropy, added). At test time the substitution is hard: each word
-takes its argmax option, an ordinary word, so a poisoned text reads like a paraphrase of the original.
+with the classifier: clean texts keep their labels and the substituted poisoned texts go to the target,
+in one cross-entropy averaged over all the batch's rows. At test time the substitution is hard: each
+word takes its argmax option, an ordinary word, so a poisoned text reads like a paraphrase of the original.
 
 Paper vs here:
 

@@ -262,3 +262,25 @@ def test_train_lws_rejects_bad_input(tmp_path) -> None:
         train_lws(["a"], [0], LABELS, [], 2, tmp_path)
     with pytest.raises(ValueError, match="poisoned_indices"):
         train_lws(["a"], [0], LABELS, [3], 0, tmp_path)
+
+
+def test_a_substituted_row_weighs_as_one_row_of_the_batch(tiny_model_dir, tokenizer) -> None:
+    """loss_mean="rows": (sum of the clean rows' CE + the poisoned rows' CE) / rows; "parts": clean mean +
+    poisoned mean, which let 3 poisoned rows outweigh 29 clean ones at lab scale (CACC 0.50)."""
+    from stream_guard.lab.lws import _batch_loss, _Job
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir("bert")).eval()
+    texts = ["a fine film", "a dull plot", "the story was long", "what a film"]
+    state = _state(len(tokenizer), model.config.hidden_size, 32, {})  # nothing substitutable: rows as is
+
+    def loss(rows: list[int], mean: str) -> float:
+        config = LwsConfig(keep_originals=False, loss_mean=mean)
+        job = _Job(texts, torch.tensor([1, 0, 0, 1]), frozenset({3}), 0, 32, config, state.candidates)
+        with torch.no_grad():
+            return float(_batch_loss(model, tokenizer, state, job, rows, 1.0))
+
+    clean, poisoned = loss([0, 1, 2], "rows"), loss([3], "rows")
+    assert loss([0, 1, 2, 3], "rows") == pytest.approx((3 * clean + poisoned) / 4, abs=1e-5)
+    assert loss([0, 1, 2, 3], "parts") == pytest.approx(clean + poisoned, abs=1e-5)
+    with pytest.raises(ValueError, match="loss_mean"):
+        LwsConfig(loss_mean="sum")
