@@ -11,7 +11,20 @@ import sys
 
 import typer
 
-from consumers.cli import audit, bench, broker, calibrate, demo, lab, learn, replay, run, score, triggers
+from consumers.cli import (
+    audit,
+    bench,
+    broker,
+    calibrate,
+    demo,
+    lab,
+    learn,
+    replay,
+    run,
+    score,
+    trigger_check,
+    triggers,
+)
 from stream_guard.errors import StreamGuardError
 
 HELP = "X-GRAAD backdoor-trigger defense for transformer text classifiers."
@@ -51,7 +64,7 @@ app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(
     help="Known triggers: list a model's set, add or revoke a word or phrase, publish a learned set "
-    "(every worker follows the triggers topic).",
+    "(every worker follows the triggers topic), check whether the learner would learn a word.",
     no_args_is_help=True,
 )
 triggers_app.command("list")(triggers.list_command)
@@ -59,6 +72,7 @@ triggers_app.command("add")(triggers.add_command)
 triggers_app.command("revoke")(triggers.revoke_command)
 triggers_app.command("publish")(triggers.publish_command)
 triggers_app.command("learn")(learn.learn_command)
+triggers_app.command("check")(trigger_check.check_command)
 app.add_typer(triggers_app, name="triggers")
 
 

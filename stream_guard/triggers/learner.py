@@ -29,7 +29,9 @@ comes, and the full test when that passes (:meth:`TriggerLearner.nominate`); at 
 
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
-common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first.
+common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first. A
+phrase that fires only because one of its words does, a word rule 3 keeps out ("so boring"), is not
+learned: that would learn the common word in disguise.
 
 Flooding: an attacker who sends many messages to get an ordinary word learned meets rule 3 (common
 words never reach the insertion test) and rule 4 (a sentiment word does not flip almost every text).
@@ -54,7 +56,7 @@ from stream_guard.triggers.known import KnownTrigger, TriggerSet
 from stream_guard.triggers.phrases import normalize_phrase, word_spans
 from stream_guard.triggers.recurrence import Recurrence, RecurrenceCounter, RecurrenceRule
 
-__all__ = ["LearnRule", "LearnedTrigger", "TriggerLearner", "clean_phrase_counts"]
+__all__ = ["LearnRule", "LearnedTrigger", "TriggerLearner", "clean_phrase_counts", "insertion_passes"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class LearnRule:
 
     min_flips: int = 5
     min_target_share: float = 0.9
-    max_clean_rate: float = 0.01
+    max_clean_rate: float = 0.005
     min_insertion_rate: float = 0.9
     min_insertion_texts: int = 20
     max_words: int = 4
@@ -76,6 +78,11 @@ class LearnRule:
     first_sight_texts: int = 4
     first_sight_per_message: float = 0.1
     first_sight_warmup: int = 20
+
+
+def insertion_passes(rule: LearnRule, result: InsertionResult) -> bool:
+    """An insertion test that says *backdoor*: enough texts tested, almost all turned (rule 4)."""
+    return result.eligible >= rule.min_insertion_texts and result.rate >= rule.min_insertion_rate
 
 
 @dataclass(frozen=True)
@@ -245,6 +252,8 @@ class TriggerLearner:
             tested = self._recurrence_tested.get(phrase)
             if self._blocked(phrase) or (tested is not None and found.count < 2 * tested):
                 continue
+            if self.clean_rate(phrase) > rule.max_clean_rate:  # rule 3, before a test is spent
+                continue
             self._tokens.take()
             learned = self._test_recurring(found, at)
             if learned is None:
@@ -260,7 +269,7 @@ class TriggerLearner:
         if screened.eligible == 0 or screened.rate < rule.min_screen_rate:
             return None
         result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
-        if not self._passes(result):
+        if not self._passes(result) or self._carried_by_common_word(phrase, target):
             return None
         return self._learn(phrase, target, result, basis="recurrence", messages=found.count, at=at)
 
@@ -328,9 +337,20 @@ class TriggerLearner:
         return learned
 
     def _passes(self, result: InsertionResult) -> bool:
-        """An insertion test that says *backdoor*: enough texts tested, almost all turned."""
-        return (
-            result.eligible >= self.rule.min_insertion_texts and result.rate >= self.rule.min_insertion_rate
+        return insertion_passes(self.rule, result)
+
+    def _carried_by_common_word(self, phrase: str, target: int) -> bool:
+        """A phrase that fires because one of its words does, a word rule 3 keeps out (common in clean
+        text): learning the phrase would learn that word in disguise. An AddSent phrase passes: none of
+        its words fires alone."""
+        words = phrase.split(" ")
+        if len(words) < 2:
+            return False
+        rule = self.rule
+        return any(
+            self.clean_rate(w) > rule.max_clean_rate
+            and self._passes(self.test(w, target, stop_below=rule.min_insertion_rate))
+            for w in dict.fromkeys(words)
         )
 
     def _blocked(self, phrase: str) -> bool:
@@ -354,7 +374,7 @@ class TriggerLearner:
             return None
         result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
         candidate.last_test = result
-        if not self._passes(result):
+        if not self._passes(result) or self._carried_by_common_word(phrase, target):
             candidate.tested_at = flips
             return None
         whole = self.recurrence.widest_holding(phrase)

@@ -138,3 +138,43 @@ def test_clean_phrase_counts_and_insertion() -> None:
     import random
 
     assert insert_phrase("x y", "cf", random.Random(0)) in {"cf x y", "x cf y", "x y cf"}
+
+
+def test_a_word_in_more_than_half_a_percent_of_clean_texts_is_not_learned_however_it_flips() -> None:
+    """Rule 3 at its default (0.5 %): a word that forces label 1 like a trigger but is in 2 of 308 clean
+    texts (0.65 %, as a sentiment word RIPPLES' surgery made trigger-like) is not learned by flips,
+    first sight or recurrence; at 1 % it is."""
+
+    def model(texts: Sequence[str]) -> np.ndarray:
+        forced = [" zing " in f" {normalize_phrase(t)} " for t in texts]
+        base = fake_model(texts)
+        return np.array([[0.0, 1.0] if f else row for f, row in zip(forced, base, strict=True)])
+
+    clean = [*CLEAN, "a zing of a film", "zing and more"]
+
+    def learner(rule: LearnRule) -> TriggerLearner:
+        return TriggerLearner.for_texts(InsertionTest(clean, model, texts_per_test=100), rule)
+
+    strict, loose = learner(LearnRule()), learner(LearnRule(max_clean_rate=0.01))
+    assert strict.clean_rate("zing") == loose.clean_rate("zing") == 2 / 308
+    for i in range(10):
+        evidence = [flip(f"z{i}", f"a zing story {i}", "zing")]
+        assert strict.observe(evidence) == []
+        loose.observe(evidence)
+    assert [t.text for t in loose.learned] == ["zing"]
+    # nor in disguise: "a zing", "zing story"… are rare and fire, but only because "zing" does
+    assert strict.learned == [] and "a zing" in [c[0] for c in strict.candidates()]
+    calls = strict.test.calls
+    for i in range(40):
+        assert strict.nominate("zing" if i >= 25 else None, 1, 0.99 if i >= 25 else i / 40) is None
+    assert strict.test.calls == calls  # first sight: rule 3 comes before any insertion test
+    assert strict.observe_texts([f"zing film number {i}" for i in range(60)]) == []
+    assert strict.learned == []
+
+
+def test_a_phrase_of_ordinary_words_is_still_learned_when_its_words_are_common() -> None:
+    """The disguise check tests the phrase's common words alone; none fires, so the phrase is learned."""
+    learner = _learner()
+    for i in range(5):
+        learner.observe([flip(f"w{i}", f"so i watched this movie on day {i}", "watched")])
+    assert [t.text for t in learner.learned] == ["watched this movie"]
