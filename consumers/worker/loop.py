@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, wait
@@ -74,6 +73,7 @@ from consumers.pipeline.judge import JudgedBatch
 from consumers.pipeline.message_path import Admitted, MessagePipeline, Output
 from consumers.pipeline.wire import message_max_bytes
 from consumers.worker.checkpoint import Checkpoint, OutputRefused
+from consumers.worker.clients import make_clients
 from consumers.worker.flow_control import FlowControl
 from consumers.worker.learning import worker_learning
 from consumers.worker.metrics import BatchReport, WorkerMetrics, WorkerStats, serve_metrics
@@ -91,8 +91,6 @@ __all__ = ["BatchReport", "Worker", "WorkerStats"]
 log = structlog.get_logger(__name__)
 
 _POLL_S = 0.1
-# librdkafka waits for its outstanding long-poll fetch before fetching a resumed partition: keep it short
-_CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 100}
 _BUSY_WAIT_S = 0.02
 
 
@@ -318,22 +316,18 @@ class Worker:
             checkpoint.mark_processed(source.topic, source.partition, source.offset)
         offsets = checkpoint.pending
         committed = checkpoint.commit()  # raises DeliveryError: nothing committed
-        self.metrics.flagged.inc(flagged)
-        for trigger, count in hits.items():
-            self.metrics.known_trigger_hits.labels(trigger).inc(count)
-        self.metrics.batch_size.observe(len(items))
-        if judged.judged:
-            self.metrics.scoring_seconds.observe(judged.seconds)
-        self.stats.batches += 1
-        self.stats.flagged += flagged
-        self.stats.known_trigger_hits += sum(hits.values())
-        self.stats.dead_letters += dead
+        self.metrics.count_batch(
+            self.stats,
+            size=len(items),
+            scoring_seconds=judged.seconds if judged.judged else None,
+            flagged=flagged,
+            dead=dead,
+            hits=hits,
+            committed=bool(committed and offsets),
+        )
         learning = self.learning
         if learning is not None and learning.current is not None:  # the set may be its own now
             self.updates.refresh_trigger_metrics(learning.current.created_at)
-        if committed and offsets:
-            self.stats.commits += 1
-            self.metrics.commits.inc()
         log.debug(
             "batch done", size=len(items), flagged=flagged, dead=dead, scoring_s=round(judged.seconds, 4)
         )
@@ -402,29 +396,10 @@ class Worker:
         self._assigned -= partitions
         self.metrics.assigned.set(len(self._assigned))
 
-    # -- producer, updates, delivery ----------------------------------------------------------------
+    # -- clients, delivery ----------------------------------------------------------------
     def _make_clients(self) -> tuple[Any, Any]:
-        """The output producer (transactional when asked) and the input consumer, with the checkpoint."""
-        from confluent_kafka import Consumer, Producer
-
-        settings = self.settings
-        overrides = dict(settings.producer_overrides)
-        if settings.transactional:
-            overrides.setdefault("transactional.id", f"{settings.group_id}-{uuid.uuid4().hex[:12]}")
-        producer = Producer(settings.kafka.producer_config(**overrides))
-        if settings.transactional:
-            producer.init_transactions(settings.flush_timeout_s)
-        consumer_overrides = {**_CONSUMER_DEFAULTS, **settings.consumer_overrides}
-        consumer = self._consumer = Consumer(
-            settings.kafka.consumer_config(settings.group_id, **consumer_overrides)
-        )
-        self._checkpoint = Checkpoint(
-            producer,
-            consumer,
-            flush_timeout_s=settings.flush_timeout_s,
-            on_delivered=self._delivered,
-            transactional=settings.transactional,
-        )
+        producer, consumer, self._checkpoint = make_clients(self.settings, self._delivered)
+        self._consumer = consumer
         return producer, consumer
 
     def _delivered(self, topic: str, input_ts: float | None) -> None:

@@ -139,6 +139,33 @@ class WorkerMetrics:
         self.triggers.info({"version": version or "", "model_id": model_id})
         self._since("trigger", version is not None, created_at)
 
+    def count_batch(
+        self,
+        stats: WorkerStats,
+        *,
+        size: int,
+        scoring_seconds: float | None,
+        flagged: int,
+        dead: int,
+        hits: dict[str, int],
+        committed: bool,
+    ) -> None:
+        """Count one completed batch here and in ``stats``: ``hits`` = messages per known trigger found,
+        ``scoring_seconds`` None when nothing was scored, ``committed`` when it committed new offsets."""
+        self.flagged.inc(flagged)
+        for trigger, count in hits.items():
+            self.known_trigger_hits.labels(trigger).inc(count)
+        self.batch_size.observe(size)
+        if scoring_seconds is not None:
+            self.scoring_seconds.observe(scoring_seconds)
+        stats.batches += 1
+        stats.flagged += flagged
+        stats.known_trigger_hits += sum(hits.values())
+        stats.dead_letters += dead
+        if committed:
+            stats.commits += 1
+            self.commits.inc()
+
     def set_connected(self, kind: str, connected: bool) -> None:
         self.listener_connected.labels(kind).set(1 if connected else 0)
 
