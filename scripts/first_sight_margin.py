@@ -3,9 +3,10 @@
 For each model: the lab's stream (``consumers.lab.stream_eval.build_traffic``: the test split in a
 seeded order, 10 % triggered), every message judged by the defender; the nominees first sight would
 consider (the top word of a message scoring at least the running median of the traffic's anomaly scores,
-in at most 1 % of the clean calibration texts, once per word and label — no budget) each get the full
-insertion test (100 clean texts of the other labels). Printed: how many nominees, the trigger's rate,
-and the highest rates of the benign ones against the promotion bar (0.9).
+in at most the learner's share (``max_clean_rate``) of the clean calibration texts, once per word and
+label — no budget) each get the full insertion test (100 clean texts of the other labels). Printed: how
+many nominees, the trigger's rate, and the highest rates of the benign ones against the promotion bar
+(0.9).
 
     python scripts/first_sight_margin.py runs/models/movies-clean-none-s0 runs/models/movies-badnets-cf-s0
 """
