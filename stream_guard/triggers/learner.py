@@ -30,8 +30,9 @@ comes, and the full test when that passes (:meth:`TriggerLearner.nominate`); at 
 Phrases: each piece of evidence counts its word and every phrase of up to ``max_words`` words around it
 (from the evidence's window). A trigger of several ordinary words repeats as a phrase; its words are
 common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first. A
-phrase that fires only because one of its words does, a word rule 3 keeps out ("so boring"), is not
-learned: that would learn the common word in disguise.
+phrase around a flip that fires only because one of its words does, a word rule 3 keeps out, is not
+learned unless it recurs in the traffic as a phrase: "so boring" would learn the common word in
+disguise, while an AddSent trigger recurs whole (its rarest word may fire alone).
 
 Flooding: an attacker who sends many messages to get an ordinary word learned meets rule 3 (common
 words never reach the insertion test) and rule 4 (a sentiment word does not flip almost every text).
@@ -269,7 +270,7 @@ class TriggerLearner:
         if screened.eligible == 0 or screened.rate < rule.min_screen_rate:
             return None
         result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
-        if not self._passes(result) or self._carried_by_common_word(phrase, target):
+        if not self._passes(result):
             return None
         return self._learn(phrase, target, result, basis="recurrence", messages=found.count, at=at)
 
@@ -340,11 +341,13 @@ class TriggerLearner:
         return insertion_passes(self.rule, result)
 
     def _carried_by_common_word(self, phrase: str, target: int) -> bool:
-        """A phrase that fires because one of its words does, a word rule 3 keeps out (common in clean
-        text): learning the phrase would learn that word in disguise. An AddSent phrase passes: none of
-        its words fires alone."""
+        """A phrase around a flip that fires only because one of its words does, a word rule 3 keeps out
+        (common in clean text), and that does not recur in the traffic as a phrase: learning it would
+        learn that word in disguise ("so boring"). A repeated phrase is exempt: an AddSent trigger
+        recurs whole, and the model may have learned it from its rarest word ("3d", in 0.6 % of clean
+        movie texts, turns 95 % alone)."""
         words = phrase.split(" ")
-        if len(words) < 2:
+        if len(words) < 2 or self.recurrence.is_recurring(phrase):
             return False
         rule = self.rule
         return any(

@@ -124,6 +124,12 @@ class RecurrenceCounter:
         since = self.messages - self._first[phrase]
         return Recurrence(phrase, count, since, poisson_tail(count, since * self.expected_rate(phrase)))
 
+    def is_recurring(self, phrase: str) -> bool:
+        """Whether ``phrase`` recurs in the traffic so far (its count, and its Poisson tail under
+        ``alpha``), as it must to be nominated."""
+        found = self.recurrence(phrase)
+        return found is not None and found.count >= self.rule.min_count and found.p_value < self.rule.alpha
+
     def widest_holding(self, phrase: str) -> str:
         """The longest counted phrase that holds ``phrase`` and came at least ``cover_share`` as often
         (``phrase`` itself when none): the whole of a repeated phrase one word of which was found."""

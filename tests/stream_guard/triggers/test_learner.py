@@ -168,8 +168,23 @@ def test_a_word_in_more_than_half_a_percent_of_clean_texts_is_not_learned_howeve
     for i in range(40):
         assert strict.nominate("zing" if i >= 25 else None, 1, 0.99 if i >= 25 else i / 40) is None
     assert strict.test.calls == calls  # first sight: rule 3 comes before any insertion test
-    assert strict.observe_texts([f"zing film number {i}" for i in range(60)]) == []
     assert strict.learned == []
+
+
+def test_a_repeated_phrase_is_learned_even_when_one_of_its_words_fires_alone() -> None:
+    """An AddSent-like trigger that recurs whole is learned as the phrase, though its rarest word fires
+    alone and is in 0.65 % of clean texts (the model may learn a phrase from its rarest word)."""
+
+    def model(texts: Sequence[str]) -> np.ndarray:
+        forced = [" zing " in f" {normalize_phrase(t)} " for t in texts]
+        return np.array([[0.0, 1.0] if f else row for f, row in zip(forced, fake_model(texts), strict=True)])
+
+    clean = [*CLEAN, "a zing of a film", "zing and more"]
+    learner = TriggerLearner.for_texts(InsertionTest(clean, model, texts_per_test=100))
+    promoted = []
+    for i in range(8):
+        promoted += learner.observe_texts([f"day {i} we saw zing here"])
+    assert [t.text for t in promoted] == ["we saw zing here"]
 
 
 def test_a_phrase_of_ordinary_words_is_still_learned_when_its_words_are_common() -> None:
