@@ -125,10 +125,16 @@ class RecurrenceCounter:
         return Recurrence(phrase, count, since, poisson_tail(count, since * self.expected_rate(phrase)))
 
     def is_recurring(self, phrase: str) -> bool:
-        """Whether ``phrase`` recurs in the traffic so far (its count, and its Poisson tail under
-        ``alpha``), as it must to be nominated."""
+        """Whether ``phrase`` recurs in the traffic so far, as it must to be nominated."""
+        return self._recurring(phrase) is not None
+
+    def _recurring(self, phrase: str) -> Recurrence | None:
+        """``phrase``'s recurrence when its count reaches ``min_count`` and its Poisson tail is under
+        ``alpha``; else None."""
+        if self._count.get(phrase, 0) < self.rule.min_count:
+            return None
         found = self.recurrence(phrase)
-        return found is not None and found.count >= self.rule.min_count and found.p_value < self.rule.alpha
+        return found if found is not None and found.p_value < self.rule.alpha else None
 
     def widest_holding(self, phrase: str) -> str:
         """The longest counted phrase that holds ``phrase`` and came at least ``cover_share`` as often
@@ -158,10 +164,8 @@ class RecurrenceCounter:
                 self._count[phrase] += 1
             recurring = []
             for phrase in rare:
-                if self._count[phrase] < rule.min_count:
-                    continue
-                found = self.recurrence(phrase)
-                if found is not None and found.p_value < rule.alpha:
+                found = self._recurring(phrase)
+                if found is not None:
                     recurring.append(found)
             for found in _widest(recurring, rule.cover_share):
                 nominated[found.text] = found
