@@ -21,8 +21,8 @@ from stream_guard.defender import Defender
 from stream_guard.loading import load_classifier
 from stream_guard.triggers.first_sight import AnomalyRanks
 from stream_guard.triggers.insertion import InsertionTest
-from stream_guard.triggers.learner import LearnRule, clean_phrase_counts
-from stream_guard.triggers.phrases import normalize_phrase
+from stream_guard.triggers.phrases import clean_phrase_counts, normalize_phrase
+from stream_guard.triggers.rule import LearnRule
 
 
 def margin(model_dir: Path, max_test: int = 600) -> None:

@@ -19,8 +19,7 @@ import numpy as np
 
 from stream_guard.datasets import load_dataset, split_dataset
 from stream_guard.lab.poisoning import insert_at_word_boundary
-from stream_guard.triggers.learner import clean_phrase_counts
-from stream_guard.triggers.phrases import word_spans
+from stream_guard.triggers.phrases import clean_phrase_counts, word_spans
 from stream_guard.triggers.recurrence import RecurrenceCounter, RecurrenceRule
 
 CASES = {

@@ -38,7 +38,8 @@ from stream_guard.triggers.evidence import Evidence
 
 if TYPE_CHECKING:
     from stream_guard.defender import Defender
-    from stream_guard.triggers.learner import LearnedTrigger, LearnRule, TriggerLearner
+    from stream_guard.triggers.learner import TriggerLearner
+    from stream_guard.triggers.rule import LearnedTrigger, LearnRule
 
 __all__ = ["TriggerLearnService", "evidence_of_record"]
 

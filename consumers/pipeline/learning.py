@@ -27,7 +27,8 @@ from consumers.pipeline.message_path import Admitted, MessagePipeline
 
 if TYPE_CHECKING:
     from stream_guard.triggers.known import TriggerSet
-    from stream_guard.triggers.learner import LearnedTrigger, TriggerLearner
+    from stream_guard.triggers.learner import TriggerLearner
+    from stream_guard.triggers.rule import LearnedTrigger
 
 __all__ = ["LearningJudge", "Promotion"]
 

@@ -37,7 +37,7 @@ from schemas import (
 from stream_guard.triggers.known import KnownTrigger, TriggerSet
 
 if TYPE_CHECKING:  # numpy comes with the learner; the commands that only read files do not need it
-    from stream_guard.triggers.learner import LearnedTrigger
+    from stream_guard.triggers.rule import LearnedTrigger
 
 __all__ = [
     "TriggerEditError",

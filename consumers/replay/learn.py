@@ -21,7 +21,8 @@ from consumers.pipeline.message_path import MessagePipeline, Output
 
 if TYPE_CHECKING:
     from stream_guard.triggers.known import KnownTrigger, TriggerSet
-    from stream_guard.triggers.learner import LearnedTrigger, TriggerLearner
+    from stream_guard.triggers.learner import TriggerLearner
+    from stream_guard.triggers.rule import LearnedTrigger
 
 __all__ = ["LearningReplay", "Promotion"]
 

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from consumers.pipeline.message_path import Admitted, MessagePipeline
     from consumers.worker.settings import WorkerSettings
     from stream_guard.triggers.known import TriggerSet
-    from stream_guard.triggers.learner import LearnedTrigger, TriggerLearner
+    from stream_guard.triggers.learner import TriggerLearner
+    from stream_guard.triggers.rule import LearnedTrigger
 
 __all__ = ["UpdatePublisher", "WorkerLearning"]
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stream_guard.triggers.insertion import InsertionResult, InsertionTest
-from stream_guard.triggers.learner import LearnRule, clean_phrase_counts, insertion_passes
-from stream_guard.triggers.phrases import normalize_phrase
+from stream_guard.triggers.phrases import clean_phrase_counts, normalize_phrase
+from stream_guard.triggers.rule import LearnRule, insertion_passes
 
 __all__ = ["CandidateCheck", "check_candidates"]
 

@@ -1,7 +1,7 @@
 """The learner's rule from the environment (``STREAM_GUARD_LEARN_*``), for every process that learns.
 
 ``replay --learn-triggers``, ``run --learn-triggers`` and ``triggers learn`` all build their
-:class:`~stream_guard.triggers.learner.LearnRule` here, so one variable changes all three; unset, each
+:class:`~stream_guard.triggers.rule.LearnRule` here, so one variable changes all three; unset, each
 field is the lab's default (``LearnRule()``). A bad value is a clear error at start, not a silent default.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream_guard.triggers.learner import LearnRule
+from stream_guard.triggers.rule import LearnRule
 
 __all__ = ["LearnSettings", "learn_rule"]
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 
-__all__ = ["WordSpan", "normalize_phrase", "normalize_word", "word_spans"]
+__all__ = ["WordSpan", "clean_phrase_counts", "normalize_phrase", "normalize_word", "word_spans"]
 
 _WORD = re.compile(r"\w+(?:['’\-]\w+)*")
 
@@ -31,3 +33,17 @@ def word_spans(text: str) -> list[WordSpan]:
 def normalize_phrase(text: str) -> str:
     """The normal form of a word or phrase ("" when it has no word)."""
     return " ".join(word for word, _, _ in word_spans(text))
+
+
+def clean_phrase_counts(texts: Iterable[str], max_words: int) -> tuple[Counter[str], int]:
+    """In how many texts each word and phrase of up to ``max_words`` words occurs; and the text count."""
+    counts: Counter[str] = Counter()
+    n = 0
+    for text in texts:
+        n += 1
+        words = [w for w, _, _ in word_spans(text)]
+        seen = {
+            " ".join(words[i : i + k]) for k in range(1, max_words + 1) for i in range(len(words) - k + 1)
+        }
+        counts.update(seen)
+    return counts, n

@@ -74,7 +74,7 @@ class RecurrenceCounter:
 
     Args:
         clean_counts, clean_total: in how many clean calibration texts each phrase occurs, and how many
-            texts there are (``stream_guard.triggers.learner.clean_phrase_counts``).
+            texts there are (``stream_guard.triggers.phrases.clean_phrase_counts``).
         rule: the recurrence rule.
     """
 

@@ -18,7 +18,7 @@ from consumers.pipeline.triggers import add_trigger, update_from_learned, write_
 from consumers.worker.update_listener import TRIGGERS, UpdateSelector
 from schemas import TriggerUpdate, decode, encode
 from stream_guard.loading import load_classifier
-from stream_guard.triggers.learner import LearnedTrigger
+from stream_guard.triggers.rule import LearnedTrigger
 
 MODEL = "tiny@0123456789ab"
 

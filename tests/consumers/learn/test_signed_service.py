@@ -13,7 +13,7 @@ from consumers.pipeline.triggers import add_trigger
 from consumers.pipeline.update_settings import UpdateChannelSettings
 from consumers.worker.update_listener import TRIGGERS, latest_update
 from schemas import SignatureCheck, encode, verify_update
-from stream_guard.triggers.learner import LearnedTrigger
+from stream_guard.triggers.rule import LearnedTrigger
 
 MODEL = "tiny@0123456789ab"
 KEY = "learner-key-0123456789abcdef"

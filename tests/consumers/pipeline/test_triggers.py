@@ -22,8 +22,8 @@ from consumers.pipeline.triggers import (
     write_trigger_file,
 )
 from schemas import KnownTriggerRecord, TriggerUpdate, encode, normalize_trigger
-from stream_guard.triggers.learner import LearnedTrigger
 from stream_guard.triggers.phrases import normalize_phrase
+from stream_guard.triggers.rule import LearnedTrigger
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 MODEL = "tiny@0123456789ab"

@@ -11,7 +11,8 @@ from consumers.replay.learn import LearningReplay
 from consumers.replay.run import replay_pipeline
 from stream_guard.datasets import load_dataset
 from stream_guard.triggers.insertion import InsertionTest
-from stream_guard.triggers.learner import LearnRule, TriggerLearner
+from stream_guard.triggers.learner import TriggerLearner
+from stream_guard.triggers.rule import LearnRule
 from tests.consumers.replay.replay_fixtures import (
     TRIGGER,
     Backdoor,

@@ -6,7 +6,8 @@ import numpy as np
 
 from stream_guard.triggers.first_sight import AnomalyRanks, TokenBucket
 from stream_guard.triggers.insertion import InsertionTest
-from stream_guard.triggers.learner import LearnRule, TriggerLearner
+from stream_guard.triggers.learner import TriggerLearner
+from stream_guard.triggers.rule import LearnRule
 from tests.stream_guard.triggers.test_learner import CLEAN, fake_model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream_guard.triggers.learn_settings import learn_rule
-from stream_guard.triggers.learner import LearnRule
+from stream_guard.triggers.rule import LearnRule
 
 
 def test_unset_variables_give_the_lab_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,9 @@ import numpy as np
 
 from stream_guard.triggers.evidence import Evidence
 from stream_guard.triggers.insertion import InsertionTest, insert_phrase
-from stream_guard.triggers.learner import LearnRule, TriggerLearner, clean_phrase_counts
-from stream_guard.triggers.phrases import normalize_phrase
+from stream_guard.triggers.learner import TriggerLearner
+from stream_guard.triggers.phrases import clean_phrase_counts, normalize_phrase
+from stream_guard.triggers.rule import LearnRule
 
 FILLER = ["the", "film", "is", "a", "story", "of", "people", "and", "places", "with", "some", "moments"]
 FILLER += ["that", "work"]

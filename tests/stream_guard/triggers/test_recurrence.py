@@ -7,8 +7,10 @@ import random
 from collections import Counter
 
 from stream_guard.triggers.insertion import InsertionTest
-from stream_guard.triggers.learner import LearnRule, TriggerLearner, clean_phrase_counts
+from stream_guard.triggers.learner import TriggerLearner
+from stream_guard.triggers.phrases import clean_phrase_counts
 from stream_guard.triggers.recurrence import RecurrenceCounter, RecurrenceRule, poisson_tail
+from stream_guard.triggers.rule import LearnRule
 from tests.stream_guard.triggers.test_learner import CLEAN, FILLER, fake_model
 
 VOCAB = [f"w{i}" for i in range(3000)]
