@@ -83,6 +83,10 @@ class StreamCell:
     known_trigger_hits: int = 0
     seconds_per_1000: float = 0.0
     seconds_per_1000_message: float = 0.0
+    # texts the learner classified during the stream (insertion tests, screens), and the clean texts it
+    # labelled once at the start (a one-time cost the stream's s / 1,000 includes); None: not parsed
+    learner_texts: int | None = None
+    learner_setup_texts: int | None = None
     probe_rate: float = 0.0
     percentile: float | None = None  # the calibration percentile (None: calibrate's default)
     split: str = "test"  # the traffic's split ("validation": choosing settings)
@@ -292,6 +296,17 @@ def _replay_seconds(stderr: str) -> float:
     return float(found.group(1))
 
 
+def learner_cost(stderr: str) -> tuple[int | None, int | None]:
+    """From the learning replay's "learner cost" line: texts classified by the learner's tests, and the
+    clean texts it labelled once (0 when it never tested); (None, None) when the line is missing."""
+    found = re.search(
+        r"learner\s+cost:.*?(\d+)\s+texts\s+classified(?:\s+\(\+(\d+)\s+clean\s+texts)?", stderr, re.S
+    )
+    if found is None:
+        return None, None
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return path
@@ -367,6 +382,7 @@ def evaluate_stream(
         env={"STREAM_GUARD_PROBE_RATE": str(cell.probe_rate)},
     )
     cell.seconds_per_1000 = _replay_seconds(stderr) * 1000 / max(1, len(traffic.messages))
+    cell.learner_texts, cell.learner_setup_texts = learner_cost(stderr)
     records = _read_jsonl(out)
     score_records(cell, traffic, records, defended="stream")
     learned = orjson.loads(learned_file.read_bytes()).get("triggers", []) if learned_file.is_file() else []

@@ -44,8 +44,16 @@ def _row(c: StreamCell) -> str:
         f"{_f(c.asr_before)} → {_f(c.asr_after)} | {_f(c.asr_stream)} | "
         f"{c.cacc_none:.3f} / {c.cacc_message:.3f} / {c.cacc_stream:.3f} | "
         f"{c.clean_flagged_message:.1%} / {c.clean_flagged_stream:.1%} | "
-        f"{c.seconds_per_1000_message:.1f} / {c.seconds_per_1000:.1f} | {worker_summary(c)} |"
+        f"{c.seconds_per_1000_message:.1f} / {c.seconds_per_1000:.1f}{_learner_cost(c)} | "
+        f"{worker_summary(c)} |"
     )
+
+
+def _learner_cost(c: StreamCell) -> str:
+    """What the learner classified, beside the stream's time (" (learner 796 + 500 once)")."""
+    if c.learner_texts is None:
+        return ""
+    return f" (learner {c.learner_texts} + {c.learner_setup_texts} once)"
 
 
 def worker_summary(c: StreamCell) -> str:
@@ -81,6 +89,8 @@ def write_stream_results(cells: Sequence[StreamCell], out: Path, command: str) -
         "the validation split; `replay --threshold-file` (per-message defense) and `replay "
         "--threshold-file --learn-triggers --clean-texts <validation>` (stream defense). ASR\\* over the "
         "triggered messages whose trigger-free original the model classifies correctly; CACC and the "
-        "flag rate over the clean messages.\n\n" + table + "\n"
+        "flag rate over the clean messages. The stream's time includes the learner's: \"learner N + M "
+        'once" is the texts its insertion tests and screens classified, and the clean texts it labelled '
+        "once at the start (a cost a longer stream spreads thinner).\n\n" + table + "\n"
     )
     return md_path, json_path

@@ -7,6 +7,7 @@ from consumers.lab.stream_eval import (
     StreamTraffic,
     _is_part_of,
     in_force_at,
+    learner_cost,
     score_records,
     score_worker,
 )
@@ -72,3 +73,17 @@ def test_the_worker_is_compared_with_the_replay() -> None:
     assert cell.learned == ["cf"]  # the replay's figures are left as they were
     assert "4 (3) / 0.667 / 0.667 / 85.7%" in markdown_table([cell])
     assert in_force_at([_r("c1", 0, 0)]) is None
+
+
+def test_the_learners_cost_is_read_from_the_replays_summary() -> None:
+    """The line as the replay prints it, wrapped by the terminal; a learner that never tested; none."""
+    wrapped = (
+        "learned 'cf' -> label 0\nlearner cost: 69 insertion tests and 21 screens, 796 texts classified"
+        " (+500 \nclean texts labelled once)\n"
+    )
+    assert learner_cost(wrapped) == (796, 500)
+    assert learner_cost("learner cost: 0 insertion tests and 0 screens, 0 texts classified\n") == (0, 0)
+    assert learner_cost("replayed 3 messages in 0.1 s") == (None, None)
+    cell = StreamCell("m", "movies", "badnets", "cf", 1, 7, 4, seconds_per_1000=42.7, learner_texts=796)
+    cell.learner_setup_texts = 500
+    assert "0.0 / 42.7 (learner 796 + 500 once)" in markdown_table([cell])
