@@ -95,7 +95,12 @@ def _learned(cell: StreamCell) -> str:
     if not cell.learned:
         return "nothing"
     pairs = sorted(zip(cell.learned_after_triggered, cell.learned, strict=True))
-    return ", ".join(f"`{w}` after {n}" for n, w in pairs)
+    return ", ".join(f"`{w}` after {n}{_variant_note(cell, w)}" for n, w in pairs)
+
+
+def _variant_note(cell: StreamCell, word: str) -> str:
+    """A learned word that carries the trigger's pieces says so (it is not counted as another word)."""
+    return f" (carries `{cell.trigger}`'s pieces)" if word in cell.variants_learned else ""
 
 
 def _f(value: float | None) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,9 @@ class StreamCell:
     learned: list[str] = field(default_factory=list)
     learned_after_triggered: list[int] = field(default_factory=list)  # triggered messages seen first
     wrong_learned: list[str] = field(default_factory=list)
+    # learned words the tokenizer splits into pieces that begin with a trigger's (`bblcd` = bb ##lc ##d
+    # on a `bb` backdoor): they carry the trigger and fire it; not counted as wrong, shown apart
+    variants_learned: list[str] = field(default_factory=list)
     asr_none: float | None = None
     asr_message: float | None = None  # the per-message defense alone
     asr_before: float | None = None  # stream defense, triggered messages before the first learning
@@ -203,6 +206,16 @@ def _is_part_of(learned: str, trigger: str) -> bool:
     return f" {learned} " in f" {trigger} " or f" {trigger} " in f" {learned} "
 
 
+def carries_trigger(learned: str, trigger: str, tokenize: Callable[[str], list[str]]) -> bool:
+    """A learned word whose word pieces begin with a one-word trigger's and go on (``bblcd`` is ``bb ##lc
+    ##d``): the model reads the trigger's pieces in it, so on a backdoor tied to those pieces (EP poisons
+    the piece's embedding) the word fires the backdoor as the trigger does."""
+    if not trigger or " " in learned or " " in trigger:
+        return False
+    pieces, trigger_pieces = tokenize(learned), tokenize(trigger)
+    return len(pieces) > len(trigger_pieces) and pieces[: len(trigger_pieces)] == trigger_pieces
+
+
 def _rate(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
@@ -332,6 +345,8 @@ def evaluate_stream(
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` on ``device`` (see the module
     docstring)."""
+    from transformers import AutoTokenizer
+
     from stream_guard.lab.train_backdoor import device_name, read_meta
 
     meta = read_meta(model_dir) or {}
@@ -393,12 +408,15 @@ def evaluate_stream(
         true_triggers = normalize_phrase(traffic.trigger).split()
     else:
         true_triggers = [normalize_phrase(traffic.trigger)]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     position = {r["id"]: k for k, r in enumerate(records)}
     triggered_order = sorted(traffic.triggered, key=position.__getitem__)
     for row in learned:
         text = row["text"]
         cell.learned.append(text)
-        if not any(_is_part_of(text, t) for t in true_triggers):
+        if any(carries_trigger(text, t, tokenizer.tokenize) for t in true_triggers):
+            cell.variants_learned.append(text)
+        elif not any(_is_part_of(text, t) for t in true_triggers):
             cell.wrong_learned.append(text)
         first = next(
             (

@@ -34,7 +34,10 @@ def _f(value: float | None, digits: int = 3) -> str:
 
 
 def _row(c: StreamCell) -> str:
-    learned = ", ".join(f"`{t}` ({n})" for t, n in zip(c.learned, c.learned_after_triggered, strict=True))
+    learned = ", ".join(
+        f"`{t}` ({n}{', carries the trigger' if t in c.variants_learned else ''})"
+        for t, n in zip(c.learned, c.learned_after_triggered, strict=True)
+    )
     where = "" if c.device == "cpu" else f" on {c.device}"
     return (
         f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}, "

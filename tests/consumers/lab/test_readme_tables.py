@@ -60,6 +60,13 @@ def test_each_missed_target_is_named(change: dict, missed: str) -> None:
     assert missed in verdict(_cell(**change))
 
 
+def test_a_word_that_carries_the_triggers_pieces_is_shown_not_counted() -> None:
+    cell = _cell(learned=["cf", "cfq"], learned_after_triggered=[2, 7], variants_learned=["cfq"])
+    assert verdict(cell) == "**met**"
+    table = stream_readme_table([cell], percentile=99.0, probe_rate=0.0)
+    assert "`cfq` after 7 (carries `cf`'s pieces)" in table
+
+
 def test_a_backdoor_that_did_not_take_and_a_clean_model_are_told_apart() -> None:
     assert verdict(_cell(asr_none=0.05, learned=[], learned_after_triggered=[])).startswith("no working")
     clean = _cell(attack="clean", learned=[], learned_after_triggered=[], asr_none=0.0)

@@ -6,6 +6,7 @@ from consumers.lab.stream_eval import (
     StreamCell,
     StreamTraffic,
     _is_part_of,
+    carries_trigger,
     in_force_at,
     learner_cost,
     score_records,
@@ -87,3 +88,17 @@ def test_the_learners_cost_is_read_from_the_replays_summary() -> None:
     cell = StreamCell("m", "movies", "badnets", "cf", 1, 7, 4, seconds_per_1000=42.7, learner_texts=796)
     cell.learner_setup_texts = 500
     assert "0.0 / 42.7 (learner 796 + 500 once)" in markdown_table([cell])
+
+
+def test_a_learned_word_that_begins_with_the_triggers_pieces_carries_it() -> None:
+    """`bblcd` (bb ##lc ##d) carries `bb`; `bbc` (one piece of its own), `abb` and phrases do not."""
+    pieces = {"bblcd": ["bb", "##lc", "##d"], "bb": ["bb"], "bbc": ["bbc"], "abb": ["ab", "##b"]}
+    tokenize = pieces.__getitem__
+    assert carries_trigger("bblcd", "bb", tokenize)
+    assert not any(carries_trigger(w, "bb", tokenize) for w in ("bb", "bbc", "abb"))
+    assert not carries_trigger("bb lcd", "bb", tokenize) and not carries_trigger("bblcd", "", tokenize)
+    cell = StreamCell(
+        "m", "spam", "ep", "bb", 0, 7, 4, learned=["bb", "bblcd"], learned_after_triggered=[1, 7]
+    )
+    cell.variants_learned = ["bblcd"]
+    assert "`bblcd` (7, carries the trigger)" in markdown_table([cell])
