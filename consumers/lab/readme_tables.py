@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from consumers.lab.stream_eval import StreamCell
+from consumers.lab.stream_cell import StreamCell
 from consumers.lab.stream_report import worker_summary
 
 __all__ = ["StreamTargets", "stream_readme_table", "update_readme", "verdict"]

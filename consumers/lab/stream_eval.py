@@ -27,90 +27,18 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from stream_guard.triggers.phrases import normalize_phrase
+from consumers.lab.stream_cell import StreamCell, StreamTraffic
+from consumers.lab.stream_scoring import score_learned, score_records, score_worker
 
-__all__ = ["StreamCell", "StreamTraffic", "build_traffic", "evaluate_stream", "score_records"]
+__all__ = ["build_traffic", "evaluate_stream", "learner_cost"]
 
 CLEAN_MODEL_TRIGGER = "cf"
-
-
-@dataclass(frozen=True)
-class StreamTraffic:
-    """The stream and its ground truth: per message id, the true label, whether it carries the trigger
-    and (for triggered ones) whether the model classifies its trigger-free original correctly."""
-
-    messages: list[dict[str, str]]
-    true_label: dict[str, int]
-    triggered: set[str]
-    original_correct: dict[str, bool]
-    trigger: str
-    target: int
-    validation: list[str]
-
-
-@dataclass
-class StreamCell:
-    """One model's stream evaluation (see the module docstring)."""
-
-    model: str
-    dataset: str
-    attack: str
-    trigger: str
-    target: int
-    messages: int
-    triggered: int
-    target_name: str = ""  # the target label's name (rows written before it existed: "")
-    learned: list[str] = field(default_factory=list)
-    learned_after_triggered: list[int] = field(default_factory=list)  # triggered messages seen first
-    wrong_learned: list[str] = field(default_factory=list)
-    # learned words the tokenizer splits into pieces that begin with a trigger's (`bblcd` = bb ##lc ##d
-    # on a `bb` backdoor): they carry the trigger and fire it; not counted as wrong, shown apart
-    variants_learned: list[str] = field(default_factory=list)
-    asr_none: float | None = None
-    asr_message: float | None = None  # the per-message defense alone
-    asr_before: float | None = None  # stream defense, triggered messages before the first learning
-    asr_after: float | None = None  # stream defense, after it
-    asr_stream: float | None = None  # stream defense, the whole stream
-    cacc_none: float = 0.0
-    cacc_message: float = 0.0
-    cacc_stream: float = 0.0
-    clean_flagged_message: float = 0.0
-    clean_flagged_stream: float = 0.0
-    known_trigger_hits: int = 0
-    seconds_per_1000: float = 0.0
-    seconds_per_1000_message: float = 0.0
-    # texts the learner classified during the stream (insertion tests, screens), and the clean texts it
-    # labelled once at the start (a one-time cost the stream's s / 1,000 includes); None: not parsed
-    learner_texts: int | None = None
-    learner_setup_texts: int | None = None
-    probe_rate: float = 0.0
-    percentile: float | None = None  # the calibration percentile (None: calibrate's default)
-    split: str = "test"  # the traffic's split ("validation": choosing settings)
-    # the same traffic through `stream-guard run --learn-triggers` over a broker (lab stream --worker)
-    asr_worker: float | None = None
-    cacc_worker: float | None = None
-    in_force_at_replay: int | None = None  # the first message judged with a learned set (replay)
-    in_force_at_worker: int | None = None  # ... and in the worker
-    worker_agreement: float | None = None  # share of messages with the same final label and flag
-    seconds_worker: float | None = None  # the worker's wall time, start to last record
-    trained_on: str = "cpu"  # the model's meta.json (``cuda: NVIDIA H200``: trained on a GPU)
-    device: str = "cpu"  # where calibrate and replay ran (the s / 1,000 messages are that machine's)
-
-    @property
-    def key(self) -> str:
-        """What identifies a row: the model and the settings it was measured with."""
-        pct = "default" if self.percentile is None else f"{self.percentile:g}"
-        return f"{self.model}|{self.split}|p{pct}|probe{self.probe_rate:g}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_traffic(
@@ -197,88 +125,6 @@ def default_probe_rate() -> float:
 def _label_name(meta: dict[str, Any], label: int) -> str:
     names = meta.get("label_names") or []
     return str(names[label]) if 0 <= label < len(names) else ""
-
-
-def _is_part_of(learned: str, trigger: str) -> bool:
-    """A learned word or phrase that is the trigger, a piece of it, or the trigger with neighbours."""
-    if not trigger:
-        return False
-    return f" {learned} " in f" {trigger} " or f" {trigger} " in f" {learned} "
-
-
-def carries_trigger(learned: str, trigger: str, tokenize: Callable[[str], list[str]]) -> bool:
-    """A learned word whose word pieces begin with a one-word trigger's and go on (``bblcd`` is ``bb ##lc
-    ##d``): the model reads the trigger's pieces in it, so on a backdoor tied to those pieces (EP poisons
-    the piece's embedding) the word fires the backdoor as the trigger does."""
-    if not trigger or " " in learned or " " in trigger:
-        return False
-    pieces, trigger_pieces = tokenize(learned), tokenize(trigger)
-    return len(pieces) > len(trigger_pieces) and pieces[: len(trigger_pieces)] == trigger_pieces
-
-
-def _rate(hits: int, total: int) -> float | None:
-    return hits / total if total else None
-
-
-def score_records(
-    cell: StreamCell, traffic: StreamTraffic, records: Sequence[dict[str, Any]], *, defended: str
-) -> None:
-    """Fill ``cell``'s figures for one replay's records: ``defended`` is "message" or "stream"."""
-    target = traffic.target
-    clean = [r for r in records if r["id"] not in traffic.triggered]
-    attacked = [r for r in records if r["id"] in traffic.triggered and traffic.original_correct[r["id"]]]
-
-    def asr(rows: Sequence[dict[str, Any]], key: str = "final_label") -> float | None:
-        return _rate(sum(r[key] == target for r in rows), len(rows))
-
-    correct = sum(r["final_label"] == traffic.true_label[r["id"]] for r in clean)
-    flagged = sum(bool(r.get("flagged")) for r in clean) / max(1, len(clean))
-    if defended == "message":
-        cell.asr_none = asr(attacked, "label")
-        cell.cacc_none = sum(r["label"] == traffic.true_label[r["id"]] for r in clean) / max(1, len(clean))
-        cell.asr_message = asr(attacked)
-        cell.cacc_message = correct / max(1, len(clean))
-        cell.clean_flagged_message = flagged
-        return
-    cell.asr_stream = asr(attacked)
-    cell.cacc_stream = correct / max(1, len(clean))
-    cell.clean_flagged_stream = flagged
-    cell.known_trigger_hits = sum(bool(r.get("known_triggers")) for r in records)
-    first = next((k for k, r in enumerate(records) if r.get("trigger_version")), None)
-    if first is None:
-        cell.asr_before, cell.asr_after = cell.asr_stream, None
-        return
-    before_ids = {r["id"] for r in records[:first]}
-    cell.asr_before = asr([r for r in attacked if r["id"] in before_ids])
-    cell.asr_after = asr([r for r in attacked if r["id"] not in before_ids])
-
-
-def in_force_at(records: Sequence[dict[str, Any]]) -> int | None:
-    """The position of the first record judged with a learned trigger set (None: none was)."""
-    return next((k for k, r in enumerate(records) if r.get("trigger_version")), None)
-
-
-def score_worker(
-    cell: StreamCell,
-    traffic: StreamTraffic,
-    worker: Sequence[dict[str, Any]],
-    replayed: Sequence[dict[str, Any]],
-    seconds: float,
-) -> None:
-    """Fill ``cell``'s worker figures: its ASR* and CACC, where a learned set came in force in it
-    and in the replay, and how many messages got the same final label and flag in both."""
-    probe = StreamCell(**{**cell.to_dict(), "learned": [], "learned_after_triggered": []})
-    score_records(probe, traffic, worker, defended="stream")
-    cell.asr_worker, cell.cacc_worker = probe.asr_stream, probe.cacc_stream
-    cell.in_force_at_worker, cell.in_force_at_replay = in_force_at(worker), in_force_at(replayed)
-    same = sum(
-        w.get("id") == r.get("id")
-        and w.get("final_label") == r.get("final_label")
-        and bool(w.get("flagged")) == bool(r.get("flagged"))
-        for w, r in zip(worker, replayed, strict=False)
-    )
-    cell.worker_agreement = same / max(1, len(replayed))
-    cell.seconds_worker = seconds
 
 
 def _app(args: Sequence[str], env: dict[str, str] | None = None) -> str:
@@ -401,33 +247,8 @@ def evaluate_stream(
     records = _read_jsonl(out)
     score_records(cell, traffic, records, defended="stream")
     learned = orjson.loads(learned_file.read_bytes()).get("triggers", []) if learned_file.is_file() else []
-    attack_name = str(meta.get("attack"))
-    if attack_name == "clean":
-        true_triggers = [""]
-    elif attack_name == "badnets-set":  # one word of the set per poisoned text: each is a trigger
-        true_triggers = normalize_phrase(traffic.trigger).split()
-    else:
-        true_triggers = [normalize_phrase(traffic.trigger)]
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    position = {r["id"]: k for k, r in enumerate(records)}
-    triggered_order = sorted(traffic.triggered, key=position.__getitem__)
-    for row in learned:
-        text = row["text"]
-        cell.learned.append(text)
-        if any(carries_trigger(text, t, tokenizer.tokenize) for t in true_triggers):
-            cell.variants_learned.append(text)
-        elif not any(_is_part_of(text, t) for t in true_triggers):
-            cell.wrong_learned.append(text)
-        first = next(
-            (
-                k
-                for k, r in enumerate(records)
-                if text in (h["trigger"] for h in r.get("known_triggers") or [])
-            ),
-            None,
-        )
-        seen = sum(1 for mid in triggered_order if first is None or position[mid] < first)
-        cell.learned_after_triggered.append(seen)
+    score_learned(cell, traffic, records, learned, str(meta.get("attack")), tokenizer.tokenize)
     if worker:  # the same traffic through `stream-guard run --learn-triggers` over a broker
         from consumers.lab.stream_live import worker_records
 

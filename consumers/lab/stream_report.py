@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from consumers.lab.stream_eval import StreamCell
+from consumers.lab.stream_cell import StreamCell
 
 __all__ = ["markdown_table", "worker_summary", "write_stream_results"]
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme, verdict
-from consumers.lab.stream_eval import StreamCell
+from consumers.lab.stream_cell import StreamCell
 
 
 def _cell(**kw) -> StreamCell:
