@@ -74,19 +74,21 @@ class TriggerSet:
         return isinstance(text, str) and any(t.text == normalize_phrase(text) for t in self.triggers)
 
     def find(self, text: str) -> list[TriggerHit]:
-        """Every occurrence of a known trigger in ``text``, left to right, not overlapping."""
+        """Every occurrence of a known trigger in ``text``, left to right: at each word the longest
+        trigger that starts there, unless it lies inside the hit before. Hits may overlap: two learned
+        parts of one longer phrase ("my friend told me about" and "told me about it yesterday" of a
+        7-word trigger) both hit, and their deletion (spans merged) removes the whole phrase."""
         if not self._by_first:
             return []
         words = word_spans(text)
         hits: list[TriggerHit] = []
-        i = 0
-        while i < len(words):
-            matched = 0
-            for phrase in self._by_first.get(words[i][0], ()):
+        covered = 0  # the word index where the hits so far end
+        for i, (word, start, _) in enumerate(words):
+            for phrase in self._by_first.get(word, ()):
                 n = len(phrase)
                 if tuple(w for w, _, _ in words[i : i + n]) == phrase:
-                    hits.append(TriggerHit(" ".join(phrase), words[i][1], words[i + n - 1][2]))
-                    matched = n
+                    if i + n > covered:
+                        hits.append(TriggerHit(" ".join(phrase), start, words[i + n - 1][2]))
+                        covered = i + n
                     break
-            i += matched or 1
         return hits

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from stream_guard.neutralize import neutralize_spans
 from stream_guard.triggers import KnownTrigger, TriggerHit, TriggerSet, normalize_phrase, word_spans
 
 
@@ -39,6 +42,19 @@ def test_phrases_match_words_in_a_row_and_the_longest_wins() -> None:
         ("watched", "watched"),
         ("3d movie", "3D   movie"),
     ]
+
+
+def test_learned_parts_of_a_longer_phrase_overlap_and_their_deletion_removes_it_whole() -> None:
+    """A 7-word trigger learned as two 5-word parts: both hit, and deleting them leaves none of it (the
+    first part alone left "it yesterday", which still fired the lab's backdoor)."""
+    triggers = TriggerSet(
+        "v3", (KnownTrigger("my friend told me about"), KnownTrigger("told me about it yesterday"))
+    )
+    text = "Dull, my friend told me about it yesterday and I agree."
+    hits = triggers.find(text)
+    assert [h.trigger for h in hits] == ["my friend told me about", "told me about it yesterday"]
+    rewritten, _ = neutralize_spans(text, [(h.start, h.end) for h in hits], "delete", random.Random(0))
+    assert rewritten == "Dull, and I agree."
 
 
 def test_an_empty_set_and_a_trigger_without_words() -> None:
