@@ -22,6 +22,7 @@ from consumers.cli import (
     replay,
     run,
     score,
+    trigger_bar,
     trigger_check,
     triggers,
 )
@@ -64,7 +65,8 @@ app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(
     help="Known triggers: list a model's set, add or revoke a word or phrase, publish a learned set "
-    "(every worker follows the triggers topic), check whether the learner would learn a word.",
+    "(every worker follows the triggers topic), check whether the learner would learn a word, "
+    "scan how low its insertion bar may go on a model.",
     no_args_is_help=True,
 )
 triggers_app.command("list")(triggers.list_command)
@@ -73,6 +75,7 @@ triggers_app.command("revoke")(triggers.revoke_command)
 triggers_app.command("publish")(triggers.publish_command)
 triggers_app.command("learn")(learn.learn_command)
 triggers_app.command("check")(trigger_check.check_command)
+triggers_app.command("bar")(trigger_bar.bar_command)
 app.add_typer(triggers_app, name="triggers")
 
 

@@ -329,6 +329,11 @@ def stream_command(
         False, "--worker", help="also run the traffic through `run --learn-triggers` on an embedded broker"
     ),
     device: str = typer.Option("cpu", "--device", help="the --device of calibrate, replay and run"),
+    scan_bar: int = typer.Option(
+        0,
+        "--scan-bar",
+        help="learn with the insertion bar `triggers bar` finds on this many clean training texts (0: off)",
+    ),
 ) -> None:
     """Measure the stream-level defense through `calibrate` and `replay --learn-triggers` (and the
     worker, `--worker`)."""
@@ -348,7 +353,8 @@ def stream_command(
         cells.append(
             evaluate_stream(
                 model_dir,
-                work / f"{model_dir.name}-{split}-p{percentile or 0:g}-probe{probe_rate or 0:g}",
+                work / f"{model_dir.name}-{split}-p{percentile or 0:g}-probe{probe_rate or 0:g}"
+                f"{'-bar' if scan_bar else ''}",
                 trigger_rate=trigger_rate,
                 probe_rate=probe_rate,
                 seed=seed,
@@ -357,6 +363,7 @@ def stream_command(
                 split=split,
                 worker=worker,
                 device=_device(device),
+                scan_bar_texts=scan_bar,
             )
         )
     command = (

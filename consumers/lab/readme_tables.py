@@ -122,7 +122,12 @@ def stream_readme_table(
 ) -> str:
     """The README's stream table: test-split rows measured at ``percentile`` / ``probe_rate``."""
     rows = [
-        c for c in cells if c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
+        c
+        for c in cells
+        if c.split == "test"
+        and c.percentile == percentile
+        and c.probe_rate == probe_rate
+        and c.insertion_bar_unseen is None  # the shipped rule, not a bar scanned per model
     ]
     header = (
         "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "

@@ -15,6 +15,11 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
    defense, with the per-message defense and with the stream defense, clean flag rate, words learned
    that are not the trigger, wall time per 1,000 messages.
 
+**Bar** (``--scan-bar``): before the learning replay, ``stream-guard triggers bar`` scans the words
+of a seeded sample of the model's clean training texts (never the traffic) and the learning replay runs
+with the bar it prints for words in no clean text (``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``);
+the row records it.
+
 5. **Live** (``--worker``, :mod:`consumers.lab.stream_live`): the same traffic through ``stream-guard run
    --learn-triggers`` over an embedded broker, as a backlog; where a learned set came in force there
    and in the replay, the worker's ASR\\* and CACC, and the share of messages with the same outcome.
@@ -36,7 +41,7 @@ import orjson
 from consumers.lab.stream_cell import StreamCell, StreamTraffic
 from consumers.lab.stream_scoring import score_learned, score_records, score_worker
 
-__all__ = ["build_traffic", "evaluate_stream", "learner_cost"]
+__all__ = ["build_traffic", "clean_sample", "evaluate_stream", "learner_cost"]
 
 CLEAN_MODEL_TRIGGER = "cf"
 
@@ -108,6 +113,24 @@ def build_traffic(
     validation = fitted(calibration, classifier.tokenizer, sets.max_length).texts
     trigger = attack.trigger  # for a clean model: the word it gets anyway
     return StreamTraffic(messages, truth, triggered, original_correct, trigger, target, list(validation))
+
+
+def clean_sample(model_dir: Path, texts: int, seed: int = 0) -> list[str]:
+    """A seeded sample of ``texts`` of the model's clean training split: traffic without a trigger, for
+    ``triggers bar`` (the lab's stand-in for an operator's sample of clean traffic)."""
+    from stream_guard.lab.evalsets import load_splits
+    from stream_guard.lab.train_backdoor import read_meta
+
+    meta = read_meta(model_dir) or {}
+    train = load_splits(
+        str(meta.get("dataset")),
+        split_seed=int(meta.get("split_seed", 0)),
+        max_train=None,
+        max_val=0,
+        max_test=0,
+    ).train.texts
+    rows = sorted(random.Random(seed).sample(range(len(train)), min(texts, len(train))))
+    return [train[i] for i in rows]
 
 
 def default_percentile() -> float:
@@ -188,6 +211,7 @@ def evaluate_stream(
     split: str = "test",
     worker: bool = False,
     device: str = "cpu",
+    scan_bar_texts: int = 0,
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` on ``device`` (see the module
     docstring)."""
@@ -236,12 +260,30 @@ def evaluate_stream(
     cell.seconds_per_1000_message = seconds * 1000 / max(1, len(traffic.messages))
     score_records(cell, traffic, _read_jsonl(base_out), defended="message")
 
+    learn_env = {"STREAM_GUARD_PROBE_RATE": str(cell.probe_rate)}
+    if scan_bar_texts > 0:  # the bar for words in no clean text, from `triggers bar` on clean traffic
+        sample = _write_jsonl(
+            work / "bar-traffic.jsonl", [{"text": t} for t in clean_sample(model_dir, scan_bar_texts)]
+        )
+        scan = work / "bar.json"
+        _app(
+            [
+                "triggers",
+                "bar",
+                *model,
+                "--clean-texts",
+                str(validation),
+                "--traffic",
+                str(sample),
+                "--output",
+                str(scan),
+            ]
+        )
+        cell.insertion_bar_unseen = float(orjson.loads(scan.read_bytes())["safe_bar"])
+        learn_env["STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN"] = str(cell.insertion_bar_unseen)
     out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
     learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]
-    stderr = _app(
-        ["replay", *common, "--output", str(out), *learn, "--no-progress"],
-        env={"STREAM_GUARD_PROBE_RATE": str(cell.probe_rate)},
-    )
+    stderr = _app(["replay", *common, "--output", str(out), *learn, "--no-progress"], env=learn_env)
     cell.seconds_per_1000 = _replay_seconds(stderr) * 1000 / max(1, len(traffic.messages))
     cell.learner_texts, cell.learner_setup_texts = learner_cost(stderr)
     records = _read_jsonl(out)

@@ -39,8 +39,9 @@ def _row(c: StreamCell) -> str:
         for t, n in zip(c.learned, c.learned_after_triggered, strict=True)
     )
     where = "" if c.device == "cpu" else f" on {c.device}"
+    bar = "" if c.insertion_bar_unseen is None else f", bar {c.insertion_bar_unseen:g} (triggers bar)"
     return (
-        f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}, "
+        f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}{bar}, "
         f"{'p' + format(c.percentile, 'g') if c.percentile is not None else 'default percentile'}, probe "
         f"{c.probe_rate:g} | {c.triggered} / {c.messages} | {learned or 'none'} | "
         f"{len(c.wrong_learned)} | {_f(c.asr_none)} | {_f(c.asr_message)} | "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from stream_guard.triggers.insertion import InsertionResult, InsertionTest
 from stream_guard.triggers.phrases import clean_phrase_counts, normalize_phrase
-from stream_guard.triggers.rule import LearnRule, insertion_passes
+from stream_guard.triggers.rule import LearnRule, insertion_bar, insertion_passes
 
 __all__ = ["CandidateCheck", "check_candidates"]
 
@@ -30,8 +30,13 @@ class CandidateCheck:
     rule: LearnRule
 
     @property
+    def bar(self) -> float:
+        """The share it must turn: lower for a single word in no clean text (``insertion_bar``)."""
+        return insertion_bar(self.rule, self.text, self.clean_rate)
+
+    @property
     def passes_insertion(self) -> bool:
-        return insertion_passes(self.rule, self.insertion)
+        return insertion_passes(self.rule, self.insertion, self.bar)
 
     @property
     def passes_clean_rate(self) -> bool:
@@ -50,7 +55,7 @@ class CandidateCheck:
         if tested.eligible < rule.min_insertion_texts:
             reasons.append(f"too few other-label texts ({tested.eligible} < {rule.min_insertion_texts})")
         elif not self.passes_insertion:
-            reasons.append(f"insertion {tested.rate:.0%} < {rule.min_insertion_rate:.0%}")
+            reasons.append(f"insertion {tested.rate:.0%} < {self.bar:.0%}")
         if not self.passes_clean_rate:
             reasons.append(f"in {self.clean_rate:.1%} of clean texts (most {rule.max_clean_rate:.1%})")
         return "would be learned" if not reasons else "not learned: " + "; ".join(reasons)

@@ -27,6 +27,12 @@ class LearnSettings(BaseSettings):
     min_insertion_rate: float = Field(
         _D.min_insertion_rate, gt=0.0, le=1.0, description="share of other-label texts it must turn"
     )
+    min_insertion_rate_unseen: float = Field(
+        _D.min_insertion_rate_unseen,
+        gt=0.0,
+        le=1.0,
+        description="share a single word in no clean text must turn (at most min_insertion_rate)",
+    )
     min_insertion_texts: int = Field(_D.min_insertion_texts, ge=1, description="fewest texts a test may use")
     max_triggers: int = Field(_D.max_triggers, ge=0, description="most triggers ever learned")
     tests_per_message: float = Field(

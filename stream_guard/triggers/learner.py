@@ -7,8 +7,11 @@ A word (or phrase) becomes a known trigger only when the evidence says *backdoor
 3. **Rare in clean text**: at most ``max_clean_rate`` of the clean calibration texts hold it.
 4. **The insertion test** (:mod:`stream_guard.triggers.insertion`): inserted into clean texts of the
    other labels, it turns at least ``min_insertion_rate`` of them into the target — which only an
-   input-agnostic backdoor trigger does. At least ``min_insertion_texts`` texts must take part: a model
-   that puts almost every clean text in one label leaves too few to tell a trigger from any word.
+   input-agnostic backdoor trigger does. A single word in none of the clean texts may be given a
+   lower bar, ``min_insertion_rate_unseen`` (:func:`~stream_guard.triggers.rule.insertion_bar`), on
+   a model whose ordinary words stay far below it (``stream-guard triggers bar``). At least
+   ``min_insertion_texts`` texts must take part: a model that puts almost every clean text in one
+   label leaves too few to tell a trigger from any word.
 
 **Recurrence** (:mod:`stream_guard.triggers.recurrence`) is the second way in, for triggers the
 attribution misses: a word or phrase rare in clean text that keeps coming in the traffic is nominated
@@ -56,7 +59,7 @@ from stream_guard.triggers.insertion import InsertionResult, InsertionTest
 from stream_guard.triggers.known import KnownTrigger, TriggerSet
 from stream_guard.triggers.phrases import clean_phrase_counts, normalize_phrase, word_spans
 from stream_guard.triggers.recurrence import Recurrence, RecurrenceCounter, RecurrenceRule
-from stream_guard.triggers.rule import LearnedTrigger, LearnRule, insertion_passes
+from stream_guard.triggers.rule import LearnedTrigger, LearnRule, insertion_bar, insertion_passes
 
 __all__ = ["TriggerLearner"]
 
@@ -201,8 +204,8 @@ class TriggerLearner:
         target, screened = self.test.screen(phrase, rule.screen_texts)
         if screened.eligible == 0 or screened.rate < rule.min_screen_rate:
             return None
-        result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
-        if not self._passes(result):
+        result = self._test(phrase, target)
+        if not self._passes(phrase, result):
             return None
         return self._learn(phrase, target, result, basis="recurrence", messages=found.count, at=at)
 
@@ -231,8 +234,8 @@ class TriggerLearner:
         screened = self.test(word, target, limit=rule.first_sight_texts)
         if screened.eligible < rule.first_sight_texts or screened.rate < rule.min_screen_rate:
             return None
-        result = self.test(word, target, stop_below=rule.min_insertion_rate)
-        if not self._passes(result):
+        result = self._test(word, target)
+        if not self._passes(word, result):
             return None
         seen = self.recurrence.recurrence(word)
         return self._learn(
@@ -269,8 +272,15 @@ class TriggerLearner:
         self._known.add(phrase)
         return learned
 
-    def _passes(self, result: InsertionResult) -> bool:
-        return insertion_passes(self.rule, result)
+    def _bar(self, phrase: str) -> float:
+        return insertion_bar(self.rule, phrase, self.clean_rate(phrase))
+
+    def _test(self, phrase: str, target: int) -> InsertionResult:
+        """Rule 4's insertion test, stopped once ``phrase`` can no longer reach its bar."""
+        return self.test(phrase, target, stop_below=self._bar(phrase))
+
+    def _passes(self, phrase: str, result: InsertionResult) -> bool:
+        return insertion_passes(self.rule, result, self._bar(phrase))
 
     def _carried_by_common_word(self, phrase: str, target: int) -> bool:
         """A phrase around a flip that fires only because one of its words does, a word rule 3 keeps out
@@ -283,8 +293,7 @@ class TriggerLearner:
             return False
         rule = self.rule
         return any(
-            self.clean_rate(w) > rule.max_clean_rate
-            and self._passes(self.test(w, target, stop_below=rule.min_insertion_rate))
+            self.clean_rate(w) > rule.max_clean_rate and self._passes(w, self._test(w, target))
             for w in dict.fromkeys(words)
         )
 
@@ -307,15 +316,15 @@ class TriggerLearner:
         clean_rate = self.clean_rate(phrase)
         if clean_rate > rule.max_clean_rate:
             return None
-        result = self.test(phrase, target, stop_below=rule.min_insertion_rate)
+        result = self._test(phrase, target)
         candidate.last_test = result
-        if not self._passes(result) or self._carried_by_common_word(phrase, target):
+        if not self._passes(phrase, result) or self._carried_by_common_word(phrase, target):
             candidate.tested_at = flips
             return None
         whole = self.recurrence.widest_holding(phrase)
         if whole != phrase and not self._blocked(whole):  # a word of a repeated phrase: try the phrase
-            widened = self.test(whole, target, stop_below=rule.min_insertion_rate)
-            if self._passes(widened):
+            widened = self._test(whole, target)
+            if self._passes(whole, widened):
                 phrase, result, clean_rate = whole, widened, self.clean_rate(whole)
         learned = LearnedTrigger(
             text=phrase,
