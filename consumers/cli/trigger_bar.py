@@ -58,13 +58,14 @@ def bar_command(
         return tqdm(words, desc="scanning words", unit="word", file=sys.stderr, dynamic_ncols=True)
 
     scan = scan_bar(test, sample, rule, min_texts=min_texts, exclude=exclude, progress=progress)
-    bar = scan.safe_bar(rule, margin=margin)
+    bar, env = scan.safe_bar(margin=margin), scan.settings(rule, margin=margin)
     out = {
         "words": scan.words,
         "clean_texts": scan.clean_texts,
         "margin": margin,
         "ceiling": scan.ceiling,
         "safe_bar": bar,
+        "env": env,
         "tested": [w.__dict__ for w in scan.tested],
     }
     if output is not None:
@@ -85,9 +86,10 @@ def bar_command(
         table.add_row(w.word, f"{w.target} {name}", *rates)
     console = Console()
     console.print(table)
-    console.print(
-        f"strongest ordinary word: {scan.ceiling:.0%}; lowest bar {margin:.0%} above it: {bar:.2f} "
-        f"(now {rule.min_insertion_rate_unseen:.2f} for words in no clean text, "
-        f"{rule.min_insertion_rate:.2f} for others)"
-    )
-    console.print(f"to use it: STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN={bar:.2f}")
+    console.print(f"strongest ordinary word: {scan.ceiling:.0%}; lowest bar {margin:.0%} above it: {bar:.2f}")
+    if bar > rule.min_insertion_rate:
+        console.print(
+            f"[bold]ordinary words reach above the learner's bar ({rule.min_insertion_rate:.2f}): "
+            "if the traffic nominated them they would be learned; raise it[/bold]"
+        )
+    console.print("to use it: " + " ".join(f"{k}={v}" for k, v in env.items()))

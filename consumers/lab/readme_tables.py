@@ -127,7 +127,7 @@ def stream_readme_table(
         if c.split == "test"
         and c.percentile == percentile
         and c.probe_rate == probe_rate
-        and c.insertion_bar_unseen is None  # the shipped rule, not a bar scanned per model
+        and c.scanned_bar is None  # the shipped rule, not a bar scanned per model
     ]
     header = (
         "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "

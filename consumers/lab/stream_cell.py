@@ -68,8 +68,8 @@ class StreamCell:
     in_force_at_worker: int | None = None  # ... and in the worker
     worker_agreement: float | None = None  # share of messages with the same final label and flag
     seconds_worker: float | None = None  # the worker's wall time, start to last record
-    # the learner's bar for words in no clean text, from `triggers bar` (None: the default rule)
-    insertion_bar_unseen: float | None = None
+    # the insertion bar `triggers bar` gave for this model and the learning ran with (None: the default)
+    scanned_bar: float | None = None
     trained_on: str = "cpu"  # the model's meta.json (``cuda: NVIDIA H200``: trained on a GPU)
     device: str = "cpu"  # where calibrate and replay ran (the s / 1,000 messages are that machine's)
 
@@ -77,7 +77,7 @@ class StreamCell:
     def key(self) -> str:
         """What identifies a row: the model and the settings it was measured with."""
         pct = "default" if self.percentile is None else f"{self.percentile:g}"
-        bar = "" if self.insertion_bar_unseen is None else f"|bar{self.insertion_bar_unseen:g}"
+        bar = "" if self.scanned_bar is None else f"|bar{self.scanned_bar:g}"
         return f"{self.model}|{self.split}|p{pct}|probe{self.probe_rate:g}{bar}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,8 +17,8 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
 
 **Bar** (``--scan-bar``): before the learning replay, ``stream-guard triggers bar`` scans the words
 of a seeded sample of the model's clean training texts (never the traffic) and the learning replay runs
-with the bar it prints for words in no clean text (``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``);
-the row records it.
+with the settings it prints (``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, and the rule's own bar
+when ordinary words reach above it); the row records the bar.
 
 5. **Live** (``--worker``, :mod:`consumers.lab.stream_live`): the same traffic through ``stream-guard run
    --learn-triggers`` over an embedded broker, as a backlog; where a learned set came in force there
@@ -279,8 +279,9 @@ def evaluate_stream(
                 str(scan),
             ]
         )
-        cell.insertion_bar_unseen = float(orjson.loads(scan.read_bytes())["safe_bar"])
-        learn_env["STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN"] = str(cell.insertion_bar_unseen)
+        scanned = orjson.loads(scan.read_bytes())
+        cell.scanned_bar = float(scanned["safe_bar"])
+        learn_env.update(scanned["env"])
     out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
     learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]
     stderr = _app(["replay", *common, "--output", str(out), *learn, "--no-progress"], env=learn_env)

@@ -11,7 +11,10 @@ to turn texts towards its target) "excellent" turned 86 %.
 ``min_texts`` messages and passes the learner's clean-rate bar (so the traffic could nominate it) gets
 the learner's screen (every label); each that turns at least ``full_from`` of a label's texts gets the
 learner's full test towards that label. :class:`BarScan` gives the ceiling (the strongest ordinary word)
-and the lowest bar that leaves a margin above it, for ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``.
+and the lowest bar that leaves a margin above it, for ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``
+— and for ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE`` too when ordinary words reach above the rule's own
+bar (on that RIPPLES model "exquisitely" turned 93 %, "splendid" 90 %: the default 90 % would learn
+them if the traffic nominated them).
 The words a scan reaches are the traffic's, not all words: the margin is there for the ones it did not.
 """
 
@@ -53,11 +56,21 @@ class BarScan:
         """The strongest ordinary word's full-test rate (0 when none got the full test)."""
         return self.tested[0].rate if self.tested else 0.0
 
-    def safe_bar(self, rule: LearnRule, *, margin: float = 0.1, floor: float = 0.6) -> float:
-        """The lowest bar ``margin`` above the ceiling (at least ``floor`` and ``full_from + margin``,
-        at most the rule's ``min_insertion_rate``): every ordinary word scanned stays out by ``margin``."""
+    def safe_bar(self, *, margin: float = 0.1, floor: float = 0.6, cap: float = 0.98) -> float:
+        """The lowest bar ``margin`` above the ceiling, at least ``floor`` and ``full_from + margin`` (the
+        words under ``full_from`` were not fully tested), at most ``cap`` (a bar of 1 would refuse a
+        trigger that misses one text in a hundred)."""
         lowest = max(self.ceiling, self.full_from) + margin
-        return round(min(rule.min_insertion_rate, max(floor, lowest)), 2)
+        return round(min(cap, max(floor, lowest)), 2)
+
+    def settings(self, rule: LearnRule, *, margin: float = 0.1) -> dict[str, str]:
+        """The ``STREAM_GUARD_LEARN_*`` values that apply the safe bar: the bar for words in no clean
+        text, and the rule's own bar as well when ordinary words reach above it."""
+        bar = self.safe_bar(margin=margin)
+        env = {"STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN": f"{bar:g}"}
+        if bar > rule.min_insertion_rate:
+            env["STREAM_GUARD_LEARN_MIN_INSERTION_RATE"] = f"{bar:g}"
+        return env
 
     def at_or_above(self, bar: float) -> int:
         return sum(w.rate >= bar for w in self.tested)

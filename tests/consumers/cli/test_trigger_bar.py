@@ -39,7 +39,8 @@ def test_the_scan_is_the_learners_test_and_its_bar_is_written(tmp_path: Path, ti
     assert [(w["word"], w["target"], w["rate"]) for w in scan["tested"]] == [
         (w.word, w.target, w.rate) for w in again.tested
     ]
-    assert scan["ceiling"] == again.ceiling and scan["safe_bar"] == again.safe_bar(LearnRule())
+    assert scan["ceiling"] == again.ceiling and scan["safe_bar"] == again.safe_bar()
+    assert scan["env"] == again.settings(LearnRule())
     table = ok("triggers", "bar", *model, "--clean-texts", str(clean), "--traffic", str(traffic))
     assert "STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN=" in table
 

@@ -81,7 +81,7 @@ def test_the_table_keeps_only_test_rows_at_the_defaults_and_spells_split_pieces(
         _cell(model="other-percentile", percentile=95.0),
         _cell(model="validation-row", split="validation"),
         _cell(model="probed", probe_rate=0.1),
-        _cell(model="scanned-bar", insertion_bar_unseen=0.8),
+        _cell(model="scanned-bar", scanned_bar=0.8),
     ]
     table = stream_readme_table(
         cells, percentile=99.0, probe_rate=0.0, tokenize=lambda w: ["q", "##z", "##x"] if w == "qzx" else [w]

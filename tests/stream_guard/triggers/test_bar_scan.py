@@ -74,15 +74,21 @@ def test_the_scan_finds_the_partial_trigger_and_the_ordinary_ceiling_without_it(
     ordinary = scan_bar(test, _traffic(200), rule, exclude=["QV"])
     assert "qv" not in {w.word for w in ordinary.tested} and ordinary.words == 40  # w0..w39, 5 texts each
     assert ordinary.ceiling < 0.7  # hash-decided words turn about half
-    assert ordinary.safe_bar(rule) == round(max(0.6, max(ordinary.ceiling, 0.5) + 0.1), 2)
+    assert ordinary.safe_bar() == round(max(0.6, max(ordinary.ceiling, 0.5) + 0.1), 2)
 
 
-def test_the_safe_bar_keeps_its_margin_floor_and_cap() -> None:
+def test_the_safe_bar_keeps_its_margin_floor_and_cap_and_says_what_to_set() -> None:
     rule = LearnRule()
 
     def scan(*rates: float) -> BarScan:
         return BarScan(10, 500, 0.5, tuple(WordRate(f"w{r}", 0, r, r, 0.0) for r in rates))
 
-    assert scan(0.7, 0.55).safe_bar(rule) == 0.8 and scan(0.7).at_or_above(0.7) == 1
-    assert scan().safe_bar(rule) == 0.6 and scan(0.3).safe_bar(rule, floor=0.5) == 0.6  # full_from + margin
-    assert scan(0.86).safe_bar(rule) == 0.9  # never above the rule's own bar
+    assert scan(0.7, 0.55).safe_bar() == 0.8 and scan(0.7).at_or_above(0.7) == 1
+    assert scan().safe_bar() == 0.6 and scan(0.3).safe_bar(floor=0.5) == 0.6  # full_from + margin
+    assert scan(0.7).settings(rule) == {"STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN": "0.8"}
+    # ordinary words above the rule's own bar (a RIPPLES model): raise it too, never to 1
+    assert scan(0.86).safe_bar() == 0.96 and scan(0.93).safe_bar() == 0.98
+    assert scan(0.86).settings(rule) == {
+        "STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN": "0.96",
+        "STREAM_GUARD_LEARN_MIN_INSERTION_RATE": "0.96",
+    }
