@@ -334,6 +334,9 @@ def stream_command(
         "--scan-bar",
         help="learn with the insertion bar `triggers bar` finds on this many clean training texts (0: off)",
     ),
+    scan_bar_words: int | None = typer.Option(
+        None, "--scan-bar-words", min=1, help="with --scan-bar: scan a seeded sample of this many words"
+    ),
 ) -> None:
     """Measure the stream-level defense through `calibrate` and `replay --learn-triggers` (and the
     worker, `--worker`)."""
@@ -364,6 +367,7 @@ def stream_command(
                 worker=worker,
                 device=_device(device),
                 scan_bar_texts=scan_bar,
+                scan_bar_words=scan_bar_words,
             )
         )
     command = (

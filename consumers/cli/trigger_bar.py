@@ -29,6 +29,12 @@ def bar_command(
     device: str | None = DeviceOpt,
     exclude: list[str] = typer.Option([], "--exclude", help="known triggers to leave out (repeatable)"),
     min_texts: int = typer.Option(2, "--min-texts", min=1, help="scan words in at least this many texts"),
+    max_words: int | None = typer.Option(
+        None,
+        "--max-words",
+        min=1,
+        help="scan a seeded sample of this many words (long texts: a bound on time)",
+    ),
     margin: float = typer.Option(0.1, "--margin", min=0.0, max=0.5, help="bar above the strongest word"),
     max_texts: int | None = typer.Option(None, "--max-texts", help="use a seeded subset of the clean texts"),
     json_out: bool = typer.Option(False, "--json", help="print the scan as one JSON object"),
@@ -57,7 +63,9 @@ def bar_command(
     def progress(words: Iterable[str]) -> Iterable[str]:
         return tqdm(words, desc="scanning words", unit="word", file=sys.stderr, dynamic_ncols=True)
 
-    scan = scan_bar(test, sample, rule, min_texts=min_texts, exclude=exclude, progress=progress)
+    scan = scan_bar(
+        test, sample, rule, min_texts=min_texts, exclude=exclude, max_words=max_words, progress=progress
+    )
     bar, env = scan.safe_bar(margin=margin), scan.settings(rule, margin=margin)
     out = {
         "words": scan.words,

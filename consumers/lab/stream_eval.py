@@ -16,7 +16,8 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
    that are not the trigger, wall time per 1,000 messages.
 
 **Bar** (``--scan-bar``): before the learning replay, ``stream-guard triggers bar`` scans the words
-of a seeded sample of the model's clean training texts (never the traffic) and the learning replay runs
+(``--scan-bar-words``: a seeded sample of them) of a seeded sample of the model's clean training texts
+(never the traffic) and the learning replay runs
 with the settings it prints (``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, and the rule's own bar
 when ordinary words reach above it); the row records the bar.
 
@@ -212,6 +213,7 @@ def evaluate_stream(
     worker: bool = False,
     device: str = "cpu",
     scan_bar_texts: int = 0,
+    scan_bar_words: int | None = None,
 ) -> StreamCell:
     """One model's stream evaluation through `calibrate` and `replay` on ``device`` (see the module
     docstring)."""
@@ -266,19 +268,10 @@ def evaluate_stream(
             work / "bar-traffic.jsonl", [{"text": t} for t in clean_sample(model_dir, scan_bar_texts)]
         )
         scan = work / "bar.json"
-        _app(
-            [
-                "triggers",
-                "bar",
-                *model,
-                "--clean-texts",
-                str(validation),
-                "--traffic",
-                str(sample),
-                "--output",
-                str(scan),
-            ]
-        )
+        scan_args = ["--clean-texts", str(validation), "--traffic", str(sample), "--output", str(scan)]
+        if scan_bar_words:
+            scan_args += ["--max-words", str(scan_bar_words)]
+        _app(["triggers", "bar", *model, *scan_args])
         scanned = orjson.loads(scan.read_bytes())
         cell.scanned_bar = float(scanned["safe_bar"])
         learn_env.update(scanned["env"])

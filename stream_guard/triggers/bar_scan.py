@@ -20,6 +20,7 @@ The words a scan reaches are the traffic's, not all words: the margin is there f
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,9 +85,12 @@ def scan_bar(
     min_texts: int = 2,
     full_from: float = 0.5,
     exclude: Sequence[str] = (),
+    max_words: int | None = None,
     progress: Callable[[Iterable[str]], Iterable[str]] = iter,
 ) -> BarScan:
-    """Scan the words of ``traffic`` on ``test``'s model and clean texts (``exclude``: known triggers)."""
+    """Scan the words of ``traffic`` on ``test``'s model and clean texts (``exclude``: known triggers;
+    ``max_words``: a seeded sample of that many of them, for long texts whose every word costs a
+    screen of long texts)."""
     counts, total = clean_phrase_counts(test.clean_texts, 1)
     in_traffic = Counter(w for text in traffic for w in {w for w, _, _ in word_spans(text)})
     left_out = {normalize_phrase(w) for w in exclude}
@@ -95,6 +99,8 @@ def scan_bar(
         for w, n in in_traffic.items()
         if n >= min_texts and counts.get(w, 0) / max(1, total) <= rule.max_clean_rate and w not in left_out
     )
+    if max_words is not None and max_words < len(words):
+        words = sorted(random.Random(0).sample(words, max_words))
     tested = []
     for word in progress(words):
         target, screened = test.screen(word, rule.screen_texts)

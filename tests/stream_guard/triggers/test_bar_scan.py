@@ -75,6 +75,11 @@ def test_the_scan_finds_the_partial_trigger_and_the_ordinary_ceiling_without_it(
     assert "qv" not in {w.word for w in ordinary.tested} and ordinary.words == 40  # w0..w39, 5 texts each
     assert ordinary.ceiling < 0.7  # hash-decided words turn about half
     assert ordinary.safe_bar() == round(max(0.6, max(ordinary.ceiling, 0.5) + 0.1), 2)
+    sampled = scan_bar(test, _traffic(200), rule, exclude=["qv"], max_words=10)
+    assert sampled.words == 10 and sampled == scan_bar(
+        test, _traffic(200), rule, exclude=["qv"], max_words=10
+    )
+    assert {w.word for w in sampled.tested} <= {w.word for w in ordinary.tested}
 
 
 def test_the_safe_bar_keeps_its_margin_floor_and_cap_and_says_what_to_set() -> None:
