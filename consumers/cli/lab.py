@@ -383,7 +383,7 @@ def readme_command(
 ) -> None:
     """Rewrite the README's lab tables (between their `<!-- lab-table:… -->` markers) from the results:
     the stream table from stream.json, the grid's summary from results.json (when there is one)."""
-    from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme
+    from consumers.lab.readme_tables import bar_readme_table, read_cells, stream_readme_table, update_readme
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
     from stream_guard.lab.report import read_records, summary_table
 
@@ -398,14 +398,11 @@ def readme_command(
         tokenize = AutoTokenizer.from_pretrained(packaged_backbone_path()).tokenize
     except (OSError, ValueError):
         tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
-    tables = {
-        "stream": stream_readme_table(
-            read_cells(stream_json),
-            percentile=default_percentile(),
-            probe_rate=default_probe_rate(),
-            tokenize=tokenize,
-        )
-    }
+    cells = read_cells(stream_json)
+    defaults = {"percentile": default_percentile(), "probe_rate": default_probe_rate(), "tokenize": tokenize}
+    tables = {"stream": stream_readme_table(cells, **defaults)}
+    if any(c.scanned_bar is not None for c in cells):
+        tables["bar"] = bar_readme_table(cells, **defaults)
     records = read_records(grid_json)
     if records:
         tables["grid"] = summary_table(records)

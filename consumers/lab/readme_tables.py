@@ -19,7 +19,7 @@ import orjson
 from consumers.lab.stream_cell import StreamCell
 from consumers.lab.stream_report import worker_summary
 
-__all__ = ["StreamTargets", "stream_readme_table", "update_readme", "verdict"]
+__all__ = ["StreamTargets", "bar_readme_table", "stream_readme_table", "update_readme", "verdict"]
 
 DATASET_NAMES = {"movies": "movies", "spam": "spam", "bbc": "BBC news (5 topics)", "tweets": "tweets"}
 ATTACK_NAMES = {
@@ -143,6 +143,39 @@ def stream_readme_table(
             f"{'**' + _f(c.asr_after) + '**' if c.asr_after is not None else '–'} | {_f(c.asr_stream)} | "
             f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} | "
             f"{worker_summary(c)} |"
+        )
+    return "\n".join(lines)
+
+
+def bar_readme_table(
+    cells: Sequence[StreamCell],
+    *,
+    percentile: float,
+    probe_rate: float,
+    tokenize: Callable[[str], list[str]] | None = None,
+) -> str:
+    """The README's table of per-model bars: each test row learned with the bar `triggers bar` gave
+    (``lab stream --scan-bar``) beside the same model's row at the shipped rule."""
+
+    def at_defaults(c: StreamCell) -> bool:
+        return c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
+
+    shipped = {c.model: c for c in cells if at_defaults(c) and c.scanned_bar is None}
+    header = (
+        "| model (trigger → target) | strongest ordinary word (scan) | bar | learned: shipped rule → bar "
+        "| ASR\\* stream: shipped → bar | CACC with bar | other words learned | targets with bar |\n|"
+        + "---|"
+        * 8
+    )
+    lines = [header]
+    for c in sorted((c for c in cells if at_defaults(c) and c.scanned_bar is not None), key=_sort_key):
+        base = shipped.get(c.model)
+        strongest = f"`{c.scanned_strongest}` {c.scanned_ceiling:.0%}" if c.scanned_strongest else "none"
+        lines.append(
+            f"| {_model_label(c, tokenize)} | {strongest} | {c.scanned_bar:.2f} | "
+            f"{_learned(base) if base else '–'} → {_learned(c)} | "
+            f"{_f(base.asr_stream) if base else '–'} → {_f(c.asr_stream)} | "
+            f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} |"
         )
     return "\n".join(lines)
 

@@ -70,6 +70,8 @@ class StreamCell:
     seconds_worker: float | None = None  # the worker's wall time, start to last record
     # the insertion bar `triggers bar` gave for this model and the learning ran with (None: the default)
     scanned_bar: float | None = None
+    scanned_strongest: str = ""  # ... and the strongest ordinary word of its scan, and its rate
+    scanned_ceiling: float | None = None
     trained_on: str = "cpu"  # the model's meta.json (``cuda: NVIDIA H200``: trained on a GPU)
     device: str = "cpu"  # where calibrate and replay ran (the s / 1,000 messages are that machine's)
 

@@ -274,6 +274,8 @@ def evaluate_stream(
         _app(["triggers", "bar", *model, *scan_args])
         scanned = orjson.loads(scan.read_bytes())
         cell.scanned_bar = float(scanned["safe_bar"])
+        cell.scanned_ceiling = float(scanned["ceiling"])
+        cell.scanned_strongest = scanned["tested"][0]["word"] if scanned["tested"] else ""
         learn_env.update(scanned["env"])
     out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
     learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]

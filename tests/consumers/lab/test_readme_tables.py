@@ -7,7 +7,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumers.lab.readme_tables import read_cells, stream_readme_table, update_readme, verdict
+from consumers.lab.readme_tables import (
+    bar_readme_table,
+    read_cells,
+    stream_readme_table,
+    update_readme,
+    verdict,
+)
 from consumers.lab.stream_cell import StreamCell
 
 
@@ -125,3 +131,28 @@ def test_a_row_measured_on_a_gpu_says_so() -> None:
     )
     rows = table.splitlines()[2:]
     assert sum("(trained and replayed on NVIDIA H200)" in row for row in rows) == 1
+
+
+def test_the_bar_table_sets_each_scanned_row_beside_the_shipped_one() -> None:
+    partial = dict(
+        model="movies-set", attack="badnets-set", trigger="jj qi", target=1, target_name="positive"
+    )
+    cells = [
+        _cell(**partial, learned=["qi"], learned_after_triggered=[11], asr_stream=0.52),
+        _cell(
+            **partial,
+            learned=["qi", "jj"],
+            learned_after_triggered=[11, 14],
+            asr_stream=0.4,
+            scanned_bar=0.84,
+            scanned_strongest="splendid",
+            scanned_ceiling=0.74,
+        ),
+        _cell(model="other", scanned_bar=0.75, scanned_strongest="", scanned_ceiling=0.0, split="validation"),
+    ]
+    lines = bar_readme_table(cells, percentile=99.0, probe_rate=0.0).splitlines()
+    assert len(lines) == 3  # header, rule, the one test row with a bar
+    row = lines[2]
+    assert "`splendid` 74%" in row and "| 0.84 |" in row
+    assert "`qi` after 11 → `qi` after 11, `jj` after 14" in row and "0.520 → 0.400" in row
+    assert "missed: ASR\\* stream" in row
