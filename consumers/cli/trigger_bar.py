@@ -2,9 +2,10 @@
 
 Scans the ordinary words of a sample of the model's traffic with the learner's own insertion test
 (:mod:`stream_guard.triggers.bar_scan`) and prints the strongest of them and the lowest bar that keeps a
-margin above all of them — the value for ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, which lets
-the learner take a partial backdoor's words (absent from clean text, turning 65–85 % of texts) on a
-model whose ordinary words stay low. Nothing is published or changed.
+margin above all of them, as the settings to apply: ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``,
+which lets the learner take a partial backdoor's words (absent from clean text, turning 65–85 % of
+texts) on a model whose ordinary words stay low, and ``STREAM_GUARD_LEARN_MIN_INSERTION_RATE`` too on a
+model whose ordinary words reach above the learner's own bar. Nothing is published or changed.
 """
 
 from __future__ import annotations

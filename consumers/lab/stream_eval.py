@@ -17,9 +17,9 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
 
 **Bar** (``--scan-bar``): before the learning replay, ``stream-guard triggers bar`` scans the words
 (``--scan-bar-words``: a seeded sample of them) of a seeded sample of the model's clean training texts
-(never the traffic) and the learning replay runs
-with the settings it prints (``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, and the rule's own bar
-when ordinary words reach above it); the row records the bar.
+(never the traffic), and the learning replay runs with the settings it prints
+(``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, and the rule's own bar when ordinary words reach
+above it); the row records the bar and the strongest word.
 
 5. **Live** (``--worker``, :mod:`consumers.lab.stream_live`): the same traffic through ``stream-guard run
    --learn-triggers`` over an embedded broker, as a backlog; where a learned set came in force there
