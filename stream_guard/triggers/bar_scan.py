@@ -73,9 +73,6 @@ class BarScan:
             env["STREAM_GUARD_LEARN_MIN_INSERTION_RATE"] = f"{bar:g}"
         return env
 
-    def at_or_above(self, bar: float) -> int:
-        return sum(w.rate >= bar for w in self.tested)
-
 
 def scan_bar(
     test: InsertionTest,
