@@ -100,7 +100,10 @@ def _learned(cell: StreamCell) -> str:
 
 def _variant_note(cell: StreamCell, word: str) -> str:
     """A learned word that carries the trigger's pieces says so (it is not counted as another word)."""
-    return f" (carries `{cell.trigger}`'s pieces)" if word in cell.variants_learned else ""
+    if word not in cell.variants_learned:
+        return ""
+    carried = next((w for w in cell.trigger.split() if word.startswith(w)), cell.trigger)  # a set's word
+    return f" (carries `{carried}`'s pieces)"
 
 
 def _f(value: float | None) -> str:

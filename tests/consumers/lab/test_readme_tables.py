@@ -71,6 +71,11 @@ def test_a_word_that_carries_the_triggers_pieces_is_shown_not_counted() -> None:
     assert verdict(cell) == "**met**"
     table = stream_readme_table([cell], percentile=99.0, probe_rate=0.0)
     assert "`cfq` after 7 (carries `cf`'s pieces)" in table
+    in_a_set = _cell(trigger="cf mn bb", attack="badnets-set", learned=["mn", "bbx"],
+                     learned_after_triggered=[1, 9], variants_learned=["bbx"])  # fmt: skip
+    assert "`bbx` after 9 (carries `bb`'s pieces)" in stream_readme_table(
+        [in_a_set], percentile=99.0, probe_rate=0.0
+    )
 
 
 def test_a_backdoor_that_did_not_take_and_a_clean_model_are_told_apart() -> None:
