@@ -22,7 +22,13 @@ from schemas.outputs import (
     TriggerHitRecord,
 )
 from schemas.signing import SignatureCheck, canonical_bytes, sign_update, verify_update
-from schemas.threshold import CalibrationSummary, LengthBucket, ThresholdUpdate, make_threshold_version
+from schemas.threshold import (
+    CalibrationSummary,
+    LearnBar,
+    LengthBucket,
+    ThresholdUpdate,
+    make_threshold_version,
+)
 from schemas.triggers import KnownTriggerRecord, TriggerUpdate, make_trigger_version, normalize_trigger
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "EvidenceRecord",
     "InputMessage",
     "KnownTriggerRecord",
+    "LearnBar",
     "LengthBucket",
     "PredictionRecord",
     "SchemaError",

@@ -42,6 +42,24 @@ class CalibrationSummary(WireModel):
     score_max: FiniteFloat | None = None
 
 
+class LearnBar(WireModel):
+    """The trigger learner's insertion bars measured on this model (``calibrate --scan-bar``).
+
+    The scan inserted ordinary words of clean traffic into clean texts (the learner's own test); the
+    strongest (``strongest``) turned ``ceiling`` of another label's texts. ``min_insertion_rate_unseen``
+    is the bar ``margin`` above it, for a single word in no clean text; ``min_insertion_rate``, when
+    present, raises the bar of every candidate (ordinary words reached above the default 90 %). A bar
+    under 0.5 is refused: it would let an attacker get ordinary words learned.
+    """
+
+    min_insertion_rate_unseen: float = Field(ge=0.5, le=1.0, allow_inf_nan=False)
+    min_insertion_rate: float | None = Field(default=None, ge=0.5, le=1.0, allow_inf_nan=False)
+    ceiling: Probability
+    strongest: str | None = None
+    words: int = Field(ge=0)
+    margin: Probability
+
+
 class ThresholdUpdate(OutputRecord):
     """A new anomaly-score threshold for one model.
 
@@ -58,6 +76,8 @@ class ThresholdUpdate(OutputRecord):
     # a flag also needs the prediction's confidence >= this (a quantile of clean confidences); optional
     min_confidence: Probability | None = None
     calibration: CalibrationSummary
+    # the learner's bars measured on this model; None: the learner's own (STREAM_GUARD_LEARN_*)
+    learn_bar: LearnBar | None = None
     created_at: UtcDatetime
     # HMAC-SHA256 of the other fields (schemas.signing); None: unsigned (a worker with a key refuses it)
     signature: str | None = Field(default=None, pattern=SIGNATURE_PATTERN)

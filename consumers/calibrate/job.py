@@ -317,4 +317,13 @@ def summary_lines(calibration: Calibration, update: ThresholdUpdate) -> list[str
     lines.append(
         f"clean flag rate  {calibration.clean_flag_rate():.1%} of the calibration texts score above it"
     )
+    bar = update.learn_bar
+    if bar is not None:
+        strongest = f"{bar.strongest!r} turns {bar.ceiling:.0%}" if bar.strongest else "none turns >= 50 %"
+        lines.append(f"learner bar  {bar.words:,} ordinary words scanned; strongest {strongest}")
+        lines.append(
+            f"  words in no clean text need {bar.min_insertion_rate_unseen:.0%} "
+            f"({bar.margin:.0%} above the strongest)"
+            + (f"; every candidate needs {bar.min_insertion_rate:.0%}" if bar.min_insertion_rate else "")
+        )
     return lines

@@ -5,6 +5,10 @@ Options fall back to environment variables (as in docker-compose.yml): ``STREAM_
 ``STREAM_GUARD_CALIBRATION_LENGTH_EDGES``, ``STREAM_GUARD_THRESHOLDS_TOPIC`` and the Kafka connection
 ``STREAM_GUARD_KAFKA_*``; ``--publish`` signs with ``STREAM_GUARD_UPDATE_KEY`` / ``_KEY_FILE`` when set.
 Bad input is one line on stderr and exit 2; an unconfirmed publish exits 1.
+
+``--scan-bar SAMPLE`` also measures the trigger learner's insertion bars on the model
+(:mod:`consumers.calibrate.learn_bar`) from a sample of clean traffic, and writes them into the update
+(``learn_bar``): the learning processes that read the update apply them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from consumers.calibrate.job import (
     summary_lines,
     write_update,
 )
+from consumers.calibrate.learn_bar import measure_learn_bar
 from consumers.cli.common import (
     BatchSizeOpt,
     DeviceOpt,
@@ -79,6 +84,18 @@ def calibrate_command(
     text_column: str = typer.Option("text", "--text-column", help="text column of a local file"),
     max_texts: int | None = typer.Option(None, "--max-texts", help="calibrate on a seeded subset this large"),
     seed: int = typer.Option(0, "--seed", help="split seed of lab datasets (the lab's default is 0)"),
+    scan_bar: str | None = typer.Option(
+        None,
+        "--scan-bar",
+        help="also measure the trigger learner's insertion bar on this sample of clean traffic (a "
+        ".csv/.tsv/.jsonl/.txt file or a lab dataset) and write it into the update",
+    ),
+    scan_bar_words: int | None = typer.Option(
+        None, "--scan-bar-words", min=1, help="with --scan-bar: scan a seeded sample of this many words"
+    ),
+    scan_bar_min_texts: int = typer.Option(
+        2, "--scan-bar-min-texts", min=1, help="with --scan-bar: scan words in at least this many texts"
+    ),
     device: str | None = DeviceOpt,
     max_length: int | None = MaxLengthOpt,
     batch_size: int | None = BatchSizeOpt,
@@ -100,6 +117,12 @@ def calibrate_command(
             length_edges=edges,
             confidence_quantile=confidence_quantile,
         )
+        if scan_bar is not None:
+            sample = load_clean_texts(scan_bar, text_column=text_column, seed=seed).texts
+            _, learn_bar = measure_learn_bar(
+                defender, clean.texts, sample, min_texts=scan_bar_min_texts, max_words=scan_bar_words
+            )
+            update = update.model_copy(update={"learn_bar": learn_bar})
     except (CalibrationInputError, StreamGuardError, ValueError) as err:
         fail(str(err).splitlines()[0])
     for line in summary_lines(calibration, update):

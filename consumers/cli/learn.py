@@ -4,6 +4,7 @@ continuous half, :mod:`consumers.learn.service`) until SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import typer
 
@@ -19,6 +20,12 @@ def learn_command(
     ),
     model: str | None = ModelOpt,
     device: str | None = DeviceOpt,
+    threshold_file: Path | None = typer.Option(
+        None,
+        "--threshold-file",
+        help="the calibration's ThresholdUpdate JSON: the learner bar it measured (calibrate --scan-bar) "
+        "applies (STREAM_GUARD_LEARN_* still wins where set)",
+    ),
     predictions_topic: str = typer.Option(
         "predictions", "--predictions-topic", envvar="STREAM_GUARD_PREDICTIONS_TOPIC", help="evidence source"
     ),
@@ -44,15 +51,18 @@ def learn_command(
 ) -> None:
     """Learn backdoor triggers from the workers' evidence and publish them to every worker."""
     from consumers.calibrate.job import CalibrationInputError, load_clean_texts
-    from consumers.cli.common import build_defender, settings_from
+    from consumers.cli.common import build_defender, read_threshold_option, settings_from
     from consumers.cli.run import _stop_on_signals
     from consumers.kafka.publish import PublishError
     from consumers.kafka.settings import KafkaSettings
     from consumers.learn.service import TriggerLearnService
+    from consumers.pipeline.thresholds import learn_rule_for
 
+    update = read_threshold_option(None, threshold_file)
     try:
         texts = load_clean_texts(clean_texts).texts
-    except CalibrationInputError as exc:
+        rule = learn_rule_for(update)
+    except (CalibrationInputError, ValueError) as exc:
         fail(str(exc))
     kafka = KafkaSettings(**({"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}))
     from consumers.pipeline.update_settings import UpdateChannelError, update_channel_from_env
@@ -62,6 +72,8 @@ def learn_command(
     except UpdateChannelError as exc:
         fail(str(exc))
     defender = build_defender(settings_from(model=model, device=device))
+    if update is not None and update.model_id != defender.model_id:
+        fail(f"threshold file {threshold_file} is for model {update.model_id!r}, not {defender.model_id!r}")
     service = TriggerLearnService(
         kafka,
         defender,
@@ -69,6 +81,7 @@ def learn_command(
         topics=[predictions_topic, audit_topic],
         input_topics=input_topics or _worker_input_topics(),
         triggers_topic=triggers_topic,
+        rule=rule,
         update_channel=channel,
         on_promotion=lambda t, u: typer.echo(
             f"learned {t.text!r} -> label {t.target_label} ({t.evidence_text}, insertion "

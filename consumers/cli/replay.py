@@ -36,17 +36,17 @@ from consumers.cli.common import (
     read_triggers_option,
     settings_from,
 )
+from consumers.cli.replay_learning import learning_for, report_learning
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.message_path import Output
 from consumers.replay.compare import CompareSummary, Disagreement, compare
-from consumers.replay.run import DEFAULT_BATCH, EPOCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
+from consumers.replay.run import DEFAULT_BATCH, MAX_MESSAGE_BYTES, ReplaySummary, replay
 from consumers.replay.sinks import Sink, file_sink
 from consumers.replay.sources import FileFormat, count_messages, file_messages
-from schemas import ThresholdUpdate, TriggerUpdate
+from schemas import ThresholdUpdate
 from stream_guard.errors import StreamGuardError
 
 if TYPE_CHECKING:  # torch comes with the first replay, not with `stream-guard --help`
-    from consumers.replay.learn import LearningReplay
     from stream_guard.defender import Defender
 
 SHOWN_DISAGREEMENTS = 15
@@ -268,7 +268,7 @@ def replay_command(
     if learn_triggers:
         if other is not None:
             fail("--learn-triggers cannot be combined with --compare")
-        learning = _learning(defender, clean_texts, max_message_bytes, fixed_time, triggers)  # type: ignore[arg-type]
+        learning = learning_for(defender, clean_texts, max_message_bytes, fixed_time, triggers, update)  # type: ignore[arg-type]
     summary = ReplaySummary()
     comparison = CompareSummary()
     shown: list[Disagreement] = []
@@ -319,7 +319,7 @@ def replay_command(
             disagreement_file.close()
     print_summary(err, summary, (datetime.now(UTC) - started).total_seconds())
     if learning is not None:
-        _report_learning(err, learning, defender.model_id, triggers_out, triggers)
+        report_learning(err, learning, defender.model_id, triggers_out, triggers)
     if other is not None:
         print_comparison(err, comparison, shown)
 
@@ -355,54 +355,3 @@ def _compare_side(
     if model is None:
         other.set_triggers(defender.triggers)  # a trigger set is the model's: B shares A's only then
     return other
-
-
-def _learning(
-    defender: Defender, clean: str, max_bytes: int, fixed_time: datetime | None, given: TriggerUpdate | None
-) -> LearningReplay:
-    """The learning replay; a --triggers file's triggers stay known and its revoked words unlearned."""
-    from consumers.calibrate.job import CalibrationInputError, load_clean_texts
-    from consumers.replay.learn import learning_replay
-    from consumers.replay.run import replay_pipeline
-
-    try:
-        texts = load_clean_texts(clean).texts
-    except CalibrationInputError as exc:
-        fail(str(exc))
-    pipeline = replay_pipeline(defender, scored_at=fixed_time, max_bytes=max_bytes)
-    current = defender.triggers
-    extra = list(current.triggers) if current is not None else []
-    return learning_replay(pipeline, texts, extra=extra, revoked=list(given.revoked) if given else [])
-
-
-def _report_learning(
-    console: Console, learning: LearningReplay, model_id: str, out: Path | None, given: TriggerUpdate | None
-) -> None:
-    """Print each promotion; write the learned set merged into the --triggers file's (pins, revocations)."""
-    from consumers.pipeline.triggers import update_from_learned, write_trigger_file
-
-    for p in learning.promotions:
-        t = p.trigger
-        console.print(
-            f"[bold]learned[/bold] {t.text!r} -> label {t.target_label} after {p.after_messages} messages "
-            f"({t.evidence_text}, insertion {t.insertion_rate:.0%} of {t.insertion_texts}, "
-            f"clean rate {t.clean_rate:.2%})"
-        )
-    if not learning.promotions:
-        console.print("learned no trigger")
-    test = learning.learner.test
-    labelled = f" (+{len(test.clean_texts)} clean texts labelled once)" if test.calls else ""
-    console.print(
-        f"learner cost: {test.calls - test.screens} insertion tests and {test.screens} screens, "
-        f"{test.texts} texts classified{labelled}"
-    )
-    if out is not None:
-        last = max((p.trigger.last_seen for p in learning.promotions if p.trigger.last_seen), default=None)
-        update = update_from_learned(
-            model_id, learning.learner.learned, previous=given, created_at=last or EPOCH
-        )
-        try:
-            write_trigger_file(out, update)
-        except (OSError, ValueError) as exc:
-            fail(str(exc))
-        console.print(f"wrote {len(update.triggers)} trigger(s) to {out} (version {update.version})")

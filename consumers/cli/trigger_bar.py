@@ -11,7 +11,6 @@ model whose ordinary words reach above the learner's own bar. Nothing is publish
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import typer
@@ -45,11 +44,9 @@ def bar_command(
     import orjson
     from rich.console import Console
     from rich.table import Table
-    from tqdm.auto import tqdm
 
     from consumers.calibrate.job import CalibrationInputError, load_clean_texts
-    from stream_guard.triggers.bar_scan import scan_bar
-    from stream_guard.triggers.insertion import InsertionTest
+    from consumers.calibrate.learn_bar import measure_learn_bar
     from stream_guard.triggers.learn_settings import learn_rule
 
     try:
@@ -59,13 +56,8 @@ def bar_command(
     except (CalibrationInputError, ValueError) as exc:
         fail(str(exc))
     defender = build_defender(settings_from(model=model, device=device))
-    test = InsertionTest(clean, defender.predict_proba)
-
-    def progress(words: Iterable[str]) -> Iterable[str]:
-        return tqdm(words, desc="scanning words", unit="word", file=sys.stderr, dynamic_ncols=True)
-
-    scan = scan_bar(
-        test, sample, rule, min_texts=min_texts, exclude=exclude, max_words=max_words, progress=progress
+    scan, _ = measure_learn_bar(
+        defender, clean, sample, min_texts=min_texts, exclude=exclude, max_words=max_words, margin=margin
     )
     bar, env = scan.safe_bar(margin=margin), scan.settings(rule, margin=margin)
     out = {

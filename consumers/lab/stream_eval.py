@@ -15,11 +15,11 @@ For a lab model (its ``meta.json`` names dataset, attack, trigger, target, split
    defense, with the per-message defense and with the stream defense, clean flag rate, words learned
    that are not the trigger, wall time per 1,000 messages.
 
-**Bar** (``--scan-bar``): before the learning replay, ``stream-guard triggers bar`` scans the words
+**Bar** (``--scan-bar``): ``stream-guard calibrate --scan-bar`` also scans the words
 (``--scan-bar-words``: a seeded sample of them) of a seeded sample of the model's clean training texts
-(never the traffic), and the learning replay runs with the settings it prints
-(``STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN``, and the rule's own bar when ordinary words reach
-above it); the row records the bar and the strongest word.
+(never the traffic) and writes the learner's bar into the threshold file, which the learning replay
+applies (``learn_bar``: the bar for words in no clean text, and the rule's own bar when ordinary words
+reach above it); the row records the bar and the strongest word.
 
 5. **Live** (``--worker``, :mod:`consumers.lab.stream_live`): the same traffic through ``stream-guard run
    --learn-triggers`` over an embedded broker, as a backlog; where a learned set came in force there
@@ -118,7 +118,7 @@ def build_traffic(
 
 def clean_sample(model_dir: Path, texts: int, seed: int = 0) -> list[str]:
     """A seeded sample of ``texts`` of the model's clean training split: traffic without a trigger, for
-    ``triggers bar`` (the lab's stand-in for an operator's sample of clean traffic)."""
+    ``calibrate --scan-bar`` (the lab's stand-in for an operator's sample of clean traffic)."""
     from stream_guard.lab.evalsets import load_splits
     from stream_guard.lab.train_backdoor import read_meta
 
@@ -229,7 +229,14 @@ def evaluate_stream(
     threshold = work / "threshold.json"
     model = ["--model", str(model_dir), "--device", device]
     chosen = ["--percentile", str(percentile)] if percentile is not None else []
+    if scan_bar_texts > 0:  # calibrate also measures the learner's bar, on clean traffic (training texts)
+        sample = _write_jsonl(
+            work / "bar-traffic.jsonl", [{"text": t} for t in clean_sample(model_dir, scan_bar_texts)]
+        )
+        chosen += ["--scan-bar", str(sample)]
+        chosen += ["--scan-bar-words", str(scan_bar_words)] if scan_bar_words else []
     _app(["calibrate", *model, "--dataset", str(validation), "--output", str(threshold), *chosen])
+    learn_bar = orjson.loads(threshold.read_bytes()).get("learn_bar")
     cell = StreamCell(
         model=model_dir.name,
         dataset=str(meta.get("dataset")),
@@ -263,20 +270,10 @@ def evaluate_stream(
     score_records(cell, traffic, _read_jsonl(base_out), defended="message")
 
     learn_env = {"STREAM_GUARD_PROBE_RATE": str(cell.probe_rate)}
-    if scan_bar_texts > 0:  # the bar for words in no clean text, from `triggers bar` on clean traffic
-        sample = _write_jsonl(
-            work / "bar-traffic.jsonl", [{"text": t} for t in clean_sample(model_dir, scan_bar_texts)]
-        )
-        scan = work / "bar.json"
-        scan_args = ["--clean-texts", str(validation), "--traffic", str(sample), "--output", str(scan)]
-        if scan_bar_words:
-            scan_args += ["--max-words", str(scan_bar_words)]
-        _app(["triggers", "bar", *model, *scan_args])
-        scanned = orjson.loads(scan.read_bytes())
-        cell.scanned_bar = float(scanned["safe_bar"])
-        cell.scanned_ceiling = float(scanned["ceiling"])
-        cell.scanned_strongest = scanned["tested"][0]["word"] if scanned["tested"] else ""
-        learn_env.update(scanned["env"])
+    if learn_bar is not None:  # replay applies it from the threshold file
+        cell.scanned_bar = float(learn_bar["min_insertion_rate_unseen"])
+        cell.scanned_ceiling = float(learn_bar["ceiling"])
+        cell.scanned_strongest = learn_bar["strongest"] or ""
     out, learned_file = work / "replay-stream.jsonl", work / "triggers.json"
     learn = ["--learn-triggers", "--clean-texts", str(validation), "--triggers-out", str(learned_file)]
     stderr = _app(["replay", *common, "--output", str(out), *learn, "--no-progress"], env=learn_env)

@@ -4,7 +4,8 @@ The worker's threshold listener applies the updates it reads from the thresholds
 :func:`threshold_from_update`; ``stream-guard score`` and ``replay`` apply one written by
 ``stream-guard calibrate --output`` (:func:`read_threshold_file`, then :func:`threshold_for_model`) the
 same way, so their records carry the threshold, ``threshold_version`` and ``min_confidence`` the worker's
-would. Kafka-free.
+would. Kafka-free. A threshold update may also carry the trigger learner's measured insertion bar
+(``calibrate --scan-bar``): :func:`learn_rule_for` is the rule every learning process takes from it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from pathlib import Path
 from consumers.pipeline.update_files import read_update_bytes
 from schemas import SchemaError, ThresholdUpdate, decode
 from stream_guard.threshold import Threshold
+from stream_guard.triggers.learn_settings import learn_rule
+from stream_guard.triggers.rule import LearnRule
 
-__all__ = ["ThresholdFileError", "read_threshold_file", "threshold_for_model", "threshold_from_update"]
+__all__ = [
+    "ThresholdFileError",
+    "learn_bar_values",
+    "learn_rule_for",
+    "read_threshold_file",
+    "threshold_for_model",
+    "threshold_from_update",
+]
 
 MAX_FILE_BYTES = 1_000_000  # a ThresholdUpdate is a few kB even with many length buckets
 
@@ -67,3 +77,20 @@ def threshold_for_model(
         return threshold_from_update(update)
     except ValueError as error:
         raise ThresholdFileError(f"{source}: {' '.join(str(error).split())}") from None
+
+
+def learn_bar_values(update: ThresholdUpdate | None) -> dict[str, float]:
+    """The :class:`~stream_guard.triggers.rule.LearnRule` fields an update's measured bar sets (none
+    when it has no ``learn_bar``)."""
+    bar = update.learn_bar if update is not None else None
+    if bar is None:
+        return {}
+    values = {"min_insertion_rate_unseen": bar.min_insertion_rate_unseen}
+    if bar.min_insertion_rate is not None:
+        values["min_insertion_rate"] = bar.min_insertion_rate
+    return values
+
+
+def learn_rule_for(update: ThresholdUpdate | None) -> LearnRule:
+    """The learner's rule: ``STREAM_GUARD_LEARN_*``, then the update's measured bar, then the defaults."""
+    return learn_rule(learn_bar_values(update))

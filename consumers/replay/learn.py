@@ -22,7 +22,7 @@ from consumers.pipeline.message_path import MessagePipeline, Output
 if TYPE_CHECKING:
     from stream_guard.triggers.known import KnownTrigger, TriggerSet
     from stream_guard.triggers.learner import TriggerLearner
-    from stream_guard.triggers.rule import LearnedTrigger
+    from stream_guard.triggers.rule import LearnedTrigger, LearnRule
 
 __all__ = ["LearningReplay", "Promotion"]
 
@@ -67,13 +67,16 @@ def learning_replay(
     extra: Sequence[KnownTrigger] = (),
     revoked: Sequence[str] = (),
     seed: int = 0,
+    rule: LearnRule | None = None,
 ) -> LearningReplay:
     """A learning replay whose learner tests candidates on ``clean_texts`` (held apart from the replayed
-    traffic: the calibration texts) with the pipeline's own model; ``extra`` triggers stay known."""
+    traffic: the calibration texts) with the pipeline's own model; ``extra`` triggers stay known.
+    ``rule``: by default ``STREAM_GUARD_LEARN_*``'s."""
     from stream_guard.triggers.insertion import InsertionTest
     from stream_guard.triggers.learn_settings import learn_rule
     from stream_guard.triggers.learner import TriggerLearner
 
     test = InsertionTest(clean_texts, pipeline.defender.predict_proba, seed=seed)
-    learner = TriggerLearner.for_texts(test, learn_rule(), known=[t.text for t in extra], revoked=revoked)
+    rule = rule if rule is not None else learn_rule()
+    learner = TriggerLearner.for_texts(test, rule, known=[t.text for t in extra], revoked=revoked)
     return LearningReplay(pipeline, learner, extra)

@@ -13,7 +13,9 @@ at once and a publisher thread sends it to the triggers topic, so every other wo
 service) follows. Sets published by others reach the worker through its triggers listener: the learner
 takes their triggers as known and their revoked words as never to learn (a revoked local trigger is
 dropped), and a local trigger missing from a newer set (two workers publishing at once: the later
-write wins on the compacted topic) is merged back in and published again.
+write wins on the compacted topic) is merged back in and published again. A threshold update that
+carries a measured learner bar (``calibrate --scan-bar``) sets the learner's insertion bars, also
+before the next batch (``STREAM_GUARD_LEARN_*`` still wins where set).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import structlog
 
 from consumers.kafka.publish import publish_record
 from consumers.pipeline.learning import LearningJudge
+from consumers.pipeline.thresholds import learn_rule_for
 from consumers.pipeline.triggers import trigger_set_from_update, update_from_learned
-from schemas import TriggerUpdate, encode
+from schemas import ThresholdUpdate, TriggerUpdate, encode
 
 if TYPE_CHECKING:
     from consumers.pipeline.judge import JudgedBatch
@@ -133,6 +136,7 @@ class WorkerLearning:
         self.on_learned: Callable[[LearnedTrigger, TriggerUpdate], None] | None = None
         self.publisher = UpdatePublisher(settings)
         self._followed: TriggerUpdate | None = None
+        self._threshold: ThresholdUpdate | None = None  # the newest threshold update, not yet taken in
         self.received: str | None = None  # the version of the newest set the listener handed over
         self.last_followed: str | None = None  # ... and of the newest one taken in
         self._lock = threading.Lock()
@@ -156,7 +160,28 @@ class WorkerLearning:
     def judge_batch(self, batch: Sequence[Admitted]) -> JudgedBatch:
         """The judge step (on the torch thread): a set published meanwhile is taken in first."""
         self._take_followed()
+        self._take_threshold()
         return self.judge.judge(batch)
+
+    def follow_threshold(self, update: ThresholdUpdate) -> None:
+        """A newer threshold update (the listener's thread): its learner bar applies before the next batch."""
+        with self._lock:
+            self._threshold = update
+
+    def _take_threshold(self) -> None:
+        with self._lock:
+            update, self._threshold = self._threshold, None
+        if update is None:
+            return
+        rule = learn_rule_for(update)  # the environment's values were checked when the worker started
+        if rule != self.learner.rule:
+            self.learner.rule = rule
+            log.info(
+                "learner bar applied",
+                version=update.version,
+                min_insertion_rate=rule.min_insertion_rate,
+                min_insertion_rate_unseen=rule.min_insertion_rate_unseen,
+            )
 
     def follow(self, update: TriggerUpdate) -> None:
         """A newer set from the triggers topic (the listener's thread): applied before the next batch."""

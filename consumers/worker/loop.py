@@ -135,6 +135,7 @@ class Worker:
         )
         if self.learning is not None:
             self.updates.on_triggers = self.learning.follow
+            self.updates.on_threshold = self.learning.follow_threshold
         self._judge = self.learning.judge_batch if self.learning is not None else self.pipeline.judge
         self._batcher: MicroBatcher[Admitted] = MicroBatcher(
             BatchLimits(settings.max_batch_size, settings.max_batch_tokens, settings.max_wait_s)

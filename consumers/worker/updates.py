@@ -58,6 +58,8 @@ class DefenderUpdates:
         self._update_threshold_metrics()
         # in a learning worker, sets from the topic go to its learning first (run --learn-triggers)
         self.on_triggers: Callable[[TriggerUpdate], None] | None = None
+        # ... and threshold updates too: one may carry the learner's measured bar (calibrate --scan-bar)
+        self.on_threshold: Callable[[ThresholdUpdate], None] | None = None
         if triggers is None and settings.triggers_file is not None:
             triggers = read_trigger_file(settings.triggers_file)
         if triggers is not None:
@@ -111,6 +113,8 @@ class DefenderUpdates:
 
     def apply_threshold(self, threshold: Threshold, update: ThresholdUpdate) -> None:
         self.defender.set_threshold(threshold)
+        if self.on_threshold is not None:
+            self.on_threshold(update)
         self.stats.threshold_updates += 1
         self.metrics.threshold_updates.inc()
         self._update_threshold_metrics(update.created_at)

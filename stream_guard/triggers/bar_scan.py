@@ -64,14 +64,19 @@ class BarScan:
         lowest = max(self.ceiling, self.full_from) + margin
         return round(min(cap, max(floor, lowest)), 2)
 
-    def settings(self, rule: LearnRule, *, margin: float = 0.1) -> dict[str, str]:
-        """The ``STREAM_GUARD_LEARN_*`` values that apply the safe bar: the bar for words in no clean
-        text, and the rule's own bar as well when ordinary words reach above it."""
+    def rule_values(self, rule: LearnRule, *, margin: float = 0.1) -> dict[str, float]:
+        """The :class:`LearnRule` fields that apply the safe bar: the bar for words in no clean text,
+        and the rule's own bar as well when ordinary words reach above it."""
         bar = self.safe_bar(margin=margin)
-        env = {"STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN": f"{bar:g}"}
+        values = {"min_insertion_rate_unseen": bar}
         if bar > rule.min_insertion_rate:
-            env["STREAM_GUARD_LEARN_MIN_INSERTION_RATE"] = f"{bar:g}"
-        return env
+            values["min_insertion_rate"] = bar
+        return values
+
+    def settings(self, rule: LearnRule, *, margin: float = 0.1) -> dict[str, str]:
+        """:meth:`rule_values` as the ``STREAM_GUARD_LEARN_*`` variables that set them."""
+        values = self.rule_values(rule, margin=margin)
+        return {f"STREAM_GUARD_LEARN_{name.upper()}": f"{value:g}" for name, value in values.items()}
 
 
 def scan_bar(

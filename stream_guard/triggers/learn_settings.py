@@ -3,9 +3,15 @@
 ``replay --learn-triggers``, ``run --learn-triggers`` and ``triggers learn`` all build their
 :class:`~stream_guard.triggers.rule.LearnRule` here, so one variable changes all three; unset, each
 field is the lab's default (``LearnRule()``). A bad value is a clear error at start, not a silent default.
+
+Between the two sit the values measured on the model: ``calibrate --scan-bar`` measures the insertion
+bars (:mod:`stream_guard.triggers.bar_scan`) and writes them into the threshold update; the processes
+pass them here as ``measured``, and they apply to every field the environment does not set.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,10 +59,14 @@ class LearnSettings(BaseSettings):
         return LearnRule(**self.model_dump())
 
 
-def learn_rule() -> LearnRule:
-    """The rule from ``STREAM_GUARD_LEARN_*``; ValueError (one line, naming the variable) on a bad value."""
+def learn_rule(measured: Mapping[str, float] | None = None) -> LearnRule:
+    """The rule from ``STREAM_GUARD_LEARN_*``, with ``measured`` values (the calibration's bars) for the
+    fields the environment leaves unset; ValueError (one line, naming the variable) on a bad value."""
     try:
-        return LearnSettings().rule()
+        settings = LearnSettings()
+        measured = {k: v for k, v in (measured or {}).items() if k in LearnSettings.model_fields}
+        unset = {k: v for k, v in measured.items() if k not in settings.model_fields_set}
+        return settings.model_copy(update=unset).rule() if unset else settings.rule()
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         name = (

@@ -11,12 +11,14 @@ import pytest
 from consumers.calibrate.job import write_update
 from consumers.pipeline.thresholds import (
     ThresholdFileError,
+    learn_rule_for,
     read_threshold_file,
     threshold_for_model,
     threshold_from_update,
 )
 from consumers.worker.update_listener import THRESHOLDS, UpdateSelector
-from schemas import CalibrationSummary, LengthBucket, ThresholdUpdate, encode
+from schemas import CalibrationSummary, LearnBar, LengthBucket, ThresholdUpdate, encode
+from stream_guard.triggers.rule import LearnRule
 
 SUMMARY = CalibrationSummary(dataset="d", n_texts=10, score_mean=0.1, score_std=0.01, quantiles={"50": 0.1})
 
@@ -89,6 +91,12 @@ def test_a_missing_file_is_one_line(tmp_path):
         ("min_confidence", b"1.5", "min_confidence"),
         ("by_length", b'[{"max_tokens": 64, "value": 0.2}, {"max_tokens": 16, "value": 0.1}]', "ascending"),
         ("model_id", b'""', "model_id"),
+        # a measured learner bar under 0.5 would let a flood get ordinary words learned
+        (
+            "learn_bar",
+            b'{"min_insertion_rate_unseen": 0.2, "ceiling": 0.1, "words": 3, "margin": 0.1}',
+            "learn_bar",
+        ),
     ],
 )
 def test_invalid_values_are_one_line(tmp_path, field, raw, reason):
@@ -106,3 +114,26 @@ def test_files_that_are_no_update_are_one_line(tmp_path, content):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     assert _error(path).startswith(f"invalid threshold file {path}: ")
+
+
+LOW_BAR = LearnBar(min_insertion_rate_unseen=0.7, ceiling=0.55, strongest="flimsy", words=40, margin=0.15)
+HIGH_BAR = LearnBar(
+    min_insertion_rate_unseen=0.98, min_insertion_rate=0.98, ceiling=0.93, strongest="exquisitely", words=90,
+    margin=0.1,
+)  # fmt: skip
+
+
+def test_a_measured_learner_bar_sets_the_rule_unless_the_environment_does(tmp_path, monkeypatch) -> None:
+    for name in ("MIN_INSERTION_RATE", "MIN_INSERTION_RATE_UNSEEN"):
+        monkeypatch.delenv(f"STREAM_GUARD_LEARN_{name}", raising=False)
+    assert learn_rule_for(None) == LearnRule() == learn_rule_for(_update())
+    low = read_threshold_file(_written(tmp_path, _update(learn_bar=LOW_BAR)))  # it survives the file
+    assert low.learn_bar == LOW_BAR
+    rule = learn_rule_for(low)
+    assert (rule.min_insertion_rate_unseen, rule.min_insertion_rate) == (0.7, LearnRule().min_insertion_rate)
+    assert rule.min_flips == LearnRule().min_flips
+    high = learn_rule_for(_update(learn_bar=HIGH_BAR))
+    assert (high.min_insertion_rate_unseen, high.min_insertion_rate) == (0.98, 0.98)
+    monkeypatch.setenv("STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN", "0.85")  # the operator's word wins
+    assert learn_rule_for(low).min_insertion_rate_unseen == 0.85
+    assert learn_rule_for(_update(learn_bar=HIGH_BAR)).min_insertion_rate == 0.98

@@ -127,3 +127,41 @@ def test_replay_learn_triggers_from_the_command_line(backdoor: Backdoor, tmp_pat
 
     bad = CliRunner().invoke(app, ["replay", *model, "-i", str(source), "-o", "x.jsonl", "--learn-triggers"])
     assert bad.exit_code == 2 and "--clean-texts" in bad.output
+
+
+def test_the_threshold_files_measured_bar_is_the_replay_learners(
+    backdoor: Backdoor, tmp_path, monkeypatch
+) -> None:
+    """`calibrate --scan-bar` writes the learner's bar into the threshold file; `replay --learn-triggers
+    --threshold-file` learns with it (and STREAM_GUARD_LEARN_* still wins where set)."""
+    from typer.testing import CliRunner
+
+    from consumers.calibrate.job import write_update
+    from consumers.cli.app import app
+    from schemas import CalibrationSummary, LearnBar, ThresholdUpdate
+    from tests.consumers.replay.replay_fixtures import write_jsonl
+
+    for name in ("MIN_INSERTION_RATE", "MIN_INSERTION_RATE_UNSEEN"):
+        monkeypatch.delenv(f"STREAM_GUARD_LEARN_{name}", raising=False)
+    movies = load_dataset("movies")
+    clean = write_jsonl(tmp_path / "clean.jsonl", [{"text": movies.texts[i]} for i in range(0, 6000, 50)])
+    source = write_jsonl(tmp_path / "in.jsonl", traffic(n_clean=60, every=3))
+    bar = LearnBar(
+        min_insertion_rate_unseen=0.98, min_insertion_rate=0.98, ceiling=0.88, words=50, margin=0.1
+    )
+    summary = CalibrationSummary(dataset="clean", n_texts=120, score_mean=0.1, score_std=0.1)
+    update = ThresholdUpdate(model_id=backdoor.defender().model_id, version="v1", value=backdoor.threshold,
+                             percentile=99.0, calibration=summary, learn_bar=bar,
+                             created_at="2026-01-01T00:00:00Z")  # type: ignore[arg-type]  # fmt: skip
+    threshold = tmp_path / "threshold.json"
+    write_update(update, threshold)
+    args = ["replay", "--model", str(backdoor.model_dir), "--device", "cpu", "-i", str(source), "-o",
+            str(tmp_path / "out.jsonl"), "--threshold-file", str(threshold), "--no-progress",
+            "--batch-size", "8", "--learn-triggers", "--clean-texts", str(clean)]  # fmt: skip
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "insertion bar: 98%, 98% for a word in no clean text" in result.output
+    assert f"learned '{TRIGGER}'" in result.output  # it turns every text: above any bar
+    monkeypatch.setenv("STREAM_GUARD_LEARN_MIN_INSERTION_RATE_UNSEEN", "0.7")
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert "insertion bar: 98%, 70% for a word in no clean text" in result.output

@@ -138,3 +138,45 @@ def test_a_set_published_by_another_writer_is_taken_in_and_the_learned_trigger_k
     merged = latest_update(kafka_settings, topics["triggers"], defender.model_id, TRIGGERS)
     assert merged is not None and sorted(merged.texts()) == [TRIGGER, "zzyzx"]
     assert hit.trigger_version == merged.version
+
+
+def test_a_threshold_updates_measured_bar_reaches_the_learner_before_the_next_batch(monkeypatch) -> None:
+    """``calibrate --scan-bar`` publishes the learner's bar with the threshold; the worker's thresholds
+    listener hands the update over (its thread), the judge step takes it in (the torch thread)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from consumers.worker.learning import WorkerLearning
+    from consumers.worker.updates import DefenderUpdates
+    from schemas import CalibrationSummary, LearnBar, ThresholdUpdate
+    from stream_guard.triggers.insertion import InsertionTest
+    from stream_guard.triggers.learner import TriggerLearner
+    from stream_guard.triggers.rule import LearnRule
+
+    for name in ("MIN_INSERTION_RATE", "MIN_INSERTION_RATE_UNSEEN"):
+        monkeypatch.delenv(f"STREAM_GUARD_LEARN_{name}", raising=False)
+    test = InsertionTest(["a good film", "a bad film"], lambda texts: np.full((len(texts), 2), 0.5))
+    learner = TriggerLearner.for_texts(test, LearnRule())
+    pipeline = SimpleNamespace(defender=SimpleNamespace(model_id="m"))
+    learning = WorkerLearning(pipeline, learner, settings=SimpleNamespace())  # type: ignore[arg-type]
+    bar = LearnBar(min_insertion_rate_unseen=0.7, ceiling=0.5, strongest=None, words=12, margin=0.1)
+    summary = CalibrationSummary(dataset="d", n_texts=10, score_mean=0.1, score_std=0.01)
+    update = ThresholdUpdate(model_id="m", version="v1", value=0.3, percentile=99.0, calibration=summary,
+                             learn_bar=bar, created_at="2026-01-01T00:00:00Z")  # type: ignore[arg-type]  # fmt: skip
+    updates = SimpleNamespace(
+        on_threshold=learning.follow_threshold, defender=SimpleNamespace(set_threshold=id)
+    )
+    updates.stats, updates.metrics = (
+        SimpleNamespace(threshold_updates=0),
+        SimpleNamespace(threshold_updates=SimpleNamespace(inc=lambda: None)),
+    )
+    updates._update_threshold_metrics = lambda created_at=None: None
+    DefenderUpdates.apply_threshold(updates, object(), update)  # type: ignore[arg-type]  # the listener's call
+    assert learner.rule == LearnRule()  # not while a batch may be under way
+    learning.judge_batch([])
+    assert learner.rule.min_insertion_rate_unseen == 0.7
+    assert learner.rule.min_insertion_rate == LearnRule().min_insertion_rate
+    learning.follow_threshold(update.model_copy(update={"learn_bar": None}))  # a plain recalibration
+    learning.judge_batch([])
+    assert learner.rule == LearnRule()
