@@ -157,8 +157,8 @@ def bar_readme_table(
     probe_rate: float,
     tokenize: Callable[[str], list[str]] | None = None,
 ) -> str:
-    """The README's table of per-model bars: each test row learned with the bar `triggers bar` gave
-    (``lab stream --scan-bar``) beside the same model's row at the shipped rule."""
+    """The README's table of per-model bars: each test row learned with the bar `calibrate --scan-bar`
+    measured (``lab stream --scan-bar``) beside the same model's row at the shipped rule."""
 
     def at_defaults(c: StreamCell) -> bool:
         return c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate

@@ -68,7 +68,7 @@ class StreamCell:
     in_force_at_worker: int | None = None  # ... and in the worker
     worker_agreement: float | None = None  # share of messages with the same final label and flag
     seconds_worker: float | None = None  # the worker's wall time, start to last record
-    # the insertion bar `triggers bar` gave for this model and the learning ran with (None: the default)
+    # the learner bar calibrate --scan-bar measured for this model and the learning ran with (None: default)
     scanned_bar: float | None = None
     scanned_strongest: str = ""  # ... and the strongest ordinary word of its scan, and its rate
     scanned_ceiling: float | None = None
