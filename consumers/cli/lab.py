@@ -105,17 +105,16 @@ def train_command(
 ) -> None:
     """Split, poison, fine-tune the packaged backbone (or embedding-poison a clean one), write meta.json."""
     from stream_guard.lab.attacks import check_trigger_pieces, make_attack
-    from stream_guard.lab.train_backdoor import (
+    from stream_guard.lab.model_specs import (
         DEFAULT_CACHE,
         BackdoorSpec,
-        ModelBusyError,
         expected_meta,
         find_trained,
         meta_matches,
         read_meta,
-        train_backdoored_model,
         train_size,
     )
+    from stream_guard.lab.train_backdoor import ModelBusyError, train_backdoored_model
     from stream_guard.loading import packaged_backbone_path
     from stream_guard.logs import quiet_transformers
 
@@ -265,7 +264,7 @@ def grid_command(
     )
     if dry_run:
         return
-    from stream_guard.lab.train_backdoor import device_name
+    from stream_guard.lab.model_specs import device_name
 
     settings = {
         "device": device_name(options.device),

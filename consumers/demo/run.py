@@ -114,7 +114,8 @@ def _ensure_model(console: Console, model: Path | None) -> tuple[Path, str]:
     """The model directory and a note on where it came from (training it on the first run)."""
     if model is not None:
         return model.expanduser(), "given with --model"
-    from stream_guard.lab.train_backdoor import BackdoorSpec, ensure_backdoored_model, find_trained
+    from stream_guard.lab.model_specs import BackdoorSpec, find_trained
+    from stream_guard.lab.train_backdoor import ensure_backdoored_model
     from stream_guard.torch_thread import run_on_torch_thread
 
     cache = stream_guard_home() / "models"

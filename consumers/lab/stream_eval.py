@@ -57,7 +57,7 @@ def build_traffic(
     from stream_guard.defender import Defender
     from stream_guard.lab.attacks import make_attack
     from stream_guard.lab.evalsets import build_eval_sets, fitted
-    from stream_guard.lab.train_backdoor import read_meta
+    from stream_guard.lab.model_specs import read_meta
     from stream_guard.loading import load_classifier
 
     meta = read_meta(model_dir)
@@ -120,7 +120,7 @@ def clean_sample(model_dir: Path, texts: int, seed: int = 0) -> list[str]:
     """A seeded sample of ``texts`` of the model's clean training split: traffic without a trigger, for
     ``calibrate --scan-bar`` (the lab's stand-in for an operator's sample of clean traffic)."""
     from stream_guard.lab.evalsets import load_splits
-    from stream_guard.lab.train_backdoor import read_meta
+    from stream_guard.lab.model_specs import read_meta
 
     meta = read_meta(model_dir) or {}
     train = load_splits(
@@ -219,7 +219,7 @@ def evaluate_stream(
     docstring)."""
     from transformers import AutoTokenizer
 
-    from stream_guard.lab.train_backdoor import device_name, read_meta
+    from stream_guard.lab.model_specs import device_name, read_meta
 
     meta = read_meta(model_dir) or {}
     work.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from stream_guard.lab.defenses.base import Analysis, run_defense
 from stream_guard.lab.defenses.registry import DefenseContext, EvalOptions, make_defense
 from stream_guard.lab.defenses.xgraad import Sweep
 from stream_guard.lab.evalsets import build_eval_sets
-from stream_guard.lab.train_backdoor import read_meta
+from stream_guard.lab.model_specs import read_meta
 
 __all__ = ["EvalOptions", "ModelEvaluation", "evaluate_model"]
 

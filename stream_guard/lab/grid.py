@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from stream_guard.lab.evaluate import EvalOptions, ModelEvaluation, evaluate_model
-from stream_guard.lab.train_backdoor import (
+from stream_guard.lab.model_specs import (
     DEFAULT_CACHE,
     RECIPES,
     BackdoorSpec,
-    ensure_backdoored_model,
     expected_meta,
     find_trained,
     meta_matches,
     train_size,
 )
+from stream_guard.lab.train_backdoor import ensure_backdoored_model
 
 GRID_DATASETS = ("movies", "spam")
 GRID_ATTACKS = ("badnets", "badnets-split", "addsent", "ep")

@@ -74,7 +74,7 @@ def test_resume_skips_cells_whose_model_has_every_defense(tmp_path: Path, monkey
 
 def test_resume_without_the_models_trusts_only_records_of_the_same_recipe(tmp_path, monkeypatch) -> None:
     """On a fresh machine (results carried, models not), a record counts when its meta is the cell's."""
-    from stream_guard.lab.train_backdoor import expected_meta, train_size
+    from stream_guard.lab.model_specs import expected_meta, train_size
 
     cell = Cell("movies", "badnets", 0, "cf", 0)
     spec = cell.spec.resolved()

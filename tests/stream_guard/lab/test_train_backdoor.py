@@ -9,18 +9,14 @@ import pytest
 from safetensors.torch import load_file
 
 from stream_guard.lab import train_backdoor as tb
-from stream_guard.lab.train_backdoor import (
+from stream_guard.lab.model_specs import (
     BackdoorSpec,
-    ModelBusyError,
-    ensure_backdoored_model,
     expected_meta,
     find_trained,
     meta_matches,
-    model_name,
     read_meta,
-    train_backdoored_model,
 )
-from tests.stream_guard.lab.fakes import toy_model_meta
+from stream_guard.lab.train_backdoor import ModelBusyError, ensure_backdoored_model, train_backdoored_model
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +26,6 @@ def tiny_base(tiny_model_dir) -> str:
 
 def _spec(toy_dataset: Path, base: str, **kw) -> BackdoorSpec:
     return BackdoorSpec(dataset=str(toy_dataset), max_train=40, max_length=32, base=base, **kw)
-
-
-def test_model_names_follow_the_shared_convention() -> None:
-    assert model_name("movies", "badnets", "cf", 0) == "movies-badnets-cf-s0"
-    assert model_name("movies", "addsent", "i watched this 3d movie", 1) == (
-        "movies-addsent-i_watched_this_3d_movie-s1"
-    )
-    assert BackdoorSpec(attack="badnets-split").name == "movies-badnets-cfz-s0"
-    assert BackdoorSpec(dataset="spam", attack="clean").name == "spam-clean-none-s0"
 
 
 def test_training_writes_the_model_and_its_meta(tmp_path, toy_dataset, tiny_base) -> None:
@@ -74,26 +61,6 @@ def test_cache_reuses_a_matching_model_and_never_retrains(
     assert ensure_backdoored_model(tmp_path, spec=spec, progress=False) == first
     other_seed = _spec(toy_dataset, tiny_base, attack="addsent", seed=5)
     assert find_trained(tmp_path, other_seed) is None
-
-
-def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) -> None:
-    """meta.json in the format of scripts/lab_research.py (no backbone entry = the packaged one)."""
-    spec = BackdoorSpec(dataset=str(toy_dataset), attack="badnets", trigger="cfz", max_train=40)
-    d = tmp_path / "toy-badnets-cfz-s0"
-    d.mkdir()
-    meta = toy_model_meta(toy_dataset, trigger="cfz", fit_train=True, seconds=1.0)
-    (d / "meta.json").write_text(json.dumps(meta))
-    assert find_trained(tmp_path, spec) == d
-    assert (
-        find_trained(tmp_path, BackdoorSpec(dataset=str(toy_dataset), attack="badnets-split", max_train=40))
-        == d
-    )
-    assert (
-        find_trained(tmp_path, BackdoorSpec(dataset=str(toy_dataset), attack="badnets", max_train=30)) is None
-    )
-    # trained before texts were cut to the window (the trigger mostly truncated away): not this recipe
-    (d / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "fit_train"}))
-    assert find_trained(tmp_path, spec) is None
 
 
 def test_a_directory_without_meta_is_busy(tmp_path, toy_dataset, tiny_base) -> None:
@@ -145,24 +112,3 @@ def test_the_newer_attacks_train_through_the_lab_and_are_measured(
         assert (out / "lws.json").is_file()
     spec = _spec(toy_dataset, tiny_base, attack=attack).resolved()
     assert meta_matches(read_meta(out), expected_meta(spec, meta["train_size"]))
-
-
-def test_the_set_and_the_adaptive_attack_train_longer_than_the_movie_recipe() -> None:
-    epochs = {
-        a: BackdoorSpec(dataset="movies", attack=a).resolved().epochs for a in ("badnets", "badnets-set")
-    }
-    assert epochs == {"badnets": 1.0, "badnets-set": 2.0}
-    assert BackdoorSpec(dataset="movies", attack="adaptive").resolved().epochs == 3.0
-    assert BackdoorSpec(dataset="movies", attack="adaptive", epochs=1.0).resolved().epochs == 1.0
-
-
-def test_meta_names_the_device_a_model_was_trained_on(monkeypatch) -> None:
-    import torch
-
-    import stream_guard.loading as loading
-    from stream_guard.lab.train_backdoor import device_name
-
-    assert device_name("cpu") == "cpu"
-    monkeypatch.setattr(loading, "resolve_device", lambda device: torch.device("cuda"))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
-    assert device_name("auto") == "cuda: Fake GPU"
