@@ -21,14 +21,17 @@ outputs and offsets become visible together (read_committed consumers see each i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from consumers.kafka.refused import refused_reason
 
 __all__ = ["Checkpoint", "DeliveryError", "OutputRefused"]
+
+if TYPE_CHECKING:
+    from consumers.pipeline.message_path import Output
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +113,25 @@ class Checkpoint:
                 if reason is None:
                     raise
                 raise OutputRefused(reason) from None
+
+    def produce_output(self, output: Output, topics: Mapping[str, str], max_output_bytes: int) -> Output:
+        """Produce one output to ``topics[output.kind]``; one the producer refuses (its size or content)
+        is dead-lettered instead, and the partition moves on. A refused dead letter, or any other
+        produce error, raises (the worker stops). Returns what was produced."""
+        assert output.value is not None
+        ts = output.envelope.epoch_seconds
+        try:
+            self.produce(topics[output.kind], output.value, output.key, ts)
+        except OutputRefused as error:
+            log.warning(
+                "output refused; its message is dead-lettered", where=output.envelope.where, error=str(error)
+            )
+            output = output.rejected(
+                f"the producer refused its {output.kind} record: {error}", max_output_bytes
+            )
+            assert output.value is not None
+            self.produce(topics["dead_letter"], output.value, output.key, ts)
+        return output
 
     def mark_processed(self, topic: str, partition: int, offset: int) -> None:
         """The input at ``offset`` has all its outputs queued; commit up to it next time."""

@@ -70,9 +70,9 @@ import structlog
 
 from consumers.pipeline.envelope import Envelope
 from consumers.pipeline.judge import JudgedBatch
-from consumers.pipeline.message_path import Admitted, MessagePipeline, Output
+from consumers.pipeline.message_path import Admitted, MessagePipeline
 from consumers.pipeline.wire import message_max_bytes
-from consumers.worker.checkpoint import Checkpoint, OutputRefused
+from consumers.worker.checkpoint import Checkpoint
 from consumers.worker.clients import make_clients
 from consumers.worker.flow_control import FlowControl
 from consumers.worker.learning import worker_learning
@@ -305,7 +305,7 @@ class Worker:
             envelope = output.envelope
             if envelope.partition_key not in self._assigned:
                 continue  # lost while in flight: its new owner produces it
-            output = self._produce(output)
+            output = checkpoint.produce_output(output, self._topics, self.pipeline.max_output_bytes)
             kind, record = output.kind, output.record
             if kind == "dead_letter":
                 dead += 1
@@ -337,24 +337,6 @@ class Worker:
                 len(items), judged.judged, flagged, dead, judged.seconds, offsets, judged.started
             )
             self.on_batch(report)
-
-    def _produce(self, output: Output) -> Output:
-        """Produce one output; one the producer refuses (its size or content) is dead-lettered instead,
-        and the partition moves on. A refused dead letter, or any other produce error, stops the worker."""
-        checkpoint = self._checkpoint
-        assert checkpoint is not None and output.value is not None
-        ts = output.envelope.epoch_seconds
-        try:
-            checkpoint.produce(self._topics[output.kind], output.value, output.key, ts)
-        except OutputRefused as error:
-            log.warning(
-                "output refused; its message is dead-lettered", where=output.envelope.where, error=str(error)
-            )
-            reason = f"the producer refused its {output.kind} record: {error}"
-            output = output.rejected(reason, self.pipeline.max_output_bytes)
-            assert output.value is not None
-            checkpoint.produce(self._topics["dead_letter"], output.value, output.key, ts)
-        return output
 
     def _drain(self) -> None:
         """The shutdown path: finish the batch in flight and commit; buffered messages stay uncommitted."""
