@@ -39,7 +39,7 @@ def _row(c: StreamCell) -> str:
         for t, n in zip(c.learned, c.learned_after_triggered, strict=True)
     )
     where = "" if c.device == "cpu" else f" on {c.device}"
-    bar = "" if c.scanned_bar is None else f", bar {c.scanned_bar:g} (calibrate --scan-bar)"
+    bar = "" if c.scanned_bar is None else f", scanned bar {c.scanned_bar:g}"
     return (
         f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}{bar}, "
         f"{'p' + format(c.percentile, 'g') if c.percentile is not None else 'default percentile'}, probe "
