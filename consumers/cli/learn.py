@@ -24,7 +24,10 @@ def learn_command(
         None,
         "--threshold-file",
         help="the calibration's ThresholdUpdate JSON: the learner bar it measured (calibrate --scan-bar) "
-        "applies (STREAM_GUARD_LEARN_* still wins where set)",
+        "applies (STREAM_GUARD_LEARN_* still wins where set); default: the thresholds topic's newest",
+    ),
+    thresholds_topic: str = typer.Option(
+        "thresholds", "--thresholds-topic", envvar="STREAM_GUARD_THRESHOLDS_TOPIC", help="read once, at start"
     ),
     predictions_topic: str = typer.Option(
         "predictions", "--predictions-topic", envvar="STREAM_GUARD_PREDICTIONS_TOPIC", help="evidence source"
@@ -81,7 +84,8 @@ def learn_command(
         topics=[predictions_topic, audit_topic],
         input_topics=input_topics or _worker_input_topics(),
         triggers_topic=triggers_topic,
-        rule=rule,
+        rule=rule if update is not None else None,  # None: the thresholds topic's bar, read at start
+        thresholds_topic=thresholds_topic,
         update_channel=channel,
         on_promotion=lambda t, u: typer.echo(
             f"learned {t.text!r} -> label {t.target_label} ({t.evidence_text}, insertion "

@@ -14,7 +14,10 @@ must be signed with it too (:mod:`consumers.pipeline.update_settings`).
 
 State lives in Kafka: on start the service reads the newest trigger update for its model (its triggers
 stay known, its revoked words are never learned) and every partition of the output topics from the
-beginning (assigned, no consumer group, nothing committed), so a restart rebuilds the counts.
+beginning (assigned, no consumer group, nothing committed), so a restart rebuilds the counts. It also
+reads the newest threshold update for its model on the thresholds topic once: the learner bar the
+calibration job measured there (``calibrate --scan-bar``) is its bar, as in the learning workers (which
+follow later updates too; the service takes a newer one when it restarts).
 """
 
 from __future__ import annotations
@@ -28,10 +31,19 @@ import structlog
 
 from consumers.kafka.publish import publish_record
 from consumers.kafka.settings import KafkaSettings
+from consumers.pipeline.thresholds import learn_bar_values, learn_rule_for
 from consumers.pipeline.triggers import update_from_learned
 from consumers.pipeline.update_settings import UpdateChannelSettings, update_channel_from_env
-from consumers.worker.update_listener import TRIGGERS, latest_update
-from schemas import InputMessage, PredictionRecord, SchemaError, TriggerUpdate, decode, encode
+from consumers.worker.update_listener import THRESHOLDS, TRIGGERS, latest_update
+from schemas import (
+    InputMessage,
+    PredictionRecord,
+    SchemaError,
+    ThresholdUpdate,
+    TriggerUpdate,
+    decode,
+    encode,
+)
 from stream_guard.errors import InvalidTextError
 from stream_guard.torch_thread import run_on_torch_thread
 from stream_guard.triggers.evidence import Evidence
@@ -76,7 +88,9 @@ class TriggerLearnService:
         input_topics: the workers' input topics, whose texts are counted for recurrence (none: evidence
             only).
         triggers_topic: where the updates go (the topic the workers follow).
-        rule: the promotion rule (defaults: ``LearnRule()``).
+        rule: the promotion rule (default: ``STREAM_GUARD_LEARN_*`` with the measured learner bar of the
+            newest threshold update on ``thresholds_topic``, if any, as the workers apply it).
+        thresholds_topic: where the calibration job publishes (read once, at start; None: not read).
         on_promotion: called with each newly learned trigger and the update that published it.
         update_channel: signing key and rules of the triggers topic (default: from the environment;
             :class:`~consumers.pipeline.update_settings.UpdateChannelError` when unusable).
@@ -92,6 +106,7 @@ class TriggerLearnService:
         triggers_topic: str,
         input_topics: Sequence[str] = (),
         rule: LearnRule | None = None,
+        thresholds_topic: str | None = None,
         on_promotion: Callable[[LearnedTrigger, TriggerUpdate], None] | None = None,
         update_channel: UpdateChannelSettings | None = None,
     ) -> None:
@@ -103,6 +118,7 @@ class TriggerLearnService:
         self.input_topics = list(input_topics)
         self.triggers_topic = triggers_topic
         self.rule = rule
+        self.thresholds_topic = thresholds_topic
         self.on_promotion = on_promotion
         self.current: TriggerUpdate | None = None
         self.records = 0
@@ -149,6 +165,8 @@ class TriggerLearnService:
             )
         except KafkaException:
             self.current = None  # no triggers topic yet: the first publication creates it
+        if self.rule is None and self.thresholds_topic:
+            self.rule = learn_rule_for(self._newest_threshold(model_id))
         learner = self.learner = self._learner()
         # the model's labels of the clean texts, now: not at the first insertion test, where they would
         # hold the first promotion back by one pass over the calibration texts
@@ -206,6 +224,28 @@ class TriggerLearnService:
                     self._publish(trigger)
         finally:
             consumer.close()
+
+    def _newest_threshold(self, model_id: str) -> ThresholdUpdate | None:
+        """The newest threshold update the workers would apply (its learner bar is this learner's)."""
+        from confluent_kafka import KafkaException
+
+        assert self.thresholds_topic is not None
+        try:
+            update = latest_update(
+                self.kafka,
+                self.thresholds_topic,
+                model_id,
+                THRESHOLDS,
+                idle_timeout=2.0,
+                policy=self.channel.policy(),
+            )
+        except KafkaException:
+            return None  # no thresholds topic: the rule's own bars
+        if update is not None and update.learn_bar is not None:
+            log.info(
+                "learner bar from the thresholds topic", version=update.version, **learn_bar_values(update)
+            )
+        return update
 
     def _input_text(self, value: bytes | None) -> str | None:
         """The text a worker would score from an input message (None for what it dead-letters)."""

@@ -109,3 +109,47 @@ def test_a_trigger_no_message_was_flagged_for_is_learned_from_the_input_topics_r
     assert (trigger.text, trigger.target_label, trigger.basis) == (TRIGGER, TARGET_LABEL, "recurrence")
     assert not any(r.evidence for r in records.values() if r.id != "later")
     _assert_later_message_neutralized(records, update.version)
+
+
+def test_the_service_learns_with_the_bar_the_calibration_published(
+    kafka_settings, topics, topic_factory, tmp_path_factory, monkeypatch
+) -> None:
+    """`calibrate --scan-bar --publish` puts the learner's bar on the thresholds topic with the threshold;
+    the service reads the newest update for its model at start and learns with it."""
+    from consumers.calibrate.job import publish_update
+    from consumers.pipeline.update_settings import UpdateChannelSettings
+    from schemas import CalibrationSummary, LearnBar, ThresholdUpdate
+    from stream_guard.defender import Defender
+    from stream_guard.loading import load_classifier
+    from stream_guard.triggers.rule import LearnRule
+    from tests.stream_guard.tiny_models import build_tiny_model
+
+    for name in ("MIN_INSERTION_RATE", "MIN_INSERTION_RATE_UNSEEN"):
+        monkeypatch.delenv(f"STREAM_GUARD_LEARN_{name}", raising=False)
+    model_dir = build_tiny_model("bert", tmp_path_factory.mktemp("learn-bar"))
+    defender = Defender(load_classifier(model_dir, device="cpu"))
+    thresholds = topic_factory(partitions=1, prefix="thres")
+    summary = CalibrationSummary(dataset="clean", n_texts=20, score_mean=0.1, score_std=0.1)
+    bar = LearnBar(min_insertion_rate_unseen=0.7, ceiling=0.55, strongest="flimsy", words=30, margin=0.15)
+    update = ThresholdUpdate(model_id=defender.model_id, version="v1", value=0.5, percentile=99.0,
+                             calibration=summary, learn_bar=bar, created_at="2026-01-01T00:00:00Z")  # type: ignore[arg-type]  # fmt: skip
+    publish_update(update, kafka_settings.producer_config(), thresholds, channel=UpdateChannelSettings())
+    service = TriggerLearnService(
+        kafka_settings,
+        defender,
+        ["a good film", "a bad film"],
+        topics=[topics["predictions"]],
+        triggers_topic=topics["triggers"],
+        thresholds_topic=thresholds,
+        update_channel=UpdateChannelSettings(),
+    )
+    learning = threading.Thread(target=service.run, daemon=True)
+    learning.start()
+    try:
+        assert service.ready.wait(60)
+    finally:
+        service.stop()
+        learning.join(10)
+    assert service.learner is not None
+    rule = service.learner.rule
+    assert (rule.min_insertion_rate_unseen, rule.min_insertion_rate) == (0.7, LearnRule().min_insertion_rate)
