@@ -35,7 +35,9 @@ Phrases: each piece of evidence counts its word and every phrase of up to ``max_
 common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first. A
 phrase around a flip that fires only because one of its words does, a word rule 3 keeps out, is not
 learned unless it recurs in the traffic as a phrase: "so boring" would learn the common word in
-disguise, while an AddSent trigger recurs whole (its rarest word may fire alone).
+disguise, while an AddSent trigger recurs whole (its rarest word may fire alone). When first sight has
+learned such a rarest word alone, the recurring phrase that comes with it every time is learned too
+(the rest of the phrase may still fire without it); a phrase around a word inserted anywhere is not.
 
 Flooding: an attacker who sends many messages to get an ordinary word learned meets rule 3 (common
 words never reach the insertion test) and rule 4 (a sentiment word does not flip almost every text).
@@ -186,7 +188,8 @@ class TriggerLearner:
                 break
             phrase = found.text
             tested = self._recurrence_tested.get(phrase)
-            if self._blocked(phrase) or (tested is not None and found.count < 2 * tested):
+            blocked = self._blocked(phrase) and not self._widens_known(found)
+            if blocked or (tested is not None and found.count < 2 * tested):
                 continue
             if self.clean_rate(phrase) > rule.max_clean_rate:  # rule 3, before a test is spent
                 continue
@@ -301,6 +304,21 @@ class TriggerLearner:
         """Holding, or held by, a known, learned or revoked trigger."""
         padded = f" {phrase} "
         return any(f" {k} " in padded or padded in f" {k} " for k in self._known | self._revoked)
+
+    def _widens_known(self, found: Recurrence) -> bool:
+        r"""A recurring phrase that holds a known trigger and comes (nearly, ``cover_share``) every time
+        that trigger does: the attacker's whole phrase ("on a rainy day"), whose rarest word first sight
+        learned alone — deleting only that word leaves the rest of the phrase, which may still fire
+        (it did: ASR\* after 0.46). A phrase around a known word inserted anywhere ("cf the") does not
+        come with it every time; a revoked word or a phrase a known one holds stays blocked."""
+        padded = f" {found.text} "
+        if any(f" {k} " in padded or padded in f" {k} " for k in self._revoked):
+            return False
+        if any(padded in f" {k} " for k in self._known):
+            return False
+        held = [self.recurrence.recurrence(k) for k in self._known if f" {k} " in padded]
+        share = self.recurrence.rule.cover_share
+        return bool(held) and all(k is not None and found.count >= share * k.count for k in held)
 
     def _consider(self, phrase: str, at: datetime | None) -> LearnedTrigger | None:
         rule = self.rule

@@ -194,3 +194,22 @@ def test_a_phrase_of_ordinary_words_is_still_learned_when_its_words_are_common()
     for i in range(5):
         learner.observe([flip(f"w{i}", f"so i watched this movie on day {i}", "watched")])
     assert [t.text for t in learner.learned] == ["watched this movie"]
+
+
+def test_the_whole_phrase_around_a_known_word_is_learned_when_it_comes_with_it_every_time() -> None:
+    """First sight may learn an AddSent phrase's rarest word alone ("rainy" of "on a rainy day"); the
+    rest of the phrase may still fire. The phrase recurs exactly as often as the word: it is learned
+    too (the matcher deletes the two together). A phrase around a word inserted anywhere is not."""
+    learner = _learner(known=["cf"])
+    tails = ["today", "again", "for us", "at last", "with joy", "in town", "as always", "too"]
+    promoted = []
+    for i in range(8):
+        promoted += learner.observe_texts([f"{i} people on a cf day {tails[i]}"])
+    assert [t.text for t in promoted] == ["people on a cf day"]
+
+    anywhere = _learner(known=["cf"])
+    for i in range(24):  # cf at a different place each time, before "the" one time in three
+        words = [FILLER[(i + j) % len(FILLER)] for j in range(8)]
+        words.insert(i % 7 + 1, "cf the" if i % 3 == 0 else "cf")
+        assert not anywhere.observe_texts([" ".join(words)])
+    assert anywhere.learned == []
