@@ -35,9 +35,10 @@ Phrases: each piece of evidence counts its word and every phrase of up to ``max_
 common in clean text (rule 3 stops them), the phrase is not. Candidates are tried shortest first. A
 phrase around a flip that fires only because one of its words does, a word rule 3 keeps out, is not
 learned unless it recurs in the traffic as a phrase: "so boring" would learn the common word in
-disguise, while an AddSent trigger recurs whole (its rarest word may fire alone). When first sight has
-learned such a rarest word alone, the recurring phrase that comes with it every time is learned too
-(the rest of the phrase may still fire without it); a phrase around a word inserted anywhere is not.
+disguise, while an AddSent trigger recurs whole (its rarest word may fire alone). First sight likewise
+takes the recurring phrase that comes with its word every time, when there is one; and when it learned
+such a rarest word alone (before the phrase recurred), the phrase is learned too once it recurs (the
+rest of the phrase may still fire without it); a phrase around a word inserted anywhere is not.
 
 Flooding: an attacker who sends many messages to get an ordinary word learned meets rule 3 (common
 words never reach the insertion test) and rule 4 (a sentiment word does not flip almost every text).
@@ -240,6 +241,11 @@ class TriggerLearner:
         result = self._test(word, target)
         if not self._passes(word, result):
             return None
+        whole = self.recurrence.widest_holding(word)
+        if whole != word and self.recurrence.is_recurring(whole) and not self._blocked(whole):
+            widened = self._test(whole, target)  # the word of a repeated phrase: the phrase, as in evidence
+            if self._passes(whole, widened):
+                word, result = whole, widened
         seen = self.recurrence.recurrence(word)
         return self._learn(
             word, target, result, basis="attribution", messages=seen.count if seen else 1, at=at

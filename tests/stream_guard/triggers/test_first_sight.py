@@ -98,3 +98,21 @@ def test_insertion_tests_that_cannot_pass_stop_early_with_the_same_outcome() -> 
     assert early.eligible < full.eligible and test.texts - texts == early.eligible
     assert test("cf", 1, stop_below=0.9) == test("cf", 1)  # a passing test runs to the end
     assert test("cf", 1, limit=4).eligible == 4
+
+
+def test_first_sight_of_a_word_of_a_repeated_phrase_learns_the_phrase() -> None:
+    """The top word of an AddSent message may be the phrase's rarest word; the phrase recurs whole in the
+    traffic, so first sight learns the phrase (deleting the word alone may leave a phrase that fires)."""
+    learner = _learner()
+    _warm(learner)
+    tails = ["today", "again", "for us", "at last"]
+    for i in range(4):  # the traffic so far, counted (its recurrence tests left aside)
+        learner.recurrence.observe([f"{i} people on a cf day {tails[i]}"])
+    learned = learner.nominate("cf", 1, 0.9)
+    assert learned is not None and learned.text == "people on a cf day"
+    alone = _learner()  # cf inserted anywhere: no phrase comes with it, the word is learned
+    _warm(alone)
+    for i in range(4):
+        alone.recurrence.observe([f"{tails[i]} {i} cf people" if i % 2 else f"cf {i} {tails[i]} day"])
+    learned = alone.nominate("cf", 1, 0.9)
+    assert learned is not None and learned.text == "cf"
