@@ -18,6 +18,7 @@ from consumers.cli import (
     calibrate,
     demo,
     lab,
+    lab_stream,
     learn,
     replay,
     run,
@@ -59,8 +60,8 @@ lab_app = typer.Typer(
 lab_app.command("train")(lab.train_command)
 lab_app.command("eval")(lab.eval_command)
 lab_app.command("grid")(lab.grid_command)
-lab_app.command("stream")(lab.stream_command)
-lab_app.command("readme")(lab.readme_command)
+lab_app.command("stream")(lab_stream.stream_command)
+lab_app.command("readme")(lab_stream.readme_command)
 app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(

@@ -3,7 +3,8 @@
 stream-guard lab train --dataset movies --attack badnets [--trigger cf] [--target 0] --out DIR
 stream-guard lab eval --model DIR [--dataset D] --defenses none,xgraad-paper,xgraad,strip,rap
 stream-guard lab grid --out docs/lab
-stream-guard lab stream --model DIR [--model DIR ...] --out docs/lab
+
+`lab stream` and `lab readme` live in :mod:`consumers.cli.lab_stream`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ XGraadConfigOpt = typer.Option(
     "default docs/lab/xgraad-improved.json if present, else the DefenderSettings defaults",
 )
 DEFAULT_IMPROVED = Path("docs/lab/xgraad-improved.json")
+GRID_TITLE = "Backdoor lab: X-GRAAD vs baselines"
 StripCopiesOpt = typer.Option(20, "--strip-copies", help="STRIP: perturbed copies per input")
 DeviceOpt = typer.Option(
     "auto", "--device", help="auto (CUDA when available), cpu or cuda[:N]: training, scoring, the LM"
@@ -60,13 +62,13 @@ def _options(
             improved=improved,
             sweep=sweep,
             strip=StripConfig(copies=strip_copies),
-            device=_device(device),
+            device=checked_device(device),
         )
     except (OSError, ValueError) as err:
         fail(str(err).splitlines()[0])
 
 
-def _device(device: str) -> str:
+def checked_device(device: str) -> str:
     """``device`` checked and resolved (auto -> cuda or cpu); one line and exit 2 when unusable."""
     from stream_guard.errors import ModelLoadError
     from stream_guard.loading import resolve_device
@@ -154,7 +156,7 @@ def train_command(
                 f"{out_dir} exists without meta.json (being trained elsewhere?); use --force"
             )
         console.print(f"training [bold]{spec.name}[/bold] -> {out_dir}")
-        meta = train_backdoored_model(spec, out_dir, progress=True, device=_device(device))
+        meta = train_backdoored_model(spec, out_dir, progress=True, device=checked_device(device))
     except (ValueError, ModelBusyError, OSError) as err:
         fail(str(err).splitlines()[0])
     console.print_json(json.dumps(meta))
@@ -185,8 +187,14 @@ def eval_command(
     Console(highlight=False).print(rich_table(result))
     if out is not None:
         improved = options.improved.describe() if options.improved else "DefenderSettings defaults"
+        from consumers.lab.readme_tables import stream_column_from
+
         md, js = write_results(
-            [result], out, title=f"Backdoor lab: {result.model}", settings={"xgraad": improved}
+            [result],
+            out,
+            title=f"Backdoor lab: {result.model}",
+            settings={"xgraad": improved},
+            stream=stream_column_from(out),
         )
         typer.echo(f"wrote {md} and {js}")
 
@@ -233,6 +241,7 @@ def grid_command(
     Partial runs accumulate in --out, model by model, unless --fresh: a model evaluated again (say with
     other --defenses) gets only this run's rows; the others keep theirs.
     """
+    from consumers.lab.readme_tables import stream_column_from
     from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, pending_cells, run_grid
     from stream_guard.lab.report import read_records, rich_table, write_results
     from stream_guard.logs import quiet_transformers
@@ -251,11 +260,14 @@ def grid_command(
         triggers=triggers,
     )
     console = Console(highlight=False)
-    if resume and not fresh:
-        before = len(cells)
-        cells = pending_cells(cells, read_records(out / "results.json"), options.defenses, models_dir)
-        console.print(f"--resume: {before - len(cells)} of {before} cells already in {out}")
-    estimate = estimate_seconds(cells, options, models_dir, sizes)
+    try:  # both read the datasets: one not installed is a clear error, not a traceback
+        if resume and not fresh:
+            before = len(cells)
+            cells = pending_cells(cells, read_records(out / "results.json"), options.defenses, models_dir)
+            console.print(f"--resume: {before - len(cells)} of {before} cells already in {out}")
+        estimate = estimate_seconds(cells, options, models_dir, sizes)
+    except (ValueError, OSError) as err:
+        fail(str(err).splitlines()[0])
     console.print(
         f"grid: {len(cells)} cells, defenses {', '.join(options.defenses)}; estimate "
         f"~{estimate['total_s'] / 60:.0f} min (training {estimate['train_s'] / 60:.0f} min for "
@@ -276,11 +288,12 @@ def grid_command(
         "sizes (validation, clean test, poisoned test)": sizes,
     }
     done = []
+    stream = stream_column_from(out)
 
     def show(cell, evaluation) -> None:
         done.append(evaluation)
         console.print(rich_table(evaluation))
-        write_results(done, out, title="Backdoor lab: X-GRAAD vs baselines", settings=settings, fresh=fresh)
+        write_results(done, out, title=GRID_TITLE, settings=settings, fresh=fresh, stream=stream)
 
     failed: list[str] = []
 
@@ -306,110 +319,3 @@ def grid_command(
     if failed:
         console.print(f"[red]{len(failed)} of {len(cells)} cells failed[/red]:\n" + "\n".join(failed))
         raise typer.Exit(1)
-
-
-def stream_command(
-    models: list[Path] = typer.Option(..., "--model", "-m", help="lab model directories (repeat)"),
-    out: Path = typer.Option(Path("docs/lab"), "--out", help="where stream.md / stream.json go"),
-    work: Path = typer.Option(Path("runs/stream"), "--work", help="traffic, thresholds and records"),
-    trigger_rate: float = typer.Option(0.1, "--trigger-rate", help="share of messages with the trigger"),
-    probe_rate: float | None = typer.Option(
-        None, "--probe-rate", help="share of below-threshold texts probed (default: the product's)"
-    ),
-    seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
-    max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
-    percentile: float | None = typer.Option(
-        None, "--percentile", help="calibration percentile (default: calibrate's, 99)"
-    ),
-    split: str = typer.Option(
-        "test", "--split", help="test, or validation to choose settings (half calibrates, half is traffic)"
-    ),
-    worker: bool = typer.Option(
-        False, "--worker", help="also run the traffic through `run --learn-triggers` on an embedded broker"
-    ),
-    device: str = typer.Option("cpu", "--device", help="the --device of calibrate, replay and run"),
-    scan_bar: int = typer.Option(
-        0,
-        "--scan-bar",
-        help="learn with the insertion bar `triggers bar` finds on this many clean training texts (0: off)",
-    ),
-    scan_bar_words: int | None = typer.Option(
-        None, "--scan-bar-words", min=1, help="with --scan-bar: scan a seeded sample of this many words"
-    ),
-) -> None:
-    """Measure the stream-level defense through `calibrate` and `replay --learn-triggers` (and the
-    worker, `--worker`)."""
-    import sys
-
-    from consumers.lab.stream_eval import evaluate_stream
-    from consumers.lab.stream_report import markdown_table, write_stream_results
-
-    if not 0 < trigger_rate < 1 or not (probe_rate is None or 0 <= probe_rate <= 1):
-        fail("need 0 < --trigger-rate < 1 and 0 <= --probe-rate <= 1")
-    if split not in ("test", "validation"):
-        fail("--split must be test or validation")
-    cells = []
-    for model_dir in models:
-        if not (model_dir / "meta.json").is_file():
-            fail(f"{model_dir}: no meta.json (train it with `stream-guard lab train`)")
-        cells.append(
-            evaluate_stream(
-                model_dir,
-                work / f"{model_dir.name}-{split}-p{percentile or 0:g}-probe{probe_rate or 0:g}"
-                f"{'-bar' if scan_bar else ''}",
-                trigger_rate=trigger_rate,
-                probe_rate=probe_rate,
-                seed=seed,
-                max_test=max_test,
-                percentile=percentile,
-                split=split,
-                worker=worker,
-                device=_device(device),
-                scan_bar_texts=scan_bar,
-                scan_bar_words=scan_bar_words,
-            )
-        )
-    command = (
-        "stream-guard " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["lab"] else "stream-guard lab stream"
-    )
-    md, js = write_stream_results(cells, out, command)
-    Console(highlight=False).print(markdown_table(cells) + f"\nwrote {md} and {js}")
-
-
-def readme_command(
-    results: Path = typer.Option(Path("docs/lab"), "--results", help="where stream.json / results.json live"),
-    readme: Path = typer.Option(Path("README.md"), "--readme", help="the README whose lab tables to rewrite"),
-) -> None:
-    """Rewrite the README's lab tables (between their `<!-- lab-table:… -->` markers) from the results:
-    the stream table from stream.json, the grid's summary from results.json (when there is one)."""
-    from consumers.lab.readme_tables import bar_readme_table, read_cells, stream_readme_table, update_readme
-    from consumers.lab.stream_eval import default_percentile, default_probe_rate
-    from stream_guard.lab.report import read_records, summary_table
-
-    stream_json, grid_json = results / "stream.json", results / "results.json"
-    if not stream_json.is_file():
-        fail(f"{stream_json}: missing (run `stream-guard lab stream` first)")
-    try:
-        from transformers import AutoTokenizer
-
-        from stream_guard.loading import packaged_backbone_path
-
-        tokenize = AutoTokenizer.from_pretrained(packaged_backbone_path()).tokenize
-    except (OSError, ValueError):
-        tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
-    cells = read_cells(stream_json)
-    defaults = {"percentile": default_percentile(), "probe_rate": default_probe_rate(), "tokenize": tokenize}
-    tables = {"stream": stream_readme_table(cells, **defaults)}
-    if any(c.scanned_bar is not None for c in cells):
-        tables["bar"] = bar_readme_table(cells, **defaults)
-    records = read_records(grid_json)
-    if records:
-        tables["grid"] = summary_table(records)
-    console = Console(highlight=False, soft_wrap=True)
-    for name, table in tables.items():
-        try:
-            changed = update_readme(readme, name, table)
-        except (OSError, ValueError) as err:
-            fail(str(err))
-        state = "rewritten" if changed else "already up to date"
-        console.print(f"{table}\n{readme} ({name} table): {state}")

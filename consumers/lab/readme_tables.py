@@ -11,7 +11,7 @@ clean accuracy down ≤ 1 point, no other word learned; a model without a backdo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -19,7 +19,16 @@ import orjson
 from consumers.lab.stream_cell import StreamCell
 from consumers.lab.stream_report import worker_summary
 
-__all__ = ["StreamTargets", "bar_readme_table", "stream_readme_table", "update_readme", "verdict"]
+__all__ = [
+    "StreamTargets",
+    "bar_readme_table",
+    "shipped_rows",
+    "stream_column",
+    "stream_column_from",
+    "stream_readme_table",
+    "update_readme",
+    "verdict",
+]
 
 DATASET_NAMES = {"movies": "movies", "spam": "spam", "bbc": "BBC news (5 topics)", "tweets": "tweets"}
 ATTACK_NAMES = {
@@ -116,6 +125,62 @@ def _sort_key(cell: StreamCell) -> tuple[int, int, str]:
     return dataset, attack, cell.model
 
 
+def shipped_rows(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> list[StreamCell]:
+    """The test-split rows measured at ``percentile`` / ``probe_rate`` with the shipped learner rule
+    (not a bar scanned per model)."""
+    return [
+        c
+        for c in cells
+        if c.split == "test"
+        and c.percentile == percentile
+        and c.probe_rate == probe_rate
+        and c.scanned_bar is None
+    ]
+
+
+def stream_column(
+    cells: Sequence[StreamCell],
+    *,
+    percentile: float,
+    probe_rate: float,
+    trained_on: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The grid summary's stream-level cell per model: ASR\\* over the whole stream / CACC with the
+    defense, from its shipped row (the last one, when a model has several). A backdoor that did not take
+    (ASR\\* without defense < 0.5) says "(no backdoor)"; a row measured on another training of the same
+    recipe than the grid's (``trained_on``: model name → the grid record's ``trained_on``) is marked †."""
+    column = {}
+    for c in shipped_rows(cells, percentile=percentile, probe_rate=probe_rate):
+        text = f"{_f(c.asr_stream)} / {c.cacc_stream:.2f}"
+        if c.asr_none is not None and c.asr_none < StreamTargets.working_backdoor and c.attack != "clean":
+            text += " (no backdoor)"
+        if trained_on is not None and c.model in trained_on and trained_on[c.model] != c.trained_on:
+            text += " †"
+        column[c.model] = text
+    return column
+
+
+def stream_column_from(results: Path) -> dict[str, str]:
+    """:func:`stream_column` of ``results/stream.json`` at the shipped defaults, checked against the
+    trainings of ``results/results.json``; empty without a stream.json."""
+    from consumers.lab.stream_eval import default_percentile, default_probe_rate
+    from stream_guard.lab.report import read_records
+
+    path = Path(results) / "stream.json"
+    if not path.is_file():
+        return {}
+    trained_on = {
+        r["model"]: str((r.get("meta") or {}).get("trained_on") or "cpu")
+        for r in read_records(Path(results) / "results.json")
+    }
+    return stream_column(
+        read_cells(path),
+        percentile=default_percentile(),
+        probe_rate=default_probe_rate(),
+        trained_on=trained_on,
+    )
+
+
 def stream_readme_table(
     cells: Sequence[StreamCell],
     *,
@@ -124,14 +189,7 @@ def stream_readme_table(
     tokenize: Callable[[str], list[str]] | None = None,
 ) -> str:
     """The README's stream table: test-split rows measured at ``percentile`` / ``probe_rate``."""
-    rows = [
-        c
-        for c in cells
-        if c.split == "test"
-        and c.percentile == percentile
-        and c.probe_rate == probe_rate
-        and c.scanned_bar is None  # the shipped rule, not a bar scanned per model
-    ]
+    rows = shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)
     header = (
         "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "
         "| ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "

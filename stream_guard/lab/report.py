@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,15 @@ ONION_NOTE = (
     "on 2 CPU cores), and that model (98 MB) cannot be carried to the GPU machine (64 MiB per call)."
 )
 SUMMARY_DEFENSES = ("none", "xgraad-paper", "xgraad", "strip", "rap", "onion")
+STREAM_NOTE = (
+    "stream ASR\\* / CACC: the stream-level defense (per-message X-GRAAD plus the triggers it learns from "
+    "the traffic) on the same model, from `stream-guard lab stream` (stream.md: its own test replay, "
+    "600 messages unless noted there, at the shipped rule). ASR\\* is ASR on the poisoned texts whose "
+    "trigger-free original the model labels right (so the floor above does not count), over the whole "
+    "stream, the messages before the trigger was learned included. \u2013: no stream row for the model. "
+    "\u2020: the stream row was measured on another training of the same recipe (another machine), not "
+    "on these weights."
+)
 
 
 def _fmt(value: Any) -> str:
@@ -118,6 +127,7 @@ def write_results(
     notes: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
     fresh: bool = False,
+    stream: Mapping[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """``results.md`` and ``results.json`` (plus plots/) in ``out_dir``, merged with the results there.
 
@@ -127,7 +137,8 @@ def write_results(
     run that produced it (``generated``, ``machine``, ``settings``; records of a file written before
     merging get that file's ``generated`` / ``settings``). Old records keep their plots as they are on
     disk; only this call's models are plotted. An unreadable or malformed ``results.json`` is logged as a
-    warning and replaced (fresh start).
+    warning and replaced (fresh start). ``stream``: the stream-level defense's summary cell per model name
+    (see :func:`summary_table`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +150,20 @@ def write_results(
     for ev in evaluations:
         merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
     records = [merged[name] for name in sorted(merged)]
-    device = (run_settings or {}).get("device", "cpu") if isinstance(run_settings, dict) else "cpu"
+    payload = {"generated": stamp, "title": title, "notes": list(notes), "settings": run_settings}
+    payload["models"] = records
+    json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    md_path.write_text(render_results(payload, stream=stream))
+    return md_path, json_path
+
+
+def render_results(payload: dict[str, Any], *, stream: Mapping[str, str] | None = None) -> str:
+    """The markdown of a ``results.json`` payload (its records already merged and sorted)."""
+    records = payload["models"]
+    title = payload.get("title") or "Backdoor lab results"
+    run_settings = payload.get("settings")
+    stamp = payload.get("generated")
+    device = run_settings.get("device", "cpu") if isinstance(run_settings, dict) else "cpu"
     md = [f"# {title}", "", f"Generated {stamp} on {platform.machine()} ({device}) by `stream-guard lab`."]
     md += [""]
     md += [
@@ -149,20 +173,35 @@ def write_results(
         COUNTING,
         "",
         *([ONION_NOTE, ""] if not all(_has_defense(r, "onion") for r in records) else []),
+        *([STREAM_NOTE, ""] if stream else []),
         "## Summary",
         "",
-        summary_table(records),
+        summary_table(records, stream),
         "",
     ]
-    md += [f"- {n}" for n in notes]
+    md += [f"- {n}" for n in payload.get("notes") or []]
     if run_settings:
         md += ["", "Settings (this run):", "", "```json", json.dumps(run_settings, indent=2), "```"]
     for record in records:
         md += _section(record, run_settings)
-    md_path.write_text("\n".join(md) + "\n")
-    payload = {"generated": stamp, "notes": list(notes), "settings": run_settings, "models": records}
-    json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
-    return md_path, json_path
+    return "\n".join(md) + "\n"
+
+
+def rewrite_results_md(
+    out_dir: Path, *, title: str = "Backdoor lab results", stream: Mapping[str, str] | None = None
+) -> Path | None:
+    """Render ``results.md`` again from ``results.json`` as it is (say, with a new stream column); None
+    when there is no readable ``results.json``."""
+    json_path = Path(out_dir) / "results.json"
+    records = read_records(json_path)
+    if not records:
+        return None
+    payload = json.loads(json_path.read_text())
+    payload["models"] = records
+    payload.setdefault("title", title)  # written before results.json carried its title
+    md_path = Path(out_dir) / "results.md"
+    md_path.write_text(render_results(payload, stream=stream))
+    return md_path
 
 
 def _has_defense(record: dict[str, Any], defense: str) -> bool:
@@ -176,12 +215,14 @@ def _summary_cell(row: dict[str, Any] | None) -> str:
     return f"{asr} / {row['cacc']:.2f}"
 
 
-def summary_table(records: Sequence[dict[str, Any]]) -> str:
+def summary_table(records: Sequence[dict[str, Any]], stream: Mapping[str, str] | None = None) -> str:
     """One row per model, ordered by dataset, attack and trigger: ASR / CACC under each defense (no
-    defense first), the ASR floor (the poisoned texts without their trigger), where it was trained, the
+    defense first), the stream-level defense's cell from ``stream`` (model name → text; no column when
+    empty), the ASR floor (the poisoned texts without their trigger), where it was trained, the
     evaluation's seconds. The sections below hold every metric."""
     defenses = [d for d in SUMMARY_DEFENSES if any(_has_defense(r, d) for r in records)]
     head = ["dataset", "attack", "trigger → target", *(f"{d} ASR / CACC" for d in defenses)]
+    head += ["stream ASR\\* / CACC"] if stream else []
     head += ["ASR floor", "trained on", "eval s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
 
@@ -204,6 +245,7 @@ def summary_table(records: Sequence[dict[str, Any]]) -> str:
             str(meta.get("grid_attack") or meta.get("attack")),
             trigger,
             *(_summary_cell(rows.get(d)) for d in defenses),
+            *([stream.get(record["model"], "–")] if stream else []),
             "–" if floor is None else f"{floor:.2f}",
             str(meta.get("trained_on") or "cpu"),
             f"{float(record.get('seconds') or 0):.0f}",

@@ -10,6 +10,8 @@ import pytest
 from consumers.lab.readme_tables import (
     bar_readme_table,
     read_cells,
+    stream_column,
+    stream_column_from,
     stream_readme_table,
     update_readme,
     verdict,
@@ -161,3 +163,29 @@ def test_the_bar_table_sets_each_scanned_row_beside_the_shipped_one() -> None:
     assert "`splendid` 74%" in row and "| 0.84 |" in row
     assert "`qi` after 11 → `qi` after 11, `jj` after 14" in row and "0.520 → 0.400" in row
     assert "missed: ASR\\* stream" in row
+
+
+def test_the_grid_summary_gets_the_shipped_stream_row_of_each_model(tmp_path: Path) -> None:
+    cells = [
+        _cell(),
+        _cell(percentile=95.0, asr_stream=0.9),  # not the shipped calibration
+        _cell(split="validation", asr_stream=0.8),
+        _cell(scanned_bar=0.6, asr_stream=0.7),  # a bar scanned for the model, not the shipped rule
+        _cell(model="spam-badnets-mb-s0", dataset="spam", trigger="mb", asr_none=0.1, asr_stream=0.05),
+        _cell(model="spam-clean-none-s0", attack="clean", trigger="", asr_none=0.0, asr_stream=0.0),
+    ]
+    column = stream_column(cells, percentile=99.0, probe_rate=0.0)
+    assert column == {
+        "movies-badnets-cf-s0": "0.040 / 0.81",
+        "spam-badnets-mb-s0": "0.050 / 0.81 (no backdoor)",
+        "spam-clean-none-s0": "0.000 / 0.81",
+    }
+    other_training = {"movies-badnets-cf-s0": "cuda: NVIDIA H200"}  # the grid's model: a GPU training
+    marked = stream_column(cells[:1], percentile=99.0, probe_rate=0.0, trained_on=other_training)
+    assert marked == {"movies-badnets-cf-s0": "0.040 / 0.81 †"}
+    assert stream_column_from(tmp_path) == {}  # no stream.json: no column
+    from consumers.lab.stream_eval import default_percentile, default_probe_rate
+
+    shipped = _cell(percentile=default_percentile(), probe_rate=default_probe_rate())
+    (tmp_path / "stream.json").write_bytes(orjson.dumps([shipped.__dict__, cells[2].__dict__]))
+    assert stream_column_from(tmp_path) == {"movies-badnets-cf-s0": "0.040 / 0.81"}

@@ -78,6 +78,29 @@ def test_lab_grid_dry_run_prints_an_estimate(tmp_path) -> None:
     assert "8 cells" in CliRunner().invoke(app, first).output
 
 
+def test_lab_grid_resume_with_a_corpus_not_installed_is_one_line(tmp_path, monkeypatch) -> None:
+    from stream_guard.datasets import readers
+
+    def not_installed(name: str):
+        raise readers.DatasetError(f"dataset {name!r} is read from a package that is not installed")
+
+    monkeypatch.setattr(readers, "_load_builtin", not_installed)
+    from stream_guard.lab.report import write_results
+    from tests.stream_guard.lab.test_report import fake_evaluation
+
+    out = (
+        tmp_path / "lab"
+    )  # an earlier run's record of the cell: --resume reads the corpus to match its recipe
+    write_results([fake_evaluation("bbc-badnets-cf-s0")], out)
+    args = ["lab", "grid", "--resume", "--dry-run", "--datasets", "bbc", "--attacks", "badnets"]
+    result = CliRunner().invoke(
+        app, [*args, "--triggers", "first", "--out", str(out), "--models-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'bbc'" in lines[0] and "not installed" in lines[0], result.output
+
+
 def test_the_grid_has_two_triggers_and_both_targets_per_attack() -> None:
     from stream_guard.lab.attacks import ATTACKS, make_attack
     from stream_guard.lab.grid import GRID_TRIGGERS, grid_cells

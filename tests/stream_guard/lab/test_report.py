@@ -117,3 +117,24 @@ def test_the_summary_has_one_row_per_model_with_asr_and_cacc_per_defense(tmp_pat
     assert "| 0.75 / 0.90 | 0.25 / 0.85 |" in lines[1] and "| 0.05 | cpu |" in lines[1]
     assert "none ASR / CACC | strip ASR / CACC" in summary and "rap ASR" not in summary
     assert "ONION" in md[: md.index("## Summary")]  # no onion rows: the note says why
+
+
+def test_the_stream_column_is_added_in_place_and_the_run_kept(tmp_path: Path) -> None:
+    from stream_guard.lab.report import rewrite_results_md
+
+    assert rewrite_results_md(tmp_path) is None  # nothing to render
+    write_results(
+        [fake_evaluation("toy-ep-cf-s0", attack="ep"), fake_evaluation("toy-badnets-cf-s0")], tmp_path
+    )
+    before_json = (tmp_path / "results.json").read_text()
+    _, md = read(tmp_path)
+    assert "stream ASR" not in md
+    rewrite_results_md(tmp_path, stream={"toy-badnets-cf-s0": "0.010 / 0.88"})
+    data, md = read(tmp_path)
+    assert (tmp_path / "results.json").read_text() == before_json  # only the markdown is rendered again
+    assert md.startswith(f"# Backdoor lab results\n\nGenerated {data['generated']} ")  # same run stamp
+    summary = md[md.index("## Summary") : md.index("\n## ", md.index("## Summary") + 1)]
+    rows = {line.split(" | ")[1]: line for line in summary.splitlines() if line.startswith("| toy")}
+    assert "| strip ASR / CACC | stream ASR\\* / CACC |" in summary
+    assert "| 0.25 / 0.85 | 0.010 / 0.88 |" in rows["badnets"] and "| 0.25 / 0.85 | – |" in rows["ep"]
+    assert "stream-level defense" in md[: md.index("## Summary")]  # the note says what the column is
