@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -143,19 +144,27 @@ def stream_column(
     *,
     percentile: float,
     probe_rate: float,
-    trained_on: Mapping[str, str] | None = None,
+    trainings: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, str]:
     """The grid summary's stream-level cell per model: ASR\\* over the whole stream / CACC with the
     defense, from its shipped row (the last one, when a model has several). A backdoor that did not take
-    (ASR\\* without defense < 0.5) says "(no backdoor)"; a row measured on another training of the same
-    recipe than the grid's (``trained_on``: model name → the grid record's ``trained_on``) is marked †."""
+    (ASR\\* without defense < 0.5) says "(no backdoor)". ``trainings`` (model name → the grid record's
+    meta) marks with † a row measured on another training of the same recipe than the grid's: another
+    :func:`~stream_guard.lab.model_specs.training_id` or, for a row written before rows carried one,
+    another machine."""
+    from stream_guard.lab.model_specs import training_id
+
     column = {}
     for c in shipped_rows(cells, percentile=percentile, probe_rate=probe_rate):
         text = f"{_f(c.asr_stream)} / {c.cacc_stream:.2f}"
         if c.asr_none is not None and c.asr_none < StreamTargets.working_backdoor and c.attack != "clean":
             text += " (no backdoor)"
-        if trained_on is not None and c.model in trained_on and trained_on[c.model] != c.trained_on:
-            text += " †"
+        meta = (trainings or {}).get(c.model)
+        if meta is not None:
+            grid_training = training_id(meta)
+            same_machine = str(meta.get("trained_on") or "cpu") == c.trained_on
+            if (c.training and grid_training and c.training != grid_training) or not same_machine:
+                text += " †"
         column[c.model] = text
     return column
 
@@ -169,15 +178,12 @@ def stream_column_from(results: Path) -> dict[str, str]:
     path = Path(results) / "stream.json"
     if not path.is_file():
         return {}
-    trained_on = {
-        r["model"]: str((r.get("meta") or {}).get("trained_on") or "cpu")
-        for r in read_records(Path(results) / "results.json")
-    }
+    trainings = {r["model"]: dict(r.get("meta") or {}) for r in read_records(Path(results) / "results.json")}
     return stream_column(
         read_cells(path),
         percentile=default_percentile(),
         probe_rate=default_probe_rate(),
-        trained_on=trained_on,
+        trainings=trainings,
     )
 
 

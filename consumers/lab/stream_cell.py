@@ -73,6 +73,7 @@ class StreamCell:
     scanned_strongest: str = ""  # ... and the strongest ordinary word of its scan, and its rate
     scanned_ceiling: float | None = None
     trained_on: str = "cpu"  # the model's meta.json (``cuda: NVIDIA H200``: trained on a GPU)
+    training: str = ""  # model_specs.training_id of its meta.json ("": a row written before it existed)
     device: str = "cpu"  # where calibrate and replay ran (the s / 1,000 messages are that machine's)
 
     @property

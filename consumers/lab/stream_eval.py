@@ -219,7 +219,7 @@ def evaluate_stream(
     docstring)."""
     from transformers import AutoTokenizer
 
-    from stream_guard.lab.model_specs import device_name, read_meta
+    from stream_guard.lab.model_specs import device_name, read_meta, training_id
 
     meta = read_meta(model_dir) or {}
     work.mkdir(parents=True, exist_ok=True)
@@ -250,6 +250,7 @@ def evaluate_stream(
         percentile=percentile if percentile is not None else default_percentile(),
         split=split,
         trained_on=str(meta.get("trained_on") or "cpu"),
+        training=training_id(meta),
         device=device_name(device),
     )
     common = [

@@ -8,6 +8,7 @@ it. Training itself is :mod:`stream_guard.lab.train_backdoor`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,6 +124,17 @@ def read_meta(model_dir: Path) -> dict[str, Any] | None:
         return json.loads((Path(model_dir) / "meta.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def training_id(meta: dict[str, Any] | None) -> str:
+    """A short fingerprint of one training run (machine, wall time, steps, final loss from its
+    meta.json): two trainings of the same recipe differ in it, so results measured on different weights
+    under one model name can be told apart. "" when the meta has none of these."""
+    meta = meta or {}
+    parts = [meta.get(k) for k in ("trained_on", "seconds", "steps", "final_loss")]
+    if all(p is None for p in parts[1:]):
+        return ""
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:12]
 
 
 def expected_meta(spec: BackdoorSpec, train_size: int) -> dict[str, Any]:

@@ -180,9 +180,23 @@ def test_the_grid_summary_gets_the_shipped_stream_row_of_each_model(tmp_path: Pa
         "spam-badnets-mb-s0": "0.050 / 0.81 (no backdoor)",
         "spam-clean-none-s0": "0.000 / 0.81",
     }
-    other_training = {"movies-badnets-cf-s0": "cuda: NVIDIA H200"}  # the grid's model: a GPU training
-    marked = stream_column(cells[:1], percentile=99.0, probe_rate=0.0, trained_on=other_training)
-    assert marked == {"movies-badnets-cf-s0": "0.040 / 0.81 †"}
+    from stream_guard.lab.model_specs import training_id
+
+    gpu = {"trained_on": "cuda: NVIDIA H200", "seconds": 2.0, "steps": 94, "final_loss": 0.1}
+    cpu, cpu_again = (
+        {**gpu, "trained_on": "cpu", "seconds": 380.8},
+        {**gpu, "trained_on": "cpu", "seconds": 412.0},
+    )
+    name = "movies-badnets-cf-s0"
+
+    def column(cell: StreamCell, grid_meta: dict) -> str:
+        return stream_column([cell], percentile=99.0, probe_rate=0.0, trainings={name: grid_meta})[name]
+
+    assert column(cells[0], gpu) == "0.040 / 0.81 †"  # a row of old: another machine than the grid's
+    assert column(cells[0], cpu) == "0.040 / 0.81"  # ... the same machine: cannot be told apart
+    assert column(_cell(training=training_id(cpu)), cpu) == "0.040 / 0.81"  # the same weights
+    assert column(_cell(training=training_id(cpu_again)), cpu) == "0.040 / 0.81 †"  # same recipe, retrained
+    assert training_id(cpu) != training_id(cpu_again) and training_id({}) == ""
     assert stream_column_from(tmp_path) == {}  # no stream.json: no column
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
 
