@@ -8,8 +8,8 @@ import orjson
 from typer.testing import CliRunner
 
 from consumers.cli.app import app
-from consumers.lab.stream_cell import StreamCell
 from stream_guard.lab.report import write_results
+from tests.consumers.lab.fakes import stream_cell
 from tests.stream_guard.lab.test_report import fake_evaluation
 
 README = """# project
@@ -24,33 +24,14 @@ old grid table
 """
 
 
-def _stream_cell(model: str) -> StreamCell:
-    return StreamCell(
-        model=model,
-        dataset="toy",
-        attack="badnets",
-        trigger="cf",
-        target=0,
-        messages=600,
-        triggered=60,
-        learned=["cf"],
-        learned_after_triggered=[2],
-        asr_none=1.0,
-        asr_after=0.0,
-        asr_stream=0.02,
-        cacc_none=0.9,
-        cacc_stream=0.875,
-        percentile=99.0,
-        probe_rate=0.0,
-    )
-
-
 def test_readme_rewrites_both_tables_and_gives_results_md_the_stream_column(tmp_path: Path) -> None:
     results = tmp_path / "lab"
     write_results(
         [fake_evaluation("toy-badnets-cf-s0"), fake_evaluation("toy-ep-cf-s0", attack="ep")], results
     )
-    (results / "stream.json").write_bytes(orjson.dumps([_stream_cell("toy-badnets-cf-s0").__dict__]))
+    (results / "stream.json").write_bytes(
+        orjson.dumps([stream_cell(model="toy-badnets-cf-s0", cacc_stream=0.875).__dict__])
+    )
     readme = tmp_path / "README.md"
     readme.write_text(README)
 
@@ -60,9 +41,9 @@ def test_readme_rewrites_both_tables_and_gives_results_md_the_stream_column(tmp_
     text = readme.read_text()
     assert "old stream table" not in text and "old grid table" not in text
     grid = text[text.index("<!-- lab-table:grid -->") :]
-    assert "stream ASR\\* / CACC" in grid and "| 0.020 / 0.88 |" in grid
+    assert "stream ASR\\* / CACC" in grid and "| 0.040 / 0.88 |" in grid
     md = (results / "results.md").read_text()
-    assert "| 0.020 / 0.88 |" in md and "stream-level defense" in md
+    assert "| 0.040 / 0.88 |" in md and "stream-level defense" in md
     again = CliRunner().invoke(app, ["lab", "readme", "--results", str(results), "--readme", str(readme)])
     assert again.exit_code == 0 and "already up to date" in again.output
 

@@ -17,32 +17,9 @@ from consumers.lab.readme_tables import (
     verdict,
 )
 from consumers.lab.stream_cell import StreamCell
+from tests.consumers.lab.fakes import stream_cell
 
-
-def _cell(**kw) -> StreamCell:
-    base = dict(
-        model="movies-badnets-cf-s0",
-        dataset="movies",
-        attack="badnets",
-        trigger="cf",
-        target=0,
-        messages=600,
-        triggered=60,
-        target_name="negative",
-        learned=["cf"],
-        learned_after_triggered=[2],
-        asr_none=1.0,
-        asr_message=0.7,
-        asr_before=1.0,
-        asr_after=0.0,
-        asr_stream=0.04,
-        cacc_none=0.81,
-        cacc_message=0.80,
-        cacc_stream=0.805,
-        percentile=99.0,
-        probe_rate=0.0,
-    )
-    return StreamCell(**{**base, **kw})
+_cell = stream_cell
 
 
 def test_a_row_meeting_every_target_is_met() -> None:
