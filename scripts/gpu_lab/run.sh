@@ -11,6 +11,14 @@
 # are gone with the machine; --resume trusts a record whose meta is the cell's recipe) and set
 # SMOKE=0 STREAM=0 to spend the whole budget on the grid; ATTACKS=... narrows it, STREAM_MODELS=... (a
 # glob) chooses the models streamed.
+#
+# ONION on the grid (ONION=1): `ONION=1 bash scripts/gpu_lab/pack.sh` here, then carry the language
+# model's two halves in two quick calls back to back (the machine keeps carried paths while it is warm)
+# and run the grid with onion among the defenses:
+#   run(command="ls -la .device-lm1", carry=[".device-lm1"])
+#   run(command="ls -la .device-lm1 .device-lm2", carry=[".device-lm2"])
+#   run(command="ONION=1 BUDGET=540 bash scripts/gpu_lab/run.sh", carry=[".device"], timeout_s=600)
+# Without both halves there (a fresh machine) it says so and runs the grid without ONION.
 set -uo pipefail
 START=$(date +%s)
 BUDGET=${BUDGET:-480}
@@ -56,7 +64,17 @@ if [ "${SMOKE:-1}" = 1 ]; then
 fi
 echo "attacks in the grid: $attacks"
 
-grid=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --out "$RES/lab" --models-dir /tmp/models)
+defenses=none,xgraad-paper,xgraad,strip,rap
+if [ "${ONION:-0}" = 1 ]; then
+  if bash scripts/gpu_lab/onion_lm.sh join .device-lm1 .device-lm2 /tmp/onion-lm.gguf; then
+    export STREAM_GUARD_ONION_LM=/tmp/onion-lm.gguf
+    defenses+=,onion
+  else
+    echo "ONION skipped: its language model did not come with the earlier calls"
+  fi
+fi
+grid=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --out "$RES/lab" --models-dir /tmp/models
+  --defenses "$defenses")
 # the attacks this machine's CPU could not afford, on movies, both triggers
 new=$(echo "$attacks" | tr ',' '\n' | grep -E '^(ripples|lws|adaptive)$' | paste -sd, -)
 [ "${STREAM:-1}" = 1 ] && [ -n "$new" ] && within 170 "${grid[@]}" --datasets movies --attacks "$new"

@@ -38,7 +38,8 @@ COUNTING = (
 ONION_NOTE = (
     "ONION (`--defenses onion`, docs/lab/onion.md) is missing from the models without an onion row: it "
     "re-reads every text once per word with a 135M-parameter language model (~5.7 s per movie sentence "
-    "on 2 CPU cores), and that model (98 MB) cannot be carried to the GPU machine (64 MiB per call)."
+    "on 2 CPU cores), so it belongs on a GPU; its 98 MB model goes there in two halves, one call each "
+    "(`ONION=1` in scripts/gpu_lab/run.sh), and no GPU was lent since that was written."
 )
 SUMMARY_DEFENSES = ("none", "xgraad-paper", "xgraad", "strip", "rap", "onion")
 STREAM_NOTE = (
