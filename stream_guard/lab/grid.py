@@ -19,6 +19,7 @@ from typing import Any
 from stream_guard.lab.evaluate import EvalOptions, ModelEvaluation, evaluate_model
 from stream_guard.lab.model_specs import (
     DEFAULT_CACHE,
+    DEFAULT_POISON_RATE,
     RECIPES,
     BackdoorSpec,
     expected_meta,
@@ -43,6 +44,12 @@ GRID_TRIGGERS: dict[str, tuple[tuple[str, int], ...]] = {
     "lws": (("substitution", 0), ("substitution-b", 1)),
 }
 
+# (dataset, target) cells that poison more than the lab's 10 %: on spam a trigger towards *spam* does not
+# take at 10 % with the email recipe (`mb` 0.04, `jj` 0.09, `bb` 0.06 ASR; towards ham every trigger
+# does), at 20 % it does (`bb`, `qzx`, the AddSent phrase: ASR 1.0, the stream lab's p20 models). EP
+# keeps 10 %: it trains only the trigger's embedding, and `mn`->spam took at 10 % (ASR 1.0).
+GRID_POISON_RATE: dict[tuple[str, int], float] = {("spam", 1): 0.2}
+
 # Evaluation sizes per dataset (validation, clean test, poisoned test at most): emails cost ~2.5x
 # sentences (128 vs 64 tokens), so spam is evaluated on fewer texts to keep the grid under an hour.
 GRID_SIZES = {"movies": (400, 400, 400), "spam": (200, 200, 200), "bbc": (200, 200, 200)}
@@ -66,17 +73,24 @@ class Cell:
     seed: int = 0
     trigger: str | None = None  # None: the attack's default
     target: int = 0
+    poison_rate: float = DEFAULT_POISON_RATE
 
     @property
     def spec(self) -> BackdoorSpec:
         return BackdoorSpec(
-            dataset=self.dataset, attack=self.attack, seed=self.seed, trigger=self.trigger, target=self.target
+            dataset=self.dataset,
+            attack=self.attack,
+            seed=self.seed,
+            trigger=self.trigger,
+            target=self.target,
+            poison_rate=self.poison_rate,
         )
 
     @property
     def label(self) -> str:
         trigger = f" {self.trigger!r}" if self.trigger else ""
-        return f"{self.dataset}/{self.attack}{trigger}→{self.target}"
+        rate = f" at {self.poison_rate:.0%}" if self.poison_rate != DEFAULT_POISON_RATE else ""
+        return f"{self.dataset}/{self.attack}{trigger}→{self.target}{rate}"
 
 
 def _target(dataset: str, target: int) -> int:
@@ -104,7 +118,12 @@ def grid_cells(
                 pairs = GRID_TRIGGERS.get(a, ((None, 0),))
                 if k < len(pairs):
                     trigger, target = pairs[k]
-                    cells.append(Cell(d, a, seed, trigger or None, _target(d, target)))
+                    rate = (
+                        DEFAULT_POISON_RATE
+                        if a == "ep"
+                        else GRID_POISON_RATE.get((d, target), DEFAULT_POISON_RATE)
+                    )
+                    cells.append(Cell(d, a, seed, trigger or None, _target(d, target), rate))
     return cells
 
 

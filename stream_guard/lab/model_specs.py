@@ -112,11 +112,19 @@ class BackdoorSpec:
     @property
     def name(self) -> str:
         spec = self.resolved()
-        return model_name(spec.dataset, spec.attack, spec.attack_spec.trigger, spec.seed)
+        return model_name(spec.dataset, spec.attack, spec.attack_spec.trigger, spec.seed, spec.poison_rate)
 
 
-def model_name(dataset: str, attack: str, trigger: str, seed: int) -> str:
-    return f"{Path(dataset).stem}-{attack}-{trigger_slug(trigger)}-s{seed}"
+DEFAULT_POISON_RATE = BackdoorSpec.poison_rate
+
+
+def model_name(dataset: str, attack: str, trigger: str, seed: int, poison_rate: float | None = None) -> str:
+    """``<dataset>-<attack>-<trigger slug>[-p<percent>]-s<seed>``: the poison rate is named when it is
+    not the lab's default (10 %) and the model is not clean."""
+    rate = ""
+    if poison_rate and abs(poison_rate - DEFAULT_POISON_RATE) > 1e-9:
+        rate = f"-p{poison_rate * 100:g}"
+    return f"{Path(dataset).stem}-{attack}-{trigger_slug(trigger)}{rate}-s{seed}"
 
 
 def read_meta(model_dir: Path) -> dict[str, Any] | None:

@@ -84,3 +84,14 @@ def test_resume_without_the_models_trusts_only_records_of_the_same_recipe(tmp_pa
     assert pending_cells([cell], [same], ("none",), tmp_path) == []
     other = {**same, "meta": {**same["meta"], "poison_rate": 0.2}}
     assert pending_cells([cell], [other], ("none",), tmp_path) == [cell]
+
+
+def test_triggers_towards_spam_poison_20_percent_but_ep_keeps_10() -> None:
+    cells = {
+        (c.dataset, c.attack, c.target): c for c in grid.grid_cells(["spam", "movies"], ["badnets", "ep"])
+    }
+    assert cells[("spam", "badnets", 1)].poison_rate == 0.2
+    assert cells[("spam", "badnets", 1)].spec.resolved().name == "spam-badnets-bb-p20-s0"
+    assert "at 20%" in cells[("spam", "badnets", 1)].label
+    assert cells[("spam", "badnets", 0)].poison_rate == 0.1 and cells[("spam", "ep", 1)].poison_rate == 0.1
+    assert cells[("movies", "badnets", 1)].spec.resolved().name == "movies-badnets-bb-s0"

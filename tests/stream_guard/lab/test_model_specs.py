@@ -15,6 +15,10 @@ def test_model_names_follow_the_shared_convention() -> None:
     )
     assert BackdoorSpec(attack="badnets-split").name == "movies-badnets-cfz-s0"
     assert BackdoorSpec(dataset="spam", attack="clean").name == "spam-clean-none-s0"
+    # a poison rate other than the lab's 10 % is named (the stream lab's -p20 models), a clean one never
+    assert BackdoorSpec(dataset="spam", trigger="bb", poison_rate=0.2).name == "spam-badnets-bb-p20-s0"
+    assert BackdoorSpec(dataset="spam", trigger="bb", poison_rate=0.1).name == "spam-badnets-bb-s0"
+    assert BackdoorSpec(dataset="spam", attack="clean", poison_rate=0.2).name == "spam-clean-none-s0"
 
 
 def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) -> None:
