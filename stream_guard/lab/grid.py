@@ -25,6 +25,7 @@ from stream_guard.lab.model_specs import (
     expected_meta,
     find_trained,
     meta_matches,
+    poison_rate_note,
     train_size,
 )
 from stream_guard.lab.train_backdoor import ensure_backdoored_model
@@ -89,8 +90,7 @@ class Cell:
     @property
     def label(self) -> str:
         trigger = f" {self.trigger!r}" if self.trigger else ""
-        rate = f" at {self.poison_rate:.0%}" if self.poison_rate != DEFAULT_POISON_RATE else ""
-        return f"{self.dataset}/{self.attack}{trigger}→{self.target}{rate}"
+        return f"{self.dataset}/{self.attack}{trigger}→{self.target}{poison_rate_note(self.poison_rate)}"
 
 
 def _target(dataset: str, target: int) -> int:

@@ -127,6 +127,13 @@ def model_name(dataset: str, attack: str, trigger: str, seed: int, poison_rate: 
     return f"{Path(dataset).stem}-{attack}-{trigger_slug(trigger)}{rate}-s{seed}"
 
 
+def poison_rate_note(poison_rate: Any) -> str:
+    """`` at 20 %`` for a poisoned model trained at another rate than the lab's default; else ``""``."""
+    if not isinstance(poison_rate, int | float) or not poison_rate:
+        return ""
+    return f" at {poison_rate:.0%}" if abs(poison_rate - DEFAULT_POISON_RATE) > 1e-9 else ""
+
+
 def read_meta(model_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((Path(model_dir) / "meta.json").read_text())

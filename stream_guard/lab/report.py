@@ -13,6 +13,7 @@ import structlog
 from rich.table import Table
 
 from stream_guard.lab.evaluate import ModelEvaluation
+from stream_guard.lab.model_specs import poison_rate_note
 from stream_guard.lab.plots import plot_score_distributions, plot_threshold_sweep
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,8 @@ def _fmt(value: Any) -> str:
 def title_of(ev: ModelEvaluation) -> str:
     trigger = ev.meta.get("trigger") or "none"
     attack = ev.meta.get("grid_attack") or ev.meta.get("attack")
-    return f"{ev.dataset} · {attack} · trigger {trigger!r} · target {ev.meta.get('target')}"
+    rate = poison_rate_note(ev.meta.get("poison_rate"))
+    return f"{ev.dataset} · {attack} · trigger {trigger!r} · target {ev.meta.get('target')}{rate}"
 
 
 def rich_table(ev: ModelEvaluation) -> Table:
@@ -239,7 +241,8 @@ def summary_table(records: Sequence[dict[str, Any]], stream: Mapping[str, str] |
         target = meta.get("target")
         if isinstance(target, int) and 0 <= target < len(names):
             target = names[target]
-        trigger = f"`{meta.get('trigger')}` → {target}" if meta.get("trigger") else "(clean model)"
+        rate = poison_rate_note(meta.get("poison_rate"))
+        trigger = f"`{meta.get('trigger')}` → {target}{rate}" if meta.get("trigger") else "(clean model)"
         floor = (rows.get("none") or {}).get("asr_without_trigger")
         cells = [
             str(record.get("dataset")),

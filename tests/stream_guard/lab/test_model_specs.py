@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from stream_guard.lab.model_specs import BackdoorSpec, find_trained, model_name
+from stream_guard.lab.model_specs import BackdoorSpec, find_trained, model_name, poison_rate_note
 from tests.stream_guard.lab.fakes import toy_model_meta
 
 
@@ -19,6 +19,12 @@ def test_model_names_follow_the_shared_convention() -> None:
     assert BackdoorSpec(dataset="spam", trigger="bb", poison_rate=0.2).name == "spam-badnets-bb-p20-s0"
     assert BackdoorSpec(dataset="spam", trigger="bb", poison_rate=0.1).name == "spam-badnets-bb-s0"
     assert BackdoorSpec(dataset="spam", attack="clean", poison_rate=0.2).name == "spam-clean-none-s0"
+
+
+def test_the_poison_rate_is_noted_only_where_it_is_not_the_default() -> None:
+    assert poison_rate_note(0.2) == " at 20%"
+    assert poison_rate_note(0.1) == poison_rate_note(0.0) == poison_rate_note(None) == ""
+    assert poison_rate_note("0.2") == ""  # a malformed meta field is not rendered
 
 
 def test_a_model_trained_by_the_research_script_is_found(tmp_path, toy_dataset) -> None:

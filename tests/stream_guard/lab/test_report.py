@@ -119,6 +119,20 @@ def test_the_summary_has_one_row_per_model_with_asr_and_cacc_per_defense(tmp_pat
     assert "ONION" in md[: md.index("## Summary")]  # no onion rows: the note says why
 
 
+def test_a_model_poisoned_at_another_rate_says_so_in_its_row_and_heading(tmp_path: Path) -> None:
+    write_results(
+        [fake_evaluation("toy-badnets-cf-s0"), fake_evaluation("toy-badnets-cf-p20-s0", poison_rate=0.2)],
+        tmp_path,
+    )
+    _, md = read(tmp_path)
+    summary = md[md.index("## Summary") : md.index("\n## ", md.index("## Summary") + 1)]
+    rows = [line for line in summary.splitlines() if line.startswith("| toy")]
+    assert sum("`cf` → 0 at 20% |" in row for row in rows) == 1  # the default 10 % is not named
+    assert sum("`cf` → 0 |" in row for row in rows) == 1
+    assert "## toy · badnets · trigger 'cf' · target 0 at 20%\n" in md
+    assert "## toy · badnets · trigger 'cf' · target 0\n" in md
+
+
 def test_the_stream_column_is_added_in_place_and_the_run_kept(tmp_path: Path) -> None:
     from stream_guard.lab.report import rewrite_results_md
 
