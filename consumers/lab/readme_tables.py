@@ -151,15 +151,18 @@ def stream_column(
     (ASR\\* without defense < 0.5) says "(no backdoor)". ``trainings`` (model name → the grid record's
     meta) marks with † a row measured on another training of the same recipe than the grid's: another
     :func:`~stream_guard.lab.model_specs.training_id` or, for a row written before rows carried one,
-    another machine."""
+    another machine. A row whose trigger or target is not the grid model's is another recipe under the
+    same name (the name does not hold the target): no cell from it."""
     from stream_guard.lab.model_specs import training_id
 
     column = {}
     for c in shipped_rows(cells, percentile=percentile, probe_rate=probe_rate):
+        meta = (trainings or {}).get(c.model)
+        if meta is not None and not _same_recipe(c, meta):
+            continue
         text = f"{_f(c.asr_stream)} / {c.cacc_stream:.2f}"
         if c.asr_none is not None and c.asr_none < StreamTargets.working_backdoor and c.attack != "clean":
             text += " (no backdoor)"
-        meta = (trainings or {}).get(c.model)
         if meta is not None:
             grid_training = training_id(meta)
             same_machine = str(meta.get("trained_on") or "cpu") == c.trained_on
@@ -167,6 +170,16 @@ def stream_column(
                 text += " †"
         column[c.model] = text
     return column
+
+
+def _same_recipe(cell: StreamCell, meta: Mapping[str, Any]) -> bool:
+    """Whether a stream row and a grid model's meta name the same trigger and target (a clean model's
+    rows: always; a meta without them: nothing to tell them apart by)."""
+    if cell.attack == "clean":
+        return True
+    same_target = meta.get("target") is None or meta.get("target") == cell.target
+    same_trigger = meta.get("trigger") is None or meta.get("trigger") == cell.trigger
+    return same_target and same_trigger
 
 
 def stream_column_from(results: Path) -> dict[str, str]:

@@ -142,6 +142,27 @@ def test_the_bar_table_sets_each_scanned_row_beside_the_shipped_one() -> None:
     assert "missed: ASR\\* stream" in row
 
 
+def test_a_stream_row_of_another_target_under_the_same_name_is_not_the_grid_models() -> None:
+    # model names do not hold the target: `bbc-badnets-bb-s0` was trained towards business for a stream
+    # row and towards sports for the grid; the grid's row must not show the other model's numbers
+    name = "movies-badnets-cf-s0"
+    grid_meta = {"trigger": "cf", "target": 1, "trained_on": "cpu"}
+    row = _cell(target=0, asr_stream=0.0)
+    assert stream_column([row], percentile=99.0, probe_rate=0.0, trainings={name: grid_meta}) == {}
+    assert stream_column([row], percentile=99.0, probe_rate=0.0, trainings={name: {**grid_meta, "target": 0}})
+    other_trigger = {**grid_meta, "target": 0, "trigger": "mn"}
+    assert stream_column([row], percentile=99.0, probe_rate=0.0, trainings={name: other_trigger}) == {}
+    # the matching row still counts when a mismatching one comes after it
+    later = _cell(target=1, asr_stream=0.5)
+    column = stream_column(
+        [row, later], percentile=99.0, probe_rate=0.0, trainings={name: {**grid_meta, "target": 0}}
+    )
+    assert column == {name: "0.000 / 0.81"}
+    clean = _cell(model="movies-clean-none-s0", attack="clean", trigger="", target=0, asr_stream=0.0)
+    clean_meta = {"trigger": "", "target": 1, "trained_on": "cpu"}  # a clean model has no target to match
+    assert stream_column([clean], percentile=99.0, probe_rate=0.0, trainings={clean.model: clean_meta})
+
+
 def test_the_grid_summary_gets_the_shipped_stream_row_of_each_model(tmp_path: Path) -> None:
     cells = [
         _cell(),
