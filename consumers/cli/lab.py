@@ -31,7 +31,14 @@ XGraadConfigOpt = typer.Option(
 )
 DEFAULT_IMPROVED = Path("docs/lab/xgraad-improved.json")
 GRID_TITLE = "Backdoor lab: X-GRAAD vs baselines"
+VALIDATION_OUT = Path("docs/lab/validation")
 StripCopiesOpt = typer.Option(20, "--strip-copies", help="STRIP: perturbed copies per input")
+SplitOpt = typer.Option(
+    "test",
+    "--split",
+    help="test, or validation to choose settings: calibrate as a test run does, judge the rest of the "
+    "validation split instead of the test split",
+)
 DeviceOpt = typer.Option(
     "auto", "--device", help="auto (CUDA when available), cpu or cuda[:N]: training, scoring, the LM"
 )
@@ -46,6 +53,7 @@ def _options(
     sweep: bool,
     strip_copies: int,
     device: str = "auto",
+    split: str = "test",
 ):
     from stream_guard.lab.defenses.strip import StripConfig
     from stream_guard.lab.defenses.xgraad import XGraadConfig
@@ -63,6 +71,7 @@ def _options(
             sweep=sweep,
             strip=StripConfig(copies=strip_copies),
             device=checked_device(device),
+            split=split,
         )
     except (OSError, ValueError) as err:
         fail(str(err).splitlines()[0])
@@ -174,13 +183,18 @@ def eval_command(
     strip_copies: int = StripCopiesOpt,
     out: Path | None = typer.Option(None, "--out", help="write results.md, results.json and plots/ here"),
     device: str = DeviceOpt,
+    split: str = SplitOpt,
 ) -> None:
     """CACC, ASR, detection metrics, AUROC and time per defense for one model; tables, files, plots."""
     from stream_guard.lab.evaluate import evaluate_model
-    from stream_guard.lab.report import rich_table, write_results
+    from stream_guard.lab.report import check_same_split, read_records, rich_table, write_results
 
-    options = _options(defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies, device)
+    options = _options(
+        defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies, device, split
+    )
     try:
+        if out is not None:  # before the evaluation, not after it
+            check_same_split(read_records(out / "results.json"), split, out / "results.json")
         result = evaluate_model(model, dataset=dataset, options=options)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err).splitlines()[0])
@@ -193,18 +207,19 @@ def eval_command(
             [result],
             out,
             title=f"Backdoor lab: {result.model}",
-            settings={"xgraad": improved},
-            stream=stream_column_from(out),
+            settings={"xgraad": improved, **({"split": split} if split != "test" else {})},
+            stream=stream_column_from(out) if split == "test" else None,
         )
         typer.echo(f"wrote {md} and {js}")
 
 
 def grid_command(
-    out: Path = typer.Option(
-        Path("docs/lab"),
+    out: Path | None = typer.Option(
+        None,
         "--out",
-        help="results.md, results.json and plots/ go here; models of earlier runs already there are kept "
-        "(a model evaluated again gets this run's record)",
+        help="results.md, results.json and plots/ go here (default docs/lab; with --split validation "
+        "docs/lab/validation); models of earlier runs already there are kept (a model evaluated again "
+        "gets this run's record)",
     ),
     fresh: bool = typer.Option(
         False, "--fresh", help="ignore the results already in --out: write only this run's models"
@@ -235,6 +250,7 @@ def grid_command(
     resume: bool = typer.Option(
         False, "--resume", help="skip the cells whose model --out already has rows of every defense for"
     ),
+    split: str = SplitOpt,
 ) -> None:
     """Train (or reuse) the grid's models and evaluate every defense on each; write docs/lab results.
 
@@ -243,16 +259,17 @@ def grid_command(
     """
     from consumers.lab.readme_tables import stream_column_from
     from stream_guard.lab.grid import GRID_SIZES, estimate_seconds, grid_cells, pending_cells, run_grid
-    from stream_guard.lab.report import read_records, rich_table, write_results
+    from stream_guard.lab.report import check_same_split, read_records, rich_table, write_results
     from stream_guard.logs import quiet_transformers
 
     quiet_transformers()
+    out = out or (VALIDATION_OUT if split == "validation" else Path("docs/lab"))
     given = (max_val, max_test, max_poisoned)
     sizes = {
         d: tuple(g if g is not None else default for g, default in zip(given, GRID_SIZES[d], strict=True))
         for d in GRID_SIZES
     }
-    options = _options(defenses, 500, 500, 500, xgraad_config, sweep, strip_copies, device)
+    options = _options(defenses, 500, 500, 500, xgraad_config, sweep, strip_copies, device, split)
     cells = grid_cells(
         [d.strip() for d in datasets.split(",") if d.strip()],
         [a.strip() for a in attacks.split(",") if a.strip()],
@@ -261,6 +278,8 @@ def grid_command(
     )
     console = Console(highlight=False)
     try:  # both read the datasets: one not installed is a clear error, not a traceback
+        if not fresh:  # a validation run never lands among test results, nor the other way round
+            check_same_split(read_records(out / "results.json"), split, out / "results.json")
         if resume and not fresh:
             before = len(cells)
             cells = pending_cells(cells, read_records(out / "results.json"), options.defenses, models_dir)
@@ -280,6 +299,7 @@ def grid_command(
 
     settings = {
         "device": device_name(options.device),
+        **({"split": split} if split != "test" else {}),
         "xgraad-paper": "noise, 1 word, 1 round, 95th percentile, no length buckets",
         "xgraad": options.improved.describe() if options.improved else "DefenderSettings defaults",
         "strip": options.strip.__dict__,
@@ -288,12 +308,13 @@ def grid_command(
         "sizes (validation, clean test, poisoned test)": sizes,
     }
     done = []
-    stream = stream_column_from(out)
+    stream = stream_column_from(out) if split == "test" else None  # stream rows are test replays
+    title = GRID_TITLE if split == "test" else f"{GRID_TITLE}: validation split (for choosing settings)"
 
     def show(cell, evaluation) -> None:
         done.append(evaluation)
         console.print(rich_table(evaluation))
-        write_results(done, out, title=GRID_TITLE, settings=settings, fresh=fresh, stream=stream)
+        write_results(done, out, title=title, settings=settings, fresh=fresh, stream=stream)
 
     failed: list[str] = []
 

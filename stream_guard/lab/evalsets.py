@@ -1,5 +1,9 @@
 """The evaluation data of a trained model: validation (calibration), clean test, poisoned test.
 
+``split="validation"`` is for choosing settings without looking at the test split: the calibration texts
+are the same capped validation sample a test run calibrates on, and the texts judged ("clean test",
+"poisoned test") are drawn from the *rest* of the validation split instead of the test split.
+
 Everything is rebuilt from the model's ``meta.json`` (dataset, split seed, attack, trigger, target,
 seed), so training and evaluation see the same splits and no test text was trained on.
 
@@ -17,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from stream_guard.datasets import LabeledDataset, Splits, load_dataset, split_dataset
+from stream_guard.datasets._sampling import stratified_take
 from stream_guard.lab.attacks import AttackSpec, make_attack
 from stream_guard.lab.poisoning import PoisonedDataset
 
 RESERVE_TOKENS = 8  # room for the longest default trigger ("i watched this 3d movie" = 6 pieces)
+EVAL_SPLITS = ("test", "validation")
 
 
 def fit_to_window(
@@ -101,25 +107,45 @@ def build_eval_sets(
     max_test: int | None = 500,
     max_poisoned: int | None = 500,
     model_dir: Path | None = None,
+    split: str = "test",
 ) -> EvalSets:
     """Validation, clean test and poisoned test sets for the model described by ``meta``.
 
     ``dataset`` overrides the model's own dataset (evaluation on other data); the split seed, attack,
     trigger, target and seed always come from ``meta``. ``model_dir``: the model itself, needed by an
-    attack whose trigger the model learned (LWS).
+    attack whose trigger the model learned (LWS). ``split``: where the judged texts come from — the test
+    split, or the validation texts the calibration sample leaves out (see the module docstring).
     """
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     name = dataset or meta["dataset"]
     max_length = int(meta["max_length"])
-    splits = load_splits(
-        name, split_seed=int(meta.get("split_seed", 0)), max_train=0, max_val=max_val, max_test=max_test
-    )
+    split_seed = int(meta.get("split_seed", 0))
+    splits = load_splits(name, split_seed=split_seed, max_train=0, max_val=max_val, max_test=max_test)
     attack = make_attack(meta["attack"], meta.get("trigger") or None).for_model(model_dir)
     target = int(meta["target"])
     validation = fitted(splits.validation, tokenizer, max_length)
-    test = fitted(splits.test, tokenizer, max_length)
+    judged = splits.test
+    if split == "validation":
+        whole = load_splits(name, split_seed=split_seed, max_train=0, max_val=None, max_test=0).validation
+        judged = held_out(whole, splits.validation, cap=max_test, seed=split_seed)
+    test = fitted(judged, tokenizer, max_length)
     poisoned = None
     if not attack.is_clean:
         poisoned = cap_poisoned(
             attack.poison_test(test, target_label=target, seed=int(meta["seed"])), max_poisoned
         )
     return EvalSets(validation, test, poisoned, attack, target, max_length)
+
+
+def held_out(
+    whole: LabeledDataset, calibration: LabeledDataset, *, cap: int | None, seed: int
+) -> LabeledDataset:
+    """The texts of ``whole`` that are not in ``calibration``, at most ``cap`` of them (a seeded sample
+    that keeps the class proportions), in their order in ``whole``."""
+    used = set(calibration.texts)
+    rest = [i for i, text in enumerate(whole.texts) if text not in used]
+    if cap is not None and cap < len(rest):
+        labels = [whole.labels[i] for i in rest]
+        rest = [rest[j] for j in stratified_take(labels, whole.num_classes, cap, seed)]
+    return whole.subset(rest, name=f"{whole.name}/held-out")

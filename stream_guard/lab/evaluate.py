@@ -42,6 +42,7 @@ class ModelEvaluation:
     sweep: Sweep | None = None
     sweep_check: dict[str, Any] | None = None
     seconds: float = 0.0
+    split: str = "test"  # where the judged texts came from (validation: to choose settings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class ModelEvaluation:
             "sweep": None if self.sweep is None else self.sweep.__dict__,
             "sweep_check": self.sweep_check,
             "seconds": round(self.seconds, 1),
+            "split": self.split,
         }
 
     @classmethod
@@ -76,6 +78,7 @@ class ModelEvaluation:
             sweep=None if sweep is None else Sweep(**sweep),
             sweep_check=data.get("sweep_check"),
             seconds=float(data.get("seconds") or 0.0),
+            split=str(data.get("split") or "test"),  # records written before the split was: test
         )
 
     def add_figures(self, analysis: Analysis) -> None:
@@ -114,6 +117,7 @@ def evaluate_model(
         max_test=options.max_test,
         max_poisoned=options.max_poisoned,
         model_dir=model_dir,
+        split=options.split,
     )
     val_texts = sets.validation.texts
     clean_texts, y = sets.test.texts, np.asarray(sets.test.labels)
@@ -128,6 +132,7 @@ def evaluate_model(
             "clean_test": len(clean_texts),
             "poisoned_test": len(poisoned_texts),
         },
+        split=options.split,
     )
     context = DefenseContext(classifier, max_length, sets.target, options)
     for name in options.defenses:

@@ -69,10 +69,24 @@ def title_of(ev: ModelEvaluation) -> str:
     return f"{ev.dataset} · {attack} · trigger {trigger!r} · target {ev.meta.get('target')}{rate}"
 
 
+def _judged_on(ev: ModelEvaluation) -> str:
+    sizes = ev.sizes
+    if ev.split == "validation":
+        return (
+            f"Calibrated on validation {sizes['validation']}; judged on the rest of the validation split "
+            f"(clean {sizes['clean_test']}, poisoned {sizes['poisoned_test']}), not on test"
+        )
+    return (
+        f"Evaluated on validation {sizes['validation']}, clean test {sizes['clean_test']}, poisoned test "
+        f"{sizes['poisoned_test']}"
+    )
+
+
 def rich_table(ev: ModelEvaluation) -> Table:
     sizes = ev.sizes
+    split = " · validation split" if ev.split == "validation" else ""
     table = Table(
-        title=f"{title_of(ev)}  (val {sizes['validation']}, clean {sizes['clean_test']}, "
+        title=f"{title_of(ev)}{split}  (val {sizes['validation']}, clean {sizes['clean_test']}, "
         f"poisoned {sizes['poisoned_test']})"
     )
     for _, header in COLUMNS:
@@ -151,6 +165,8 @@ def write_results(
     run = {"generated": stamp, "machine": platform.machine(), "settings": run_settings}
     merged = {} if fresh else {r["model"]: r for r in read_records(json_path)}
     for ev in evaluations:
+        check_same_split(list(merged.values()), ev.split, json_path)
+    for ev in evaluations:
         merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
     records = [merged[name] for name in sorted(merged)]
     payload = {"generated": stamp, "title": title, "notes": list(notes), "settings": run_settings}
@@ -158,6 +174,17 @@ def write_results(
     json_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
     md_path.write_text(render_results(payload, stream=stream))
     return md_path, json_path
+
+
+def check_same_split(records: Sequence[dict[str, Any]], split: str, where: Path | str) -> None:
+    """Raise ValueError when ``records`` judged texts of another split than ``split``: validation runs
+    (for choosing settings) and test runs (the results) never share a results file."""
+    other = sorted({str(r.get("split") or "test") for r in records} - {split})
+    if other:
+        raise ValueError(
+            f"{where} holds {'/'.join(other)}-split results and this run judges {split} texts: "
+            "write it to another --out (or --fresh)"
+        )
 
 
 def render_results(payload: dict[str, Any], *, stream: Mapping[str, str] | None = None) -> str:
@@ -274,9 +301,7 @@ def _section(record: dict[str, Any], settings: Any) -> list[str]:
         "",
         f"Model `{ev.model}`: trained CACC {_fmt(meta.get('clean_accuracy'))}, ASR "
         f"{_fmt(meta.get('asr'))} (meta.json); train size {meta.get('train_size')}, poison rate "
-        f"{meta.get('poison_rate')}. Evaluated on validation {ev.sizes['validation']}, clean test "
-        f"{ev.sizes['clean_test']}, poisoned test {ev.sizes['poisoned_test']} in {ev.seconds:.0f} s."
-        + _floor_note(ev),
+        f"{meta.get('poison_rate')}. {_judged_on(ev)} in {ev.seconds:.0f} s." + _floor_note(ev),
         "",
         markdown_table(ev),
     ]

@@ -37,6 +37,7 @@ class EvalOptions:
     rap: RapConfig = field(default_factory=RapConfig)
     onion: OnionConfig = field(default_factory=OnionConfig)
     sweep: bool = True  # the threshold sweep of xgraad-paper (one extra pass that neutralizes all)
+    split: str = "test"  # where the judged texts come from: test, or validation (to choose settings)
     device: str = "cpu"
     progress: bool = True
 
@@ -45,6 +46,8 @@ class EvalOptions:
         unknown = [d for d in self.defenses if d not in known]
         if unknown:
             raise ValueError(f"unknown defense(s) {unknown}: choose from {', '.join(known)}")
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split must be test or validation, got {self.split!r}")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,25 @@ def test_lab_eval_prints_and_writes_results_and_plots(tmp_path, tiny_model_dir, 
     assert "| xgraad-paper |" in md and "ONION" in md
 
 
+def test_lab_eval_on_the_validation_split_keeps_out_of_test_results(
+    tmp_path, tiny_model_dir, toy_dataset
+) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    sizes = ["--max-val", "10", "--max-test", "8", "--max-poisoned", "4", "--defenses", "none,xgraad"]
+    out = tmp_path / "validation"
+    args = ["lab", "eval", "--model", str(model), *sizes, "--no-sweep", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--split", "validation"])
+    assert result.exit_code == 0, result.output
+    assert "validation split" in result.output
+    (record,) = json.loads((out / "results.json").read_text())["models"]
+    assert record["split"] == "validation" and record["settings"]["split"] == "validation"
+    assert record["sizes"] == {"validation": 10, "clean_test": 8, "poisoned_test": 4}
+    refused = CliRunner().invoke(app, args)  # a test run into the validation results: refused, up front
+    assert refused.exit_code == 2 and "validation-split results" in refused.output
+    wrong = CliRunner().invoke(app, [*args, "--split", "train"])
+    assert wrong.exit_code == 2 and "split" in wrong.output
+
+
 def test_lab_eval_fails_cleanly_without_meta(tmp_path, tiny_model_dir) -> None:
     model = tmp_path / "bare"
     shutil.copytree(tiny_model_dir("bert"), model)
@@ -162,3 +181,30 @@ def test_lab_grid_runs_accumulate_in_out_unless_fresh(tmp_path, monkeypatch) -> 
     assert models("--datasets", "movies", "--attacks", "badnets") == both
     assert models("--datasets", "movies", "--attacks", "badnets") == both
     assert models("--datasets", "movies", "--attacks", "badnets", "--fresh") == both[:1]
+
+
+def test_lab_grid_on_the_validation_split_writes_apart_from_the_test_results(tmp_path, monkeypatch) -> None:
+    import stream_guard.lab.grid as grid
+    from tests.stream_guard.lab.test_report import fake_evaluation
+
+    seen = []
+
+    def fake_run_grid(cells, options, *, cache_dir, sizes, on_result, on_error):
+        seen.append(options.split)
+        for cell in cells:
+            evaluation = fake_evaluation(cell.spec.resolved().name)
+            evaluation.split = options.split
+            on_result(cell, evaluation)
+
+    monkeypatch.setattr(grid, "run_grid", fake_run_grid)
+    part = ["--models-dir", str(tmp_path), "--triggers", "first", "--datasets", "spam", "--attacks", "ep"]
+    tested, chosen = tmp_path / "lab", tmp_path / "lab-validation"
+    assert CliRunner().invoke(app, ["lab", "grid", "--out", str(tested), *part]).exit_code == 0
+    mixed = CliRunner().invoke(app, ["lab", "grid", "--out", str(tested), "--split", "validation", *part])
+    assert mixed.exit_code == 2 and "test-split results" in mixed.output and seen == ["test"]  # nothing run
+
+    result = CliRunner().invoke(app, ["lab", "grid", "--out", str(chosen), "--split", "validation", *part])
+    assert result.exit_code == 0, result.output
+    data = json.loads((chosen / "results.json").read_text())
+    assert seen == ["test", "validation"] and data["models"][0]["split"] == "validation"
+    assert data["settings"]["split"] == "validation" and "validation split" in data["title"]

@@ -152,3 +152,22 @@ def test_the_stream_column_is_added_in_place_and_the_run_kept(tmp_path: Path) ->
     assert "| strip ASR / CACC | stream ASR\\* / CACC |" in summary
     assert "| 0.25 / 0.85 | 0.010 / 0.88 |" in rows["badnets"] and "| 0.25 / 0.85 | – |" in rows["ep"]
     assert "stream-level defense" in md[: md.index("## Summary")]  # the note says what the column is
+
+
+def test_validation_runs_say_so_and_never_share_a_file_with_test_runs(tmp_path: Path) -> None:
+    chosen = fake_evaluation("toy-badnets-cf-s0")
+    chosen.split = "validation"
+    write_results([chosen], tmp_path / "validation")
+    data, md = read(tmp_path / "validation")
+    assert data["models"][0]["split"] == "validation"
+    assert ModelEvaluation.from_dict(data["models"][0]).split == "validation"
+    assert "judged on the rest of the validation split" in md and "not on test" in md
+
+    write_results([fake_evaluation("toy-badnets-cf-s0")], tmp_path / "test")
+    with pytest.raises(ValueError, match="test-split results"):
+        write_results([chosen], tmp_path / "test")
+    with pytest.raises(ValueError, match="validation-split results"):
+        write_results([fake_evaluation("toy-ep-cf-s0")], tmp_path / "validation")
+    write_results([chosen], tmp_path / "test", fresh=True)  # --fresh starts over
+    assert read(tmp_path / "test")[0]["models"][0]["split"] == "validation"
+    assert ModelEvaluation.from_dict({**data["models"][0], "split": None}).split == "test"  # older records
