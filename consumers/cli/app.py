@@ -18,6 +18,7 @@ from consumers.cli import (
     calibrate,
     demo,
     lab,
+    lab_choose,
     lab_stream,
     learn,
     replay,
@@ -62,6 +63,7 @@ lab_app.command("eval")(lab.eval_command)
 lab_app.command("grid")(lab.grid_command)
 lab_app.command("stream")(lab_stream.stream_command)
 lab_app.command("readme")(lab_stream.readme_command)
+lab_app.command("choose")(lab_choose.choose_command)
 app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(

@@ -1,0 +1,73 @@
+"""`stream-guard lab choose`: pick the per-message X-GRAAD setup from validation-split grid runs.
+
+stream-guard lab choose docs/lab/validation/shipped docs/lab/validation/p95 ... [--out docs/lab/choice.md]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from consumers.cli.common import fail
+
+
+def choose_command(
+    runs: list[Path] = typer.Argument(..., help="directories of `lab grid --split validation` runs"),
+    defenses: str = typer.Option(
+        "xgraad,xgraad-paper", "--defenses", help="which defense rows of each run are candidates"
+    ),
+    max_cacc_cost: float = typer.Option(
+        1.0, "--max-cacc-cost", min=0.0, help="mean clean-accuracy cost allowed, in points"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="also write the comparison here (markdown)"),
+) -> None:
+    """Compare setups on the models every run evaluated; choose the lowest mean ASR within the budget."""
+    from stream_guard.lab.choice import candidates, choice_markdown, choose
+    from stream_guard.lab.report import read_records
+
+    records, settings = {}, {}
+    for run in runs:
+        path = run / "results.json"
+        if not path.is_file():
+            fail(f"{path}: not found (write it with `stream-guard lab grid --split validation --out {run}`)")
+        records[run.name] = read_records(path)
+        try:
+            payload_settings = json.loads(path.read_text()).get("settings")
+        except (OSError, ValueError) as err:
+            fail(f"{path}: {err}")
+        settings[run.name] = payload_settings if isinstance(payload_settings, dict) else {}
+    if len(records) < len(runs):
+        fail("two runs share a directory name: give each candidate its own name")
+    try:
+        found = candidates(records, settings, defenses=[d.strip() for d in defenses.split(",") if d.strip()])
+    except ValueError as err:
+        fail(str(err))
+    if not found:
+        fail(f"none of the runs has rows of {defenses} next to an undefended row")
+    chosen = choose(found, max_cacc_cost=max_cacc_cost)
+    table = Table(title=f"validation runs: {found[0].models} shared models")
+    for header in ("candidate", "working", "mean ASR", "worst ASR", "ASR ≤ 0.10", "mean CACC cost", "setup"):
+        table.add_column(header, justify="left" if header in ("candidate", "setup") else "right")
+    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
+        mark = " [bold green](chosen)[/bold green]" if c is chosen else ""
+        table.add_row(
+            c.name + mark,
+            f"{c.working}/{c.models}",
+            f"{c.mean_asr:.3f}",
+            f"{c.worst_asr:.2f}",
+            str(c.stopped),
+            f"{c.mean_cacc_cost:+.2f}",
+            c.describe,
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    markdown = choice_markdown(found, chosen, max_cacc_cost=max_cacc_cost)
+    console.print(markdown.splitlines()[-1] if chosen is None else f"chosen: {chosen.name}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown)
+        console.print(f"wrote {out}")

@@ -1,0 +1,131 @@
+"""Choosing a per-message X-GRAAD setup from validation-split grid runs (`stream-guard lab choose`).
+
+Each candidate is one defense row ("xgraad", "xgraad-paper", ...) of one validation run: a directory that
+`lab grid --split validation [--xgraad-config FILE] --out DIR` wrote. Every candidate is judged on the
+same models (those every run evaluated): the attack success rate left on the models whose backdoor works
+(undefended ASR at least ``working_asr``) and the clean accuracy it costs on every model, against the same
+run's undefended row. The rule: among the candidates whose mean clean-accuracy cost is within
+``max_cacc_cost`` points, the lowest mean ASR wins (then the lower cost). Test-split results are refused:
+a choice made on them would be a choice made on the numbers it is then reported with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+WORKING_ASR = 0.5  # an undefended ASR below this: the backdoor did not take, the row says nothing
+MAX_CACC_COST = 1.0  # points of clean accuracy a default may cost on average
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setup's numbers over the shared models."""
+
+    name: str  # "<run>/<defense>"
+    describe: str  # what the setup is (the run's settings for that defense)
+    models: int  # models compared (every run has them)
+    working: int  # of which with a working backdoor
+    mean_asr: float  # over the working backdoors
+    worst_asr: float
+    stopped: int  # working backdoors left at ASR <= 0.10
+    mean_cacc_cost: float  # points, over all models: undefended CACC minus defended
+    worst_cacc_cost: float
+
+    def within(self, budget: float) -> bool:
+        return self.mean_cacc_cost <= budget + 1e-9
+
+
+def _rows(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(r["defense"]): r for r in record.get("rows") or []}
+
+
+def check_validation(run: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """ValueError unless every record of ``run`` judged validation texts."""
+    if not records:
+        raise ValueError(f"{run}: no results")
+    tested = [str(r.get("model")) for r in records if (r.get("split") or "test") != "validation"]
+    if tested:
+        raise ValueError(
+            f"{run}: {len(tested)} record(s) judged the test split ({tested[0]}, ...): choose on "
+            "`lab grid --split validation` runs only"
+        )
+
+
+def candidates(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    describe: Mapping[str, Mapping[str, Any]],
+    *,
+    defenses: Sequence[str] = ("xgraad", "xgraad-paper"),
+    working_asr: float = WORKING_ASR,
+) -> list[Candidate]:
+    """Every (run, defense) pair present in the runs, judged on the models all runs share. ``runs``: run
+    name → its records (validation-split, see :func:`check_validation`); ``describe``: run name → its
+    settings per defense name."""
+    for run, records in runs.items():
+        check_validation(run, records)
+    by_run = {run: {str(r["model"]): r for r in records} for run, records in runs.items()}
+    shared = sorted(set.intersection(*(set(models) for models in by_run.values()))) if by_run else []
+    if not shared:
+        raise ValueError("the runs share no model: run them on the same --datasets / --attacks")
+    out = []
+    for run, records in by_run.items():
+        for defense in defenses:
+            picked = [(_rows(records[m]).get("none"), _rows(records[m]).get(defense)) for m in shared]
+            if any(none is None or row is None for none, row in picked):
+                continue
+            working = [
+                (none, row)
+                for none, row in picked
+                if none.get("asr") is not None and none["asr"] >= working_asr
+            ]
+            asrs = [float(row["asr"]) for _, row in working]
+            costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in picked]
+            out.append(
+                Candidate(
+                    name=f"{run}/{defense}",
+                    describe=_describe(describe.get(run, {}).get(defense)),
+                    models=len(shared),
+                    working=len(working),
+                    mean_asr=sum(asrs) / len(asrs) if asrs else 0.0,
+                    worst_asr=max(asrs, default=0.0),
+                    stopped=sum(a <= 0.10 for a in asrs),
+                    mean_cacc_cost=sum(costs) / len(costs),
+                    worst_cacc_cost=max(costs),
+                )
+            )
+    return out
+
+
+def _describe(settings: Any) -> str:
+    if isinstance(settings, Mapping):
+        return ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
+    return str(settings) if settings is not None else ""
+
+
+def choose(found: Sequence[Candidate], *, max_cacc_cost: float = MAX_CACC_COST) -> Candidate | None:
+    """The rule of the module docstring; None when no candidate keeps within the budget."""
+    allowed = [c for c in found if c.within(max_cacc_cost)]
+    return min(allowed, key=lambda c: (round(c.mean_asr, 6), c.mean_cacc_cost, c.name), default=None)
+
+
+def choice_markdown(found: Sequence[Candidate], chosen: Candidate | None, *, max_cacc_cost: float) -> str:
+    """The comparison as a markdown table, the chosen one in bold, and the rule."""
+    lines = [
+        "| candidate | setup | working backdoors | mean ASR | worst ASR | ASR ≤ 0.10 | mean CACC cost "
+        "| worst |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
+        name = f"**{c.name}** (chosen)" if c is chosen else c.name
+        lines.append(
+            f"| {name} | {c.describe or '–'} | {c.working} of {c.models} | {c.mean_asr:.3f} | "
+            f"{c.worst_asr:.2f} | {c.stopped} | {c.mean_cacc_cost:+.2f} | {c.worst_cacc_cost:+.1f} |"
+        )
+    rule = (
+        f"Rule: the lowest mean ASR over the working backdoors among the setups whose mean clean-accuracy "
+        f"cost is at most {max_cacc_cost:g} point(s); validation splits only."
+    )
+    verdict = f"Chosen: `{chosen.name}`." if chosen else "No candidate keeps within the CACC budget."
+    return "\n".join([*lines, "", rule, verdict, ""])
