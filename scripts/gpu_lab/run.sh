@@ -19,6 +19,13 @@
 #   run(command="ls -la .device-lm1 .device-lm2", carry=[".device-lm2"])
 #   run(command="ONION=1 BUDGET=540 bash scripts/gpu_lab/run.sh", carry=[".device"], timeout_s=600)
 # Without both halves there (a fresh machine) it says so and runs the grid without ONION.
+#
+# Choosing the per-message defaults (CHOOSE=1): the grid on the validation split (`--split validation`:
+# calibrated as a test run is, judged on the rest of the validation split), once with the shipped setup
+# and once per docs/lab/candidates/*.json, then `lab choose` over the runs; nothing looks at the test
+# split. Results: $OUT/results.tgz (choose/<run>/results.json, choose/choice.md). DATASETS / ATTACKS narrow
+# it to what the call's budget allows:
+#   run(command="CHOOSE=1 SMOKE=0 BUDGET=540 bash scripts/gpu_lab/run.sh", carry=[".device"], timeout_s=600)
 set -uo pipefail
 START=$(date +%s)
 BUDGET=${BUDGET:-480}
@@ -75,6 +82,20 @@ if [ "${ONION:-0}" = 1 ]; then
 fi
 grid=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --out "$RES/lab" --models-dir /tmp/models
   --defenses "$defenses")
+if [ "${CHOOSE:-0}" = 1 ]; then
+  part=(--datasets "${DATASETS:-movies,spam,bbc}" --attacks "$attacks" --no-sweep)
+  choose=(python3 -m consumers.cli lab grid --device cuda --keep-going --resume --models-dir /tmp/models
+    --split validation "${part[@]}")
+  runs=("$RES/choose/shipped")
+  within 100000 "${choose[@]}" --defenses none,xgraad-paper,xgraad --out "$RES/choose/shipped"
+  for cand in docs/lab/candidates/*.json; do
+    name=$(basename "$cand" .json)
+    runs+=("$RES/choose/$name")
+    within 100000 "${choose[@]}" --defenses none,xgraad --xgraad-config "$cand" --out "$RES/choose/$name"
+  done
+  within 60 python3 -m consumers.cli lab choose "${runs[@]}" --out "$RES/choose/choice.md"
+  exit 0
+fi
 # the attacks this machine's CPU could not afford, on movies, both triggers
 new=$(echo "$attacks" | tr ',' '\n' | grep -E '^(ripples|lws|adaptive)$' | paste -sd, -)
 [ "${STREAM:-1}" = 1 ] && [ -n "$new" ] && within 170 "${grid[@]}" --datasets movies --attacks "$new"

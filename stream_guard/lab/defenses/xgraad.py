@@ -71,6 +71,7 @@ class XGraadConfig:
             "strategy": s.strategy,
             "words_per_round": s.words_per_round,
             "max_rounds": s.max_rounds,
+            "span_ratio": s.span_ratio,
             "exclude_stopwords": s.exclude_stopwords,
             "score_normalization": s.score_normalization,
             "word_aggregation": s.word_aggregation,
