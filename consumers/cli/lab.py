@@ -77,6 +77,16 @@ def _options(
         fail(str(err).splitlines()[0])
 
 
+def _setups(options) -> dict[str, object]:
+    """What the two X-GRAAD defenses of a run were, for its settings (and `lab choose`'s table)."""
+    from stream_guard.lab.defenses.xgraad import XGraadConfig
+
+    return {
+        "xgraad-paper": "noise, 1 word, 1 round, 95th percentile, no length buckets",
+        "xgraad": (options.improved or XGraadConfig()).describe(),
+    }
+
+
 def checked_device(device: str) -> str:
     """``device`` checked and resolved (auto -> cuda or cpu); one line and exit 2 when unusable."""
     from stream_guard.errors import ModelLoadError
@@ -200,14 +210,13 @@ def eval_command(
         fail(str(err).splitlines()[0])
     Console(highlight=False).print(rich_table(result))
     if out is not None:
-        improved = options.improved.describe() if options.improved else "DefenderSettings defaults"
         from consumers.lab.readme_tables import stream_column_from
 
         md, js = write_results(
             [result],
             out,
             title=f"Backdoor lab: {result.model}",
-            settings={"xgraad": improved, **({"split": split} if split != "test" else {})},
+            settings={**_setups(options), **({"split": split} if split != "test" else {})},
             stream=stream_column_from(out) if split == "test" else None,
         )
         typer.echo(f"wrote {md} and {js}")
@@ -300,8 +309,7 @@ def grid_command(
     settings = {
         "device": device_name(options.device),
         **({"split": split} if split != "test" else {}),
-        "xgraad-paper": "noise, 1 word, 1 round, 95th percentile, no length buckets",
-        "xgraad": options.improved.describe() if options.improved else "DefenderSettings defaults",
+        **_setups(options),
         "strip": options.strip.__dict__,
         "rap": options.rap.__dict__,
         **({"onion": options.onion.__dict__} if "onion" in options.defenses else {}),
