@@ -287,11 +287,12 @@ def grid_command(
     )
     console = Console(highlight=False)
     try:  # both read the datasets: one not installed is a clear error, not a traceback
-        if not fresh:  # a validation run never lands among test results, nor the other way round
-            check_same_split(read_records(out / "results.json"), split, out / "results.json")
+        earlier = [] if fresh else read_records(out / "results.json")
+        # a validation run never lands among test results, nor the other way round
+        check_same_split(earlier, split, out / "results.json")
         if resume and not fresh:
             before = len(cells)
-            cells = pending_cells(cells, read_records(out / "results.json"), options.defenses, models_dir)
+            cells = pending_cells(cells, earlier, options.defenses, models_dir)
             console.print(f"--resume: {before - len(cells)} of {before} cells already in {out}")
         estimate = estimate_seconds(cells, options, models_dir, sizes)
     except (ValueError, OSError) as err:
