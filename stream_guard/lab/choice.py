@@ -72,7 +72,8 @@ def candidates(
     out = []
     for run, records in by_run.items():
         for defense in defenses:
-            picked = [(_rows(records[m]).get("none"), _rows(records[m]).get(defense)) for m in shared]
+            rows = [_rows(records[m]) for m in shared]
+            picked = [(r.get("none"), r.get(defense)) for r in rows]
             if any(none is None or row is None for none, row in picked):
                 continue
             working = [

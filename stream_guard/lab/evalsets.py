@@ -121,13 +121,14 @@ def build_eval_sets(
     name = dataset or meta["dataset"]
     max_length = int(meta["max_length"])
     split_seed = int(meta.get("split_seed", 0))
-    splits = load_splits(name, split_seed=split_seed, max_train=0, max_val=max_val, max_test=max_test)
+    data = load_dataset(name)  # read once: a validation run splits it twice
+    splits = split_dataset(data, seed=split_seed, max_train=0, max_val=max_val, max_test=max_test)
     attack = make_attack(meta["attack"], meta.get("trigger") or None).for_model(model_dir)
     target = int(meta["target"])
     validation = fitted(splits.validation, tokenizer, max_length)
     judged = splits.test
     if split == "validation":
-        whole = load_splits(name, split_seed=split_seed, max_train=0, max_val=None, max_test=0).validation
+        whole = split_dataset(data, seed=split_seed, max_train=0, max_val=None, max_test=0).validation
         judged = held_out(whole, splits.validation, cap=max_test, seed=split_seed)
     test = fitted(judged, tokenizer, max_length)
     poisoned = None

@@ -19,6 +19,7 @@ from stream_guard.lab.defenses.onion_lm import perplexity_scorer
 from stream_guard.lab.defenses.rap import RapConfig, RapDefense
 from stream_guard.lab.defenses.strip import StripConfig, StripDefense
 from stream_guard.lab.defenses.xgraad import XGraadConfig, XGraadDefense
+from stream_guard.lab.evalsets import EVAL_SPLITS
 from stream_guard.lab.inference import ProbabilityFn, probability_fn
 from stream_guard.loading import LoadedClassifier
 
@@ -46,8 +47,8 @@ class EvalOptions:
         unknown = [d for d in self.defenses if d not in known]
         if unknown:
             raise ValueError(f"unknown defense(s) {unknown}: choose from {', '.join(known)}")
-        if self.split not in ("test", "validation"):
-            raise ValueError(f"split must be test or validation, got {self.split!r}")
+        if self.split not in EVAL_SPLITS:
+            raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
 
 
 @dataclass(frozen=True)
