@@ -197,14 +197,26 @@ def eval_command(
 ) -> None:
     """CACC, ASR, detection metrics, AUROC and time per defense for one model; tables, files, plots."""
     from stream_guard.lab.evaluate import evaluate_model
-    from stream_guard.lab.report import check_same_split, read_records, rich_table, write_results
+    from stream_guard.lab.model_specs import read_meta
+    from stream_guard.lab.report import (
+        check_same_backdoor,
+        check_same_split,
+        read_records,
+        rich_table,
+        write_results,
+    )
 
     options = _options(
         defenses, max_val, max_test, max_poisoned, xgraad_config, sweep, strip_copies, device, split
     )
     try:
         if out is not None:  # before the evaluation, not after it
-            check_same_split(read_records(out / "results.json"), split, out / "results.json")
+            earlier = read_records(out / "results.json")
+            check_same_split(earlier, split, out / "results.json")
+            meta = read_meta(model)
+            if meta is not None:
+                same_name = next((r for r in earlier if r.get("model") == model.name), None)
+                check_same_backdoor(same_name, model.name, meta, out / "results.json")
         result = evaluate_model(model, dataset=dataset, options=options)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err).splitlines()[0])

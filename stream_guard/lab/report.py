@@ -166,6 +166,7 @@ def write_results(
     merged = {} if fresh else {r["model"]: r for r in read_records(json_path)}
     for ev in evaluations:
         check_same_split(list(merged.values()), ev.split, json_path)
+        check_same_backdoor(merged.get(ev.model), ev.model, ev.meta, json_path)
     for ev in evaluations:
         merged[ev.model] = {**ev.to_dict(), "plots": write_plots(ev, out_dir), **run}
     records = [merged[name] for name in sorted(merged)]
@@ -184,6 +185,29 @@ def check_same_split(records: Sequence[dict[str, Any]], split: str, where: Path 
         raise ValueError(
             f"{where} holds {'/'.join(other)}-split results and this run judges {split} texts: "
             "write it to another --out (or --fresh)"
+        )
+
+
+BACKDOOR_KEYS = ("dataset", "attack", "trigger", "target")  # what a model name must keep meaning
+
+
+def _backdoor(meta: Mapping[str, Any]) -> str:
+    return f"{meta.get('dataset')}/{meta.get('attack')} {meta.get('trigger')!r} -> {meta.get('target')}"
+
+
+def check_same_backdoor(
+    record: Mapping[str, Any] | None, model: str, meta: Mapping[str, Any], where: Path | str
+) -> None:
+    """Raise ValueError when ``record`` (the row ``where`` holds under the name ``model``, None: none)
+    measured another backdoor (dataset, attack, trigger or target) than ``meta``: rows are keyed by model
+    name, and a same-named model of another backdoor would silently replace the other's results."""
+    if record is None:
+        return
+    old = record.get("meta") or record
+    if any(old.get(k) != meta.get(k) for k in BACKDOOR_KEYS):
+        raise ValueError(
+            f"{where} holds {model} as {_backdoor(old)} and this model is {_backdoor(meta)}: write it "
+            "to another --out, or train it under another name (lab train --out)"
         )
 
 

@@ -65,6 +65,23 @@ def test_lab_eval_on_the_validation_split_keeps_out_of_test_results(
     assert wrong.exit_code == 2 and "split" in wrong.output
 
 
+def test_lab_eval_refuses_up_front_to_replace_a_row_of_another_backdoor(
+    tmp_path, tiny_model_dir, toy_dataset
+) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    out = tmp_path / "out"
+    sizes = ["--max-val", "10", "--max-test", "8", "--max-poisoned", "4", "--defenses", "none"]
+    args = ["lab", "eval", "--model", str(model), *sizes, "--no-sweep", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = (out / "results.json").read_text()
+    meta = json.loads((model / "meta.json").read_text())
+    (model / "meta.json").write_text(json.dumps({**meta, "target": 1}))  # the same name, towards label 1
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "holds toy-badnets-cf-s0 as" in result.output
+    assert "Traceback" not in result.output and "CACC" not in result.output  # nothing was evaluated
+    assert (out / "results.json").read_text() == before
+
+
 def test_lab_eval_fails_cleanly_without_meta(tmp_path, tiny_model_dir) -> None:
     model = tmp_path / "bare"
     shutil.copytree(tiny_model_dir("bert"), model)

@@ -62,6 +62,18 @@ def test_a_model_in_both_runs_keeps_only_the_newer_record(tmp_path: Path) -> Non
     assert md.count("Model `toy-b`") == 1 and "0.222" in md and "0.111" not in md
 
 
+def test_a_same_named_model_of_another_backdoor_is_refused_and_the_row_kept(tmp_path: Path) -> None:
+    write_results([fake_evaluation("toy-badnets-cf-s0", asr=0.111, target=0)], tmp_path)
+    for change in ({"target": 1}, {"trigger": "mn"}, {"attack": "ep"}):
+        with pytest.raises(ValueError, match="holds toy-badnets-cf-s0 as") as err:
+            write_results([fake_evaluation("toy-badnets-cf-s0", asr=0.222, **change)], tmp_path)
+        assert "another --out" in str(err.value)
+    data, md = read(tmp_path)
+    assert data["models"][0]["rows"][0]["asr"] == 0.111 and "0.222" not in md  # nothing replaced
+    write_results([fake_evaluation("toy-badnets-cf-s0", asr=0.333, epochs=2.0)], tmp_path)  # retrained
+    assert read(tmp_path)[0]["models"][0]["rows"][0]["asr"] == 0.333
+
+
 def test_fresh_ignores_the_results_already_there(tmp_path: Path) -> None:
     write_results([fake_evaluation("toy-a")], tmp_path)
     write_results([fake_evaluation("toy-b")], tmp_path, fresh=True)
