@@ -65,9 +65,30 @@ def choose_command(
         )
     console = Console(highlight=False)
     console.print(table)
+    console.print(_dataset_table(found, chosen))
     markdown = choice_markdown(found, chosen, max_cacc_cost=max_cacc_cost)
     console.print(markdown.splitlines()[-1] if chosen is None else f"chosen: {chosen.name}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown)
         console.print(f"wrote {out}")
+
+
+def _dataset_table(found, chosen) -> Table:
+    """Mean ASR over each dataset's working backdoors / mean CACC cost, per candidate."""
+    names = sorted({d.dataset for c in found for d in c.by_dataset})
+    table = Table(title="per dataset: mean ASR / mean CACC cost (points)")
+    table.add_column("candidate")
+    for name in names:
+        table.add_column(name, justify="right")
+    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
+        cells = {d.dataset: d for d in c.by_dataset}
+        shown = [
+            "–"
+            if n not in cells
+            else ("–" if cells[n].mean_asr is None else f"{cells[n].mean_asr:.3f}")
+            + f" / {cells[n].mean_cacc_cost:+.2f}"
+            for n in names
+        ]
+        table.add_row(c.name + (" (chosen)" if c is chosen else ""), *shown)
+    return table

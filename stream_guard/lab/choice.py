@@ -5,7 +5,9 @@ Each candidate is one defense row ("xgraad", "xgraad-paper", ...) of one validat
 same models (those every run evaluated): the attack success rate left on the models whose backdoor works
 (undefended ASR at least ``working_asr``) and the clean accuracy it costs on every model, against the same
 run's undefended row. The rule: among the candidates whose mean clean-accuracy cost is within
-``max_cacc_cost`` points, the lowest mean ASR wins (then the lower cost). Test-split results are refused:
+``max_cacc_cost`` points on *every dataset* (so that long texts, where the filter costs nothing, cannot
+hide what it costs on short ones), the lowest mean ASR wins (then the lower cost). The same numbers per
+dataset are kept for the report. Test-split results are refused:
 a choice made on them would be a choice made on the numbers it is then reported with.
 """
 
@@ -32,9 +34,23 @@ class Candidate:
     stopped: int  # working backdoors left at ASR <= 0.10
     mean_cacc_cost: float  # points, over all models: undefended CACC minus defended
     worst_cacc_cost: float
+    by_dataset: tuple[DatasetNumbers, ...] = ()
 
     def within(self, budget: float) -> bool:
-        return self.mean_cacc_cost <= budget + 1e-9
+        """Mean cost within ``budget`` overall and on each dataset."""
+        costs = [self.mean_cacc_cost, *(d.mean_cacc_cost for d in self.by_dataset)]
+        return all(c <= budget + 1e-9 for c in costs)
+
+
+@dataclass(frozen=True)
+class DatasetNumbers:
+    """One candidate's numbers on one dataset's models."""
+
+    dataset: str
+    models: int
+    working: int
+    mean_asr: float | None  # None: no working backdoor on this dataset
+    mean_cacc_cost: float
 
 
 def _rows(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -83,6 +99,7 @@ def candidates(
             ]
             asrs = [float(row["asr"]) for _, row in working]
             costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in picked]
+            datasets = [str(records[m].get("dataset")) for m in shared]
             out.append(
                 Candidate(
                     name=f"{run}/{defense}",
@@ -94,9 +111,34 @@ def candidates(
                     stopped=sum(a <= 0.10 for a in asrs),
                     mean_cacc_cost=sum(costs) / len(costs),
                     worst_cacc_cost=max(costs),
+                    by_dataset=_by_dataset(datasets, picked, working_asr),
                 )
             )
     return out
+
+
+def _by_dataset(
+    datasets: Sequence[str], picked: Sequence[tuple[dict[str, Any], dict[str, Any]]], working_asr: float
+) -> tuple[DatasetNumbers, ...]:
+    out = []
+    for dataset in sorted(set(datasets)):
+        pairs = [pair for d, pair in zip(datasets, picked, strict=True) if d == dataset]
+        asrs = [
+            float(row["asr"])
+            for none, row in pairs
+            if none.get("asr") is not None and none["asr"] >= working_asr
+        ]
+        costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in pairs]
+        out.append(
+            DatasetNumbers(
+                dataset=dataset,
+                models=len(pairs),
+                working=len(asrs),
+                mean_asr=sum(asrs) / len(asrs) if asrs else None,
+                mean_cacc_cost=sum(costs) / len(costs),
+            )
+        )
+    return tuple(out)
 
 
 def _describe(settings: Any) -> str:
@@ -126,7 +168,29 @@ def choice_markdown(found: Sequence[Candidate], chosen: Candidate | None, *, max
         )
     rule = (
         f"Rule: the lowest mean ASR over the working backdoors among the setups whose mean clean-accuracy "
-        f"cost is at most {max_cacc_cost:g} point(s); validation splits only."
+        f"cost is at most {max_cacc_cost:g} point(s) overall and on every dataset; validation splits only."
     )
     verdict = f"Chosen: `{chosen.name}`." if chosen else "No candidate keeps within the CACC budget."
-    return "\n".join([*lines, "", rule, verdict, ""])
+    return "\n".join([*lines, "", *dataset_markdown(found, chosen), "", rule, verdict, ""])
+
+
+def dataset_markdown(found: Sequence[Candidate], chosen: Candidate | None) -> list[str]:
+    """Per dataset: each candidate's mean ASR over that dataset's working backdoors / mean CACC cost."""
+    names = sorted({d.dataset for c in found for d in c.by_dataset})
+    if not names:
+        return []
+    sizes = {d.dataset: (d.working, d.models) for c in found for d in c.by_dataset}
+    head = " | ".join(f"{n} ({sizes[n][0]} of {sizes[n][1]}): ASR / cost" for n in names)
+    lines = [f"| candidate | {head} |", "|---|" + "---:|" * len(names)]
+    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
+        cells = {d.dataset: d for d in c.by_dataset}
+        shown = [
+            "–" if n not in cells else f"{_asr(cells[n].mean_asr)} / {cells[n].mean_cacc_cost:+.2f}"
+            for n in names
+        ]
+        lines.append(f"| {'**' + c.name + '**' if c is chosen else c.name} | {' | '.join(shown)} |")
+    return lines
+
+
+def _asr(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"

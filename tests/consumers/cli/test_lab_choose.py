@@ -35,6 +35,7 @@ def test_choose_prints_the_comparison_and_writes_the_choice(tmp_path: Path) -> N
     md = out.read_text()
     assert "**p90/xgraad** (chosen)" in md and "| shipped/xgraad |" in md and "percentile 90.0" in md
     assert "+1.00" in md  # one point of CACC
+    assert "| **p90/xgraad** | 0.050 / +1.00 |" in md and "per dataset" in result.output  # toy: one dataset
 
     strict = CliRunner().invoke(app, ["lab", "choose", str(shipped), str(p90), "--max-cacc-cost", "0.5"])
     assert strict.exit_code == 0 and "chosen: shipped/xgraad" in strict.output

@@ -49,6 +49,28 @@ def test_each_run_and_defense_is_judged_on_working_backdoors_and_every_models_ca
     assert "**p95/xgraad** (chosen)" in md and "Chosen: `p95/xgraad`." in md and "| 2 of 4 |" in md
 
 
+def test_the_cacc_budget_holds_on_every_dataset_not_only_on_average() -> None:
+    def run(short_cost: float) -> list[dict]:  # one short-text and three long-text models
+        rows = [record("m", (1.0, 0.80), xgraad=(0.2, 0.80 - short_cost))]
+        rows += [record(f"s{i}", (1.0, 0.97), xgraad=(0.0, 0.97)) for i in range(3)]
+        for r in rows:
+            r["dataset"] = "movies" if r["model"] == "m" else "spam"
+        return rows
+
+    found = {c.name: c for c in candidates({"cheap": run(0.01), "costly": run(0.02)}, {})}
+    cheap, costly = found["cheap/xgraad"], found["costly/xgraad"]
+    assert costly.mean_cacc_cost == pytest.approx(0.5)  # within 1 point on average ...
+    (movies, spam) = costly.by_dataset
+    assert (movies.dataset, movies.models, movies.working) == ("movies", 1, 1)
+    assert movies.mean_cacc_cost == pytest.approx(2.0) and movies.mean_asr == pytest.approx(0.2)
+    assert (spam.models, spam.mean_asr, spam.mean_cacc_cost) == (3, 0.0, 0.0)
+    assert not costly.within(1.0) and cheap.within(1.0)  # ... but 2 points on movies: out
+    assert choose([costly, cheap]) is cheap
+    md = choice_markdown([costly, cheap], cheap, max_cacc_cost=1.0)
+    assert "| movies (1 of 1): ASR / cost | spam (3 of 3): ASR / cost |" in md
+    assert "| **cheap/xgraad** | 0.200 / +1.00 | 0.000 / +0.00 |" in md and "on every dataset" in md
+
+
 def test_test_split_results_and_runs_without_shared_models_are_refused() -> None:
     tested = [record("a", (1.0, 0.9), split="test", xgraad=(0.0, 0.9))]
     with pytest.raises(ValueError, match="judged the test split"):
