@@ -50,8 +50,8 @@ def choose_command(
         fail(f"none of the runs has rows of {defenses} next to an undefended row")
     chosen = choose(found, max_cacc_cost=max_cacc_cost)
     table = Table(title=f"validation runs: {found[0].models} shared models")
-    for header in ("candidate", "working", "mean ASR", "worst ASR", "ASR ≤ 0.10", "mean CACC cost", "setup"):
-        table.add_column(header, justify="left" if header in ("candidate", "setup") else "right")
+    for header in ("candidate", "working", "mean ASR", "worst ASR", "ASR ≤ 0.10", "mean CACC cost"):
+        table.add_column(header, justify="left" if header == "candidate" else "right")
     for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
         mark = " [bold green](chosen)[/bold green]" if c is chosen else ""
         table.add_row(
@@ -61,11 +61,12 @@ def choose_command(
             f"{c.worst_asr:.2f}",
             str(c.stopped),
             f"{c.mean_cacc_cost:+.2f}",
-            c.describe,
         )
     console = Console(highlight=False)
     console.print(table)
     console.print(_dataset_table(found, chosen))
+    for c in found:  # the setups below the tables: too wide for a column
+        console.print(f"{c.name}: {c.describe or '-'}")
     markdown = choice_markdown(found, chosen, max_cacc_cost=max_cacc_cost)
     console.print(markdown.splitlines()[-1] if chosen is None else f"chosen: {chosen.name}")
     if out is not None:
