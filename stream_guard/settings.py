@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_guard.anomaly import ScoreNormalization, WordAggregation
@@ -37,10 +37,12 @@ class DefenderSettings(BaseSettings):
     words_per_round: int = Field(1, ge=1, le=16, description="words neutralized per round")
     max_rounds: int = Field(1, ge=1, le=16, description="re-score and continue while still anomalous")
     span_ratio: float | None = Field(
-        None,
+        0.01,
         gt=0.0,
         le=1.0,
-        description="grow each pick over neighbouring words scoring >= this share of it (phrase triggers)",
+        description="grow each pick over neighbouring words scoring >= this share of it, so an inserted "
+        "phrase is rewritten whole; 'none' turns it off (one word per pick). 0.01 was chosen on validation "
+        "splits (docs/lab/choice.md)",
     )
     score_normalization: ScoreNormalization = Field(
         "length", description="none (paper), zscore or length: how word scores are normalised within a text"
@@ -78,6 +80,14 @@ class DefenderSettings(BaseSettings):
     exclude_stopwords: bool = Field(False, description="stopwords take no part in the scores")
     seed: int = Field(0, description="seed of the per-message neutralization randomness")
     autocast: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision on CUDA")
+
+    @field_validator("span_ratio", mode="before")
+    @classmethod
+    def _span_ratio_off(cls, value: object) -> object:
+        """``STREAM_GUARD_SPAN_RATIO=none`` (or off, or empty): no spans."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
 
     @classmethod
     def paper(cls, **overrides: object) -> DefenderSettings:

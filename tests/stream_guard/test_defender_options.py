@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from stream_guard.defender import Defender
 from stream_guard.settings import DefenderSettings
@@ -87,8 +88,24 @@ def test_paper_settings_are_the_paper_whatever_the_defaults():
     assert DefenderSettings.paper(strategy="delete").strategy == "delete"  # overrides win
 
 
+def test_spans_are_on_by_default_and_none_turns_them_off(monkeypatch):
+    assert DefenderSettings().span_ratio == 0.01  # chosen on validation splits (docs/lab/choice.md)
+    assert DefenderSettings.paper().span_ratio is None
+    for off in ("none", "Off", ""):
+        monkeypatch.setenv("STREAM_GUARD_SPAN_RATIO", off)
+        assert DefenderSettings().span_ratio is None
+    monkeypatch.setenv("STREAM_GUARD_SPAN_RATIO", "0.2")
+    assert DefenderSettings().span_ratio == 0.2
+    for bad in ("0", "1.5", "wide"):
+        monkeypatch.setenv("STREAM_GUARD_SPAN_RATIO", bad)
+        with pytest.raises(ValidationError):
+            DefenderSettings()
+
+
 def test_span_ratio_rewrites_a_run_of_words_around_the_top_word(tiny_bert):
-    base = Defender(tiny_bert, DefenderSettings(threshold=-100.0, confirm=False)).judge(TEXTS[:3])
+    base = Defender(tiny_bert, DefenderSettings(threshold=-100.0, confirm=False, span_ratio=None)).judge(
+        TEXTS[:3]
+    )
     wide = DefenderSettings(threshold=-100.0, confirm=False, span_ratio=1e-6)
     grown = Defender(tiny_bert, wide).judge(TEXTS[:3])
     widened = 0

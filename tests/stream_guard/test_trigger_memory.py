@@ -102,7 +102,8 @@ def test_probes_find_a_trigger_that_is_not_the_top_word(backdoor_dir: Path) -> N
     ranking[pieces] = len(others) - 1.5  # between "dull" and "and": the trigger is the 3rd word
     demoted = type(scores)(**{**vars(scores), "ranking": ranking})
     for k, expected in ((1, []), (3, ["cf"])):
-        settings = defender.settings.model_copy(update={"probe_words": k})
+        # one word a pick: these handmade scores are all positive, so a span would grow over the sentence
+        settings = defender.settings.model_copy(update={"probe_words": k, "span_ratio": None})
         found = probe_evidence({0: ("m", text, demoted)}, defender.runner, settings)
         assert [e.word for e in found[0]] == expected, k
         assert all(e.probe and e.label_before == TARGET_LABEL for e in found[0])
