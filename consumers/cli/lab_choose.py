@@ -77,19 +77,13 @@ def choose_command(
 
 def _dataset_table(found, chosen) -> Table:
     """Mean ASR over each dataset's working backdoors / mean CACC cost, per candidate."""
-    names = sorted({d.dataset for c in found for d in c.by_dataset})
+    from stream_guard.lab.choice import dataset_cells
+
+    names, rows = dataset_cells(found)
     table = Table(title="per dataset: mean ASR / mean CACC cost (points)")
     table.add_column("candidate")
     for name in names:
         table.add_column(name, justify="right")
-    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
-        cells = {d.dataset: d for d in c.by_dataset}
-        shown = [
-            "–"
-            if n not in cells
-            else ("–" if cells[n].mean_asr is None else f"{cells[n].mean_asr:.3f}")
-            + f" / {cells[n].mean_cacc_cost:+.2f}"
-            for n in names
-        ]
+    for c, shown in rows:
         table.add_row(c.name + (" (chosen)" if c is chosen else ""), *shown)
     return table

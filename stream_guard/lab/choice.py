@@ -92,20 +92,14 @@ def candidates(
             picked = [(r.get("none"), r.get(defense)) for r in rows]
             if any(none is None or row is None for none, row in picked):
                 continue
-            working = [
-                (none, row)
-                for none, row in picked
-                if none.get("asr") is not None and none["asr"] >= working_asr
-            ]
-            asrs = [float(row["asr"]) for _, row in working]
-            costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in picked]
+            asrs, costs = _asrs_and_costs(picked, working_asr)
             datasets = [str(records[m].get("dataset")) for m in shared]
             out.append(
                 Candidate(
                     name=f"{run}/{defense}",
                     describe=_describe(describe.get(run, {}).get(defense)),
                     models=len(shared),
-                    working=len(working),
+                    working=len(asrs),
                     mean_asr=sum(asrs) / len(asrs) if asrs else 0.0,
                     worst_asr=max(asrs, default=0.0),
                     stopped=sum(a <= 0.10 for a in asrs),
@@ -117,18 +111,27 @@ def candidates(
     return out
 
 
+def _asrs_and_costs(
+    picked: Sequence[tuple[dict[str, Any], dict[str, Any]]], working_asr: float
+) -> tuple[list[float], list[float]]:
+    """(undefended row, defended row) pairs → the defended ASR of each working backdoor, and the
+    clean-accuracy cost in points of every pair."""
+    asrs = [
+        float(row["asr"])
+        for none, row in picked
+        if none.get("asr") is not None and none["asr"] >= working_asr
+    ]
+    costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in picked]
+    return asrs, costs
+
+
 def _by_dataset(
     datasets: Sequence[str], picked: Sequence[tuple[dict[str, Any], dict[str, Any]]], working_asr: float
 ) -> tuple[DatasetNumbers, ...]:
     out = []
     for dataset in sorted(set(datasets)):
         pairs = [pair for d, pair in zip(datasets, picked, strict=True) if d == dataset]
-        asrs = [
-            float(row["asr"])
-            for none, row in pairs
-            if none.get("asr") is not None and none["asr"] >= working_asr
-        ]
-        costs = [100.0 * (float(none["cacc"]) - float(row["cacc"])) for none, row in pairs]
+        asrs, costs = _asrs_and_costs(pairs, working_asr)
         out.append(
             DatasetNumbers(
                 dataset=dataset,
@@ -174,23 +177,31 @@ def choice_markdown(found: Sequence[Candidate], chosen: Candidate | None, *, max
     return "\n".join([*lines, "", *dataset_markdown(found, chosen), "", rule, verdict, ""])
 
 
+def dataset_cells(found: Sequence[Candidate]) -> tuple[list[str], list[tuple[Candidate, list[str]]]]:
+    """The datasets, and per candidate (best first) its "mean ASR / mean CACC cost" on each of them."""
+    names = sorted({d.dataset for c in found for d in c.by_dataset})
+    rows = []
+    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
+        cells = {d.dataset: d for d in c.by_dataset}
+        rows.append((c, [_cell(cells.get(n)) for n in names]))
+    return names, rows
+
+
+def _cell(numbers: DatasetNumbers | None) -> str:
+    if numbers is None:
+        return "–"
+    asr = "–" if numbers.mean_asr is None else f"{numbers.mean_asr:.3f}"
+    return f"{asr} / {numbers.mean_cacc_cost:+.2f}"
+
+
 def dataset_markdown(found: Sequence[Candidate], chosen: Candidate | None) -> list[str]:
     """Per dataset: each candidate's mean ASR over that dataset's working backdoors / mean CACC cost."""
-    names = sorted({d.dataset for c in found for d in c.by_dataset})
+    names, rows = dataset_cells(found)
     if not names:
         return []
     sizes = {d.dataset: (d.working, d.models) for c in found for d in c.by_dataset}
     head = " | ".join(f"{n} ({sizes[n][0]} of {sizes[n][1]}): ASR / cost" for n in names)
     lines = [f"| candidate | {head} |", "|---|" + "---:|" * len(names)]
-    for c in sorted(found, key=lambda c: (c.mean_asr, c.mean_cacc_cost, c.name)):
-        cells = {d.dataset: d for d in c.by_dataset}
-        shown = [
-            "–" if n not in cells else f"{_asr(cells[n].mean_asr)} / {cells[n].mean_cacc_cost:+.2f}"
-            for n in names
-        ]
+    for c, shown in rows:
         lines.append(f"| {'**' + c.name + '**' if c is chosen else c.name} | {' | '.join(shown)} |")
     return lines
-
-
-def _asr(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
