@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import traceback
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -227,11 +228,18 @@ def eval_command(
         md, js = write_results(
             [result],
             out,
-            title=f"Backdoor lab: {result.model}",
+            title=_eval_title(result.model, earlier),
             settings={**_setups(options), **({"split": split} if split != "test" else {})},
             stream=stream_column_from(out) if split == "test" else None,
         )
         typer.echo(f"wrote {md} and {js}")
+
+
+def _eval_title(model: str, earlier: list[dict[str, Any]]) -> str:
+    """The results file's title: the model's name while it is the file's only model, else generic (a
+    file that gathers several models is not one model's)."""
+    others = {r.get("model") for r in earlier} - {model}
+    return "Backdoor lab results" if others else f"Backdoor lab: {model}"
 
 
 def grid_command(

@@ -225,3 +225,20 @@ def test_lab_grid_on_the_validation_split_writes_apart_from_the_test_results(tmp
     data = json.loads((chosen / "results.json").read_text())
     assert seen == ["test", "validation"] and data["models"][0]["split"] == "validation"
     assert data["settings"]["split"] == "validation" and "validation split" in data["title"]
+
+
+def test_lab_eval_titles_a_file_of_several_models_generically(tmp_path, tiny_model_dir, toy_dataset) -> None:
+    model = _tiny_backdoored(tmp_path, tiny_model_dir, toy_dataset)
+    out = tmp_path / "out"
+    sizes = ["--max-val", "10", "--max-test", "8", "--max-poisoned", "4", "--defenses", "none"]
+    args = ["lab", "eval", *sizes, "--no-sweep", "--out", str(out)]
+    assert CliRunner().invoke(app, [*args, "--model", str(model)]).exit_code == 0
+    assert (out / "results.md").read_text().startswith("# Backdoor lab: toy-badnets-cf-s0\n")
+    assert CliRunner().invoke(app, [*args, "--model", str(model)]).exit_code == 0  # the same model again
+    assert (out / "results.md").read_text().startswith("# Backdoor lab: toy-badnets-cf-s0\n")
+    other = tmp_path / "toy-badnets-mn-s0"
+    shutil.copytree(model, other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "trigger": "mn"}))
+    assert CliRunner().invoke(app, [*args, "--model", str(other)]).exit_code == 0
+    assert (out / "results.md").read_text().startswith("# Backdoor lab results\n")
