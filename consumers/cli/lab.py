@@ -238,8 +238,10 @@ def eval_command(
 def _eval_title(model: str, earlier: list[dict[str, Any]]) -> str:
     """The results file's title: the model's name while it is the file's only model, else generic (a
     file that gathers several models is not one model's)."""
+    from stream_guard.lab.report import RESULTS_TITLE
+
     others = {r.get("model") for r in earlier} - {model}
-    return "Backdoor lab results" if others else f"Backdoor lab: {model}"
+    return RESULTS_TITLE if others else f"Backdoor lab: {model}"
 
 
 def grid_command(

@@ -36,6 +36,7 @@ COUNTING = (
     "(X-GRAAD: S; STRIP: minus entropy; RAP: minus probability drop). s/1k: seconds per 1,000 test "
     "texts, calibration and RAP construction excluded (see setup_seconds in the JSON)."
 )
+RESULTS_TITLE = "Backdoor lab results"  # a results file of several models (and the default)
 ONION_NOTE = (
     "ONION (`--defenses onion`, docs/lab/onion.md) is missing from the models without an onion row: it "
     "re-reads every text once per word with a 135M-parameter language model (~2 s per movie sentence, "
@@ -141,7 +142,7 @@ def write_results(
     evaluations: Sequence[ModelEvaluation],
     out_dir: Path,
     *,
-    title: str = "Backdoor lab results",
+    title: str = RESULTS_TITLE,
     notes: Sequence[str] = (),
     settings: dict[str, Any] | None = None,
     fresh: bool = False,
@@ -215,7 +216,7 @@ def check_same_backdoor(
 def render_results(payload: dict[str, Any], *, stream: Mapping[str, str] | None = None) -> str:
     """The markdown of a ``results.json`` payload (its records already merged and sorted)."""
     records = payload["models"]
-    title = payload.get("title") or "Backdoor lab results"
+    title = payload.get("title") or RESULTS_TITLE
     run_settings = payload.get("settings")
     stamp = payload.get("generated")
     device = run_settings.get("device", "cpu") if isinstance(run_settings, dict) else "cpu"
@@ -243,7 +244,7 @@ def render_results(payload: dict[str, Any], *, stream: Mapping[str, str] | None 
 
 
 def rewrite_results_md(
-    out_dir: Path, *, title: str = "Backdoor lab results", stream: Mapping[str, str] | None = None
+    out_dir: Path, *, title: str = RESULTS_TITLE, stream: Mapping[str, str] | None = None
 ) -> Path | None:
     """Render ``results.md`` again from ``results.json`` as it is (say, with a new stream column); None
     when there is no readable ``results.json``."""
