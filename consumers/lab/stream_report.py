@@ -41,7 +41,7 @@ def _row(c: StreamCell) -> str:
     where = "" if c.device == "cpu" else f" on {c.device}"
     bar = "" if c.scanned_bar is None else f", scanned bar {c.scanned_bar:g}"
     return (
-        f"| {c.model} (`{c.trigger}` → {c.target}){where} | {c.split}{bar}, "
+        f"| {c.model} (`{c.trigger}` → {c.target_name or c.target}){where} | {c.split}{bar}, "
         f"{'p' + format(c.percentile, 'g') if c.percentile is not None else 'default percentile'}, probe "
         f"{c.probe_rate:g} | {c.triggered} / {c.messages} | {learned or 'none'} | "
         f"{len(c.wrong_learned)} | {_f(c.asr_none)} | {_f(c.asr_message)} | "

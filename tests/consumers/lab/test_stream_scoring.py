@@ -44,7 +44,9 @@ def test_asr_before_and_after_learning_cacc_and_flags() -> None:
     score_records(cell, traffic, stream, defended="stream")
     assert cell.asr_before == 1.0 and cell.asr_after == 0.0 and abs(cell.asr_stream - 1 / 3) < 1e-9
     assert cell.known_trigger_hits == 3 and cell.clean_flagged_stream == 0.0
-    assert "`cf` → 1" in markdown_table([cell])
+    assert "`cf` → 1" in markdown_table([cell])  # a row written before label names were kept
+    cell.target_name = "positive"
+    assert "`cf` → positive" in markdown_table([cell])  # the label's name where it is known
 
 
 def test_what_counts_as_the_trigger() -> None:
