@@ -85,16 +85,31 @@ def write_stream_results(cells: Sequence[StreamCell], out: Path, command: str) -
     rows.update({c.key: c.to_dict() for c in cells})
     ordered = [rows[k] for k in sorted(rows)]
     json_path.write_bytes(orjson.dumps(ordered, option=orjson.OPT_INDENT_2) + b"\n")
-    table = markdown_table([StreamCell(**r) for r in ordered])
+    merged = [StreamCell(**r) for r in ordered]
     md_path.write_text(
         "# Stream-level defense: learned triggers, measured through `calibrate` and `replay`\n\n"
-        f"Made by `{command}` (rows merged by model across runs). Traffic: each model's test split in a "
-        "seeded random order, the attack's trigger in a share of the non-target messages; calibration on "
-        "the validation split; `replay --threshold-file` (per-message defense) and `replay "
-        "--threshold-file --learn-triggers --clean-texts <validation>` (stream defense). ASR\\* over the "
-        "triggered messages whose trigger-free original the model classifies correctly; CACC and the "
-        "flag rate over the clean messages. The stream's time includes the learner's: \"learner N + M "
-        'once" is the texts its insertion tests and screens classified, and the clean texts it labelled '
-        "once at the start (a cost a longer stream spreads thinner).\n\n" + table + "\n"
+        f"Made by `{command}` (rows merged by model across runs). Traffic: {_traffic_note(merged)}, "
+        "the attack's trigger in a share of the non-target messages; `replay --threshold-file` "
+        "(per-message defense) and `replay --threshold-file --learn-triggers --clean-texts "
+        "<calibration texts>` (stream defense). ASR\\* over the triggered messages whose trigger-free "
+        "original the model classifies correctly; CACC and the flag rate over the clean messages. The "
+        "stream's time includes the learner's: \"learner N + M once\" is the texts its insertion tests "
+        "and screens classified, and the clean texts it labelled once at the start (a cost a longer "
+        "stream spreads thinner).\n\n" + markdown_table(merged) + "\n"
     )
     return md_path, json_path
+
+
+def _traffic_note(cells: Sequence[StreamCell]) -> str:
+    """Where the rows' traffic and calibration texts come from (test rows, validation rows or both)."""
+    test = "each model's test split in a seeded random order, calibration on its validation split"
+    validation = (
+        "two seeded random halves of the model's validation split, one the traffic and one the "
+        "calibration texts (the test split untouched)"
+    )
+    splits = {c.split for c in cells}
+    if splits == {"validation"}:
+        return validation
+    if "validation" in splits:
+        return f"{test} (rows marked `validation`: {validation})"
+    return test
