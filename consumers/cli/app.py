@@ -64,6 +64,7 @@ lab_app.command("grid")(lab.grid_command)
 lab_app.command("stream")(lab_stream.stream_command)
 lab_app.command("readme")(lab_stream.readme_command)
 lab_app.command("choose")(lab_choose.choose_command)
+lab_app.command("compare")(lab_choose.compare_command)
 app.add_typer(lab_app, name="lab")
 
 triggers_app = typer.Typer(

@@ -9,6 +9,10 @@ run's undefended row. The rule: among the candidates whose mean clean-accuracy c
 hide what it costs on short ones), the lowest mean ASR wins (then the lower cost). The same numbers per
 dataset are kept for the report. Test-split results are refused:
 a choice made on them would be a choice made on the numbers it is then reported with.
+
+The choice is then *reported* on test splits with the same numbers and no rule (`stream-guard lab
+compare`): :func:`candidates` with ``split="test"`` refuses validation runs instead, and
+:func:`report_markdown` writes the tables without a verdict.
 """
 
 from __future__ import annotations
@@ -57,15 +61,21 @@ def _rows(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(r["defense"]): r for r in record.get("rows") or []}
 
 
-def check_validation(run: str, records: Sequence[Mapping[str, Any]]) -> None:
-    """ValueError unless every record of ``run`` judged validation texts."""
+def check_split(run: str, records: Sequence[Mapping[str, Any]], split: str = "validation") -> None:
+    """ValueError unless every record of ``run`` judged ``split`` texts (validation: to choose; test: to
+    report a choice already made)."""
     if not records:
         raise ValueError(f"{run}: no results")
-    tested = [str(r.get("model")) for r in records if (r.get("split") or "test") != "validation"]
-    if tested:
+    other = [r for r in records if (r.get("split") or "test") != split]
+    if other and split == "validation":
         raise ValueError(
-            f"{run}: {len(tested)} record(s) judged the test split ({tested[0]}, ...): choose on "
-            "`lab grid --split validation` runs only"
+            f"{run}: {len(other)} record(s) judged the test split ({other[0].get('model')}, ...): choose "
+            "on `lab grid --split validation` runs only"
+        )
+    if other:
+        raise ValueError(
+            f"{run}: {len(other)} record(s) judged the {other[0].get('split')} split "
+            f"({other[0].get('model')}, ...): report on test runs (`lab eval` / `lab grid` without --split)"
         )
 
 
@@ -75,12 +85,13 @@ def candidates(
     *,
     defenses: Sequence[str] = ("xgraad", "xgraad-paper"),
     working_asr: float = WORKING_ASR,
+    split: str = "validation",
 ) -> list[Candidate]:
     """Every (run, defense) pair present in the runs, judged on the models all runs share. ``runs``: run
-    name → its records (validation-split, see :func:`check_validation`); ``describe``: run name → its
+    name → its records (all of ``split``, see :func:`check_split`); ``describe``: run name → its
     settings per defense name."""
     for run, records in runs.items():
-        check_validation(run, records)
+        check_split(run, records, split)
     by_run = {run: {str(r["model"]): r for r in records} for run, records in runs.items()}
     shared = sorted(set.intersection(*(set(models) for models in by_run.values()))) if by_run else []
     if not shared:
@@ -158,6 +169,24 @@ def choose(found: Sequence[Candidate], *, max_cacc_cost: float = MAX_CACC_COST) 
 
 def choice_markdown(found: Sequence[Candidate], chosen: Candidate | None, *, max_cacc_cost: float) -> str:
     """The comparison as a markdown table, the chosen one in bold, and the rule."""
+    rule = (
+        f"Rule: the lowest mean ASR over the working backdoors among the setups whose mean clean-accuracy "
+        f"cost is at most {max_cacc_cost:g} point(s) overall and on every dataset; validation splits only."
+    )
+    verdict = f"Chosen: `{chosen.name}`." if chosen else "No candidate keeps within the CACC budget."
+    return "\n".join([*_tables(found, chosen), "", rule, verdict, ""])
+
+
+def report_markdown(found: Sequence[Candidate]) -> str:
+    """Test-split runs of setups chosen before: the same tables, nothing chosen."""
+    note = (
+        "Test splits: the setups as chosen on validation runs (`lab choose`), reported with the same "
+        "numbers; nothing is chosen here."
+    )
+    return "\n".join([*_tables(found, None), "", note, ""])
+
+
+def _tables(found: Sequence[Candidate], chosen: Candidate | None) -> list[str]:
     lines = [
         "| candidate | setup | working backdoors | mean ASR | worst ASR | ASR ≤ 0.10 | mean CACC cost "
         "| worst |",
@@ -169,12 +198,7 @@ def choice_markdown(found: Sequence[Candidate], chosen: Candidate | None, *, max
             f"| {name} | {c.describe or '–'} | {c.working} of {c.models} | {c.mean_asr:.3f} | "
             f"{c.worst_asr:.2f} | {c.stopped} | {c.mean_cacc_cost:+.2f} | {c.worst_cacc_cost:+.1f} |"
         )
-    rule = (
-        f"Rule: the lowest mean ASR over the working backdoors among the setups whose mean clean-accuracy "
-        f"cost is at most {max_cacc_cost:g} point(s) overall and on every dataset; validation splits only."
-    )
-    verdict = f"Chosen: `{chosen.name}`." if chosen else "No candidate keeps within the CACC budget."
-    return "\n".join([*lines, "", *dataset_markdown(found, chosen), "", rule, verdict, ""])
+    return [*lines, "", *dataset_markdown(found, chosen)]
 
 
 def dataset_cells(found: Sequence[Candidate]) -> tuple[list[str], list[tuple[Candidate, list[str]]]]:

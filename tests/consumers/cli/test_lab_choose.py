@@ -47,3 +47,21 @@ def test_choose_refuses_test_results_and_missing_runs(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "judged the test split" in result.output
     missing = CliRunner().invoke(app, ["lab", "choose", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "--split validation" in missing.output
+
+
+def test_compare_reports_test_runs_with_the_same_numbers_and_chooses_nothing(tmp_path: Path) -> None:
+    shipped = run_dir(tmp_path / "t" / "shipped", (0.40, 0.90), split="test", percentile=99.0)
+    p90 = run_dir(tmp_path / "t" / "p90", (0.05, 0.89), split="test", percentile=90.0)
+    out = tmp_path / "test.md"
+    result = CliRunner().invoke(app, ["lab", "compare", str(shipped), str(p90), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nothing chosen" in result.output and "chosen:" not in result.output
+    md = out.read_text()
+    assert "| p90/xgraad | percentile 90.0 | 1 of 1 | 0.050 |" in md and "(chosen)" not in md
+    assert "| p90/xgraad | 0.050 / +1.00 |" in md and "nothing is chosen here" in md
+
+
+def test_compare_refuses_validation_runs(tmp_path: Path) -> None:
+    chosen_on = run_dir(tmp_path / "val", (0.0, 0.9), percentile=99.0)
+    result = CliRunner().invoke(app, ["lab", "compare", str(chosen_on)])
+    assert result.exit_code == 2 and "judged the validation split" in result.output

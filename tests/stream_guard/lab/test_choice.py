@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stream_guard.lab.choice import candidates, choice_markdown, choose
+from stream_guard.lab.choice import candidates, choice_markdown, choose, report_markdown
 
 
 def record(model: str, none: tuple[float, float], split: str = "validation", **defenses: tuple) -> dict:
@@ -83,3 +83,12 @@ def test_test_split_results_and_runs_without_shared_models_are_refused() -> None
         candidates({"one": one, "other": other}, {})
     with pytest.raises(ValueError, match="no results"):
         candidates({"empty": []}, {})
+
+
+def test_a_report_on_test_takes_test_runs_and_refuses_validation_ones() -> None:
+    older = [{**record("a", (1.0, 0.9), xgraad=(0.2, 0.88)), "split": None}]  # before records had it
+    (found,) = candidates({"chosen": older}, {}, defenses=["xgraad"], split="test")
+    assert found.mean_asr == pytest.approx(0.2) and found.mean_cacc_cost == pytest.approx(2.0)
+    assert "nothing is chosen" in report_markdown([found]) and "(chosen)" not in report_markdown([found])
+    with pytest.raises(ValueError, match="judged the validation split"):
+        candidates({"val": [record("a", (1.0, 0.9), xgraad=(0.0, 0.9))]}, {}, split="test")
