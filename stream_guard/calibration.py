@@ -21,12 +21,13 @@ if TYPE_CHECKING:  # the CLI imports this module's defaults without torch
     from stream_guard.defender import Defender
 
 MIN_PER_BUCKET = 30
-# Chosen with the trigger memory in place (`stream-guard lab stream --split validation`,
-# docs/lab/stream-choice.md): recurrence learns a trigger by its 3rd message and the memory removes it
-# from then on, so the per-message threshold only holds the line for the first two; the 99th percentile
-# costs 0.0-0.4 points of clean accuracy on movie sentences where the 95th cost 0.6-1.1 (and the
-# earlier lab's 80th, docs/lab/research.md, 1.5-4.2).
-DEFAULT_PERCENTILE = 99.0
+# Re-chosen with spans (`span_ratio` 0.01) on the validation splits of 18 lab models (`lab choose`,
+# docs/lab/choice.md): the 95th percentile with spans leaves a mean ASR of 0.476 over 17 working
+# backdoors where the 99th left 0.579, at a mean clean-accuracy cost of 1.00 point on movie sentences
+# (the budget) and none on emails and news; on test 0.462 against 0.583 at +0.27 points. The trigger
+# memory learns the same triggers after the same messages at either (validation streams); the 95th
+# holds the line better for the messages before it does. Earlier: the 99th (docs/lab/stream-choice.md).
+DEFAULT_PERCENTILE = 95.0
 
 
 @dataclass(frozen=True)

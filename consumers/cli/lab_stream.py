@@ -27,7 +27,7 @@ def stream_command(
     seed: int = typer.Option(0, "--seed", help="seed of the traffic order and of who gets the trigger"),
     max_test: int | None = typer.Option(None, "--max-test", help="cap on test messages (default all)"),
     percentile: float | None = typer.Option(
-        None, "--percentile", help="calibration percentile (default: calibrate's, 99)"
+        None, "--percentile", help="calibration percentile (default: calibrate's, 95)"
     ),
     split: str = typer.Option(
         "test", "--split", help="test, or validation to choose settings (half calibrates, half is traffic)"
@@ -108,7 +108,9 @@ def readme_command(
         bar_readme_table,
         read_cells,
         stream_column_from,
+        stream_percentile_note,
         stream_readme_table,
+        table_percentile,
         update_readme,
     )
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
@@ -126,7 +128,9 @@ def readme_command(
     except (OSError, ValueError):
         tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
     cells = read_cells(stream_json)
-    defaults = {"percentile": default_percentile(), "probe_rate": default_probe_rate(), "tokenize": tokenize}
+    probe_rate = default_probe_rate()
+    percentile = table_percentile(cells, percentile=default_percentile(), probe_rate=probe_rate)
+    defaults = {"percentile": percentile, "probe_rate": probe_rate, "tokenize": tokenize}
     tables = {"stream": stream_readme_table(cells, **defaults)}
     if any(c.scanned_bar is not None for c in cells):
         tables["bar"] = bar_readme_table(cells, **defaults)
@@ -142,3 +146,6 @@ def readme_command(
             fail(str(err))
         state = "rewritten" if changed else "already up to date"
         console.print(f"{table}\n{readme} ({name} table): {state}")
+    note = stream_percentile_note(percentile, default_percentile())
+    if note:
+        console.print(note)

@@ -11,6 +11,7 @@ clean accuracy down ≤ 1 point, no other word learned; a model without a backdo
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ __all__ = [
     "shipped_rows",
     "stream_column",
     "stream_column_from",
+    "stream_percentile_note",
     "stream_readme_table",
+    "table_percentile",
     "update_readme",
     "verdict",
 ]
@@ -182,9 +185,34 @@ def _same_recipe(cell: StreamCell, meta: Mapping[str, Any]) -> bool:
     return same_target and same_trigger
 
 
+def table_percentile(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> float:
+    """The calibration percentile whose test rows the tables show: ``percentile`` (the shipped default)
+    where rows were measured at it; else, after the default moved and before the stream grid was run
+    again, the percentile most rows were measured at (said by :func:`stream_percentile_note`)."""
+    if shipped_rows(cells, percentile=percentile, probe_rate=probe_rate):
+        return percentile
+    counts = Counter(
+        c.percentile
+        for c in cells
+        if c.percentile is not None and shipped_rows([c], percentile=c.percentile, probe_rate=probe_rate)
+    )
+    return max(counts, key=lambda p: (counts[p], p)) if counts else percentile
+
+
+def stream_percentile_note(shown: float, default: float) -> str:
+    """One line when the stream rows shown were not measured at the shipped percentile ("" when they were)."""
+    if shown == default:
+        return ""
+    return (
+        f"stream rows at the {shown:g}th percentile: none measured at the shipped default "
+        f"({default:g}th) yet (run `lab stream` again to replace them)"
+    )
+
+
 def stream_column_from(results: Path) -> dict[str, str]:
-    """:func:`stream_column` of ``results/stream.json`` at the shipped defaults, checked against the
-    trainings of ``results/results.json``; empty without a stream.json."""
+    """:func:`stream_column` of ``results/stream.json`` at the shipped defaults (see
+    :func:`table_percentile`), checked against the trainings of ``results/results.json``; empty without
+    a stream.json."""
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
     from stream_guard.lab.report import read_records
 
@@ -192,10 +220,12 @@ def stream_column_from(results: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     trainings = {r["model"]: dict(r.get("meta") or {}) for r in read_records(Path(results) / "results.json")}
+    cells = read_cells(path)
+    probe_rate = default_probe_rate()
     return stream_column(
-        read_cells(path),
-        percentile=default_percentile(),
-        probe_rate=default_probe_rate(),
+        cells,
+        percentile=table_percentile(cells, percentile=default_percentile(), probe_rate=probe_rate),
+        probe_rate=probe_rate,
         trainings=trainings,
     )
 

@@ -12,7 +12,9 @@ from consumers.lab.readme_tables import (
     read_cells,
     stream_column,
     stream_column_from,
+    stream_percentile_note,
     stream_readme_table,
+    table_percentile,
     update_readme,
     verdict,
 )
@@ -201,3 +203,18 @@ def test_the_grid_summary_gets_the_shipped_stream_row_of_each_model(tmp_path: Pa
     shipped = _cell(percentile=default_percentile(), probe_rate=default_probe_rate())
     (tmp_path / "stream.json").write_bytes(orjson.dumps([shipped.__dict__, cells[2].__dict__]))
     assert stream_column_from(tmp_path) == {"movies-badnets-cf-s0": "0.040 / 0.81"}
+
+
+def test_the_tables_show_the_default_percentiles_rows_else_the_most_measured_one() -> None:
+    """After the default moved and before the stream grid ran again, the older rows stay in the tables
+    (and a note says so) instead of the tables emptying."""
+    older = [_cell(model=f"m{i}", percentile=99.0) for i in range(3)] + [_cell(model="x", percentile=90.0)]
+    assert table_percentile(older, percentile=95.0, probe_rate=0.0) == 99.0
+    assert "99th percentile" in stream_percentile_note(99.0, 95.0) and "95th" in stream_percentile_note(
+        99.0, 95.0
+    )
+    assert stream_percentile_note(95.0, 95.0) == ""
+    at_default = [*older, _cell(model="new", percentile=95.0)]
+    assert table_percentile(at_default, percentile=95.0, probe_rate=0.0) == 95.0
+    validation_only = [_cell(model="v", percentile=95.0, split="validation")]
+    assert table_percentile(validation_only, percentile=99.0, probe_rate=0.0) == 99.0
