@@ -129,17 +129,15 @@ def _sort_key(cell: StreamCell) -> tuple[int, int, str]:
     return dataset, attack, cell.model
 
 
+def _test_row_at(c: StreamCell, percentile: float | None, probe_rate: float) -> bool:
+    """A test-split row measured at ``percentile`` / ``probe_rate`` (shipped bar or a scanned one)."""
+    return c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
+
+
 def shipped_rows(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> list[StreamCell]:
     """The test-split rows measured at ``percentile`` / ``probe_rate`` with the shipped learner rule
     (not a bar scanned per model)."""
-    return [
-        c
-        for c in cells
-        if c.split == "test"
-        and c.percentile == percentile
-        and c.probe_rate == probe_rate
-        and c.scanned_bar is None
-    ]
+    return [c for c in cells if _test_row_at(c, percentile, probe_rate) and c.scanned_bar is None]
 
 
 def stream_column(
@@ -194,7 +192,7 @@ def table_percentile(cells: Sequence[StreamCell], *, percentile: float, probe_ra
     counts = Counter(
         c.percentile
         for c in cells
-        if c.percentile is not None and shipped_rows([c], percentile=c.percentile, probe_rate=probe_rate)
+        if c.percentile is not None and _test_row_at(c, c.percentile, probe_rate) and c.scanned_bar is None
     )
     return max(counts, key=lambda p: (counts[p], p)) if counts else percentile
 
@@ -267,10 +265,7 @@ def bar_readme_table(
     """The README's table of per-model bars: each test row learned with the bar `calibrate --scan-bar`
     measured (``lab stream --scan-bar``) beside the same model's row at the shipped rule."""
 
-    def at_defaults(c: StreamCell) -> bool:
-        return c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
-
-    shipped = {c.model: c for c in cells if at_defaults(c) and c.scanned_bar is None}
+    shipped = {c.model: c for c in shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)}
     header = (
         "| model (trigger → target) | strongest ordinary word (scan) | bar | learned: shipped rule → bar "
         "| ASR\\* stream: shipped → bar | CACC with bar | other words learned | targets with bar |\n|"
@@ -278,7 +273,8 @@ def bar_readme_table(
         * 8
     )
     lines = [header]
-    for c in sorted((c for c in cells if at_defaults(c) and c.scanned_bar is not None), key=_sort_key):
+    scanned = (c for c in cells if _test_row_at(c, percentile, probe_rate) and c.scanned_bar is not None)
+    for c in sorted(scanned, key=_sort_key):
         base = shipped.get(c.model)
         strongest = "none ≥ 50%"  # no word turned half of its screen: none got the full test
         if c.scanned_strongest:
