@@ -110,7 +110,6 @@ def readme_command(
         stream_column_from,
         stream_percentile_note,
         stream_readme_table,
-        table_percentile,
         update_readme,
     )
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
@@ -129,7 +128,7 @@ def readme_command(
         tokenize = None  # no packaged backbone: split-piece triggers are not spelled out
     cells = read_cells(stream_json)
     probe_rate = default_probe_rate()
-    percentile = table_percentile(cells, percentile=default_percentile(), probe_rate=probe_rate)
+    percentile = default_percentile()
     defaults = {"percentile": percentile, "probe_rate": probe_rate, "tokenize": tokenize}
     tables = {"stream": stream_readme_table(cells, **defaults)}
     if any(c.scanned_bar is not None for c in cells):
@@ -146,6 +145,6 @@ def readme_command(
             fail(str(err))
         state = "rewritten" if changed else "already up to date"
         console.print(f"{table}\n{readme} ({name} table): {state}")
-    note = stream_percentile_note(percentile, default_percentile())
+    note = stream_percentile_note(cells, percentile=percentile, probe_rate=probe_rate)
     if note:
         console.print(note)

@@ -24,12 +24,13 @@ from consumers.lab.stream_report import worker_summary
 __all__ = [
     "StreamTargets",
     "bar_readme_table",
+    "older_percentile",
     "shipped_rows",
+    "shown_rows",
     "stream_column",
     "stream_column_from",
     "stream_percentile_note",
     "stream_readme_table",
-    "table_percentile",
     "update_readme",
     "verdict",
 ]
@@ -134,10 +135,45 @@ def _test_row_at(c: StreamCell, percentile: float | None, probe_rate: float) -> 
     return c.split == "test" and c.percentile == percentile and c.probe_rate == probe_rate
 
 
+def older_percentile(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> float | None:
+    """The percentile most of the other test rows at ``probe_rate`` were measured at (the default before
+    ``percentile``, while the stream grid has not been run again at it); None when every row is at it."""
+    counts = Counter(
+        c.percentile
+        for c in cells
+        if c.percentile is not None
+        and c.percentile != percentile
+        and _test_row_at(c, c.percentile, probe_rate)
+        and c.scanned_bar is None
+    )
+    return max(counts, key=lambda p: (counts[p], p)) if counts else None
+
+
+def shown_rows(
+    cells: Sequence[StreamCell], *, percentile: float, probe_rate: float, scanned: bool = False
+) -> list[StreamCell]:
+    """The test-split rows the tables show, per model: those at ``percentile`` (the shipped default);
+    for a model with none there, those at :func:`older_percentile` (marked as such by the tables).
+    ``scanned``: the rows learned with a bar scanned for the model instead of the shipped rule."""
+    older = older_percentile(cells, percentile=percentile, probe_rate=probe_rate)
+    rows = [
+        c
+        for c in cells
+        if (c.scanned_bar is not None) == scanned
+        and (_test_row_at(c, percentile, probe_rate) or _test_row_at(c, older, probe_rate))
+    ]
+    at_default = {c.model for c in rows if c.percentile == percentile}
+    return [c for c in rows if c.percentile == percentile or c.model not in at_default]
+
+
 def shipped_rows(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> list[StreamCell]:
-    """The test-split rows measured at ``percentile`` / ``probe_rate`` with the shipped learner rule
-    (not a bar scanned per model)."""
-    return [c for c in cells if _test_row_at(c, percentile, probe_rate) and c.scanned_bar is None]
+    """:func:`shown_rows` with the shipped learner rule (not a bar scanned per model)."""
+    return shown_rows(cells, percentile=percentile, probe_rate=probe_rate)
+
+
+def _older_mark(cell: StreamCell, percentile: float) -> str:
+    """How a row measured at an earlier default percentile says so ("" at the shipped one)."""
+    return "" if cell.percentile == percentile else f" (p{cell.percentile:g})"
 
 
 def stream_column(
@@ -161,7 +197,7 @@ def stream_column(
         meta = (trainings or {}).get(c.model)
         if meta is not None and not _same_recipe(c, meta):
             continue
-        text = f"{_f(c.asr_stream)} / {c.cacc_stream:.2f}"
+        text = f"{_f(c.asr_stream)} / {c.cacc_stream:.2f}{_older_mark(c, percentile)}"
         if c.asr_none is not None and c.asr_none < StreamTargets.working_backdoor and c.attack != "clean":
             text += " (no backdoor)"
         if meta is not None:
@@ -183,33 +219,23 @@ def _same_recipe(cell: StreamCell, meta: Mapping[str, Any]) -> bool:
     return same_target and same_trigger
 
 
-def table_percentile(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> float:
-    """The calibration percentile whose test rows the tables show: ``percentile`` (the shipped default)
-    where rows were measured at it; else, after the default moved and before the stream grid was run
-    again, the percentile most rows were measured at (said by :func:`stream_percentile_note`)."""
-    if shipped_rows(cells, percentile=percentile, probe_rate=probe_rate):
-        return percentile
-    counts = Counter(
-        c.percentile
-        for c in cells
-        if c.percentile is not None and _test_row_at(c, c.percentile, probe_rate) and c.scanned_bar is None
-    )
-    return max(counts, key=lambda p: (counts[p], p)) if counts else percentile
-
-
-def stream_percentile_note(shown: float, default: float) -> str:
-    """One line when the stream rows shown were not measured at the shipped percentile ("" when they were)."""
-    if shown == default:
+def stream_percentile_note(cells: Sequence[StreamCell], *, percentile: float, probe_rate: float) -> str:
+    """One line when some models' rows shown were measured at an earlier default ("" when none were)."""
+    shown = shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)
+    older = sorted({c.model for c in shown if c.percentile != percentile})
+    if not older:
         return ""
+    p = older_percentile(cells, percentile=percentile, probe_rate=probe_rate)
     return (
-        f"stream rows at the {shown:g}th percentile: none measured at the shipped default "
-        f"({default:g}th) yet (run `lab stream` again to replace them)"
+        f"{len(older)} of {len({c.model for c in shown})} models' stream rows are at the {p:g}th percentile, "
+        f"marked (p{p:g}): none measured at the shipped default ({percentile:g}th) yet (run `lab stream` "
+        "again to replace them)"
     )
 
 
 def stream_column_from(results: Path) -> dict[str, str]:
     """:func:`stream_column` of ``results/stream.json`` at the shipped defaults (see
-    :func:`table_percentile`), checked against the trainings of ``results/results.json``; empty without
+    :func:`shown_rows`), checked against the trainings of ``results/results.json``; empty without
     a stream.json."""
     from consumers.lab.stream_eval import default_percentile, default_probe_rate
     from stream_guard.lab.report import read_records
@@ -220,12 +246,7 @@ def stream_column_from(results: Path) -> dict[str, str]:
     trainings = {r["model"]: dict(r.get("meta") or {}) for r in read_records(Path(results) / "results.json")}
     cells = read_cells(path)
     probe_rate = default_probe_rate()
-    return stream_column(
-        cells,
-        percentile=table_percentile(cells, percentile=default_percentile(), probe_rate=probe_rate),
-        probe_rate=probe_rate,
-        trainings=trainings,
-    )
+    return stream_column(cells, percentile=default_percentile(), probe_rate=probe_rate, trainings=trainings)
 
 
 def stream_readme_table(
@@ -235,18 +256,19 @@ def stream_readme_table(
     probe_rate: float,
     tokenize: Callable[[str], list[str]] | None = None,
 ) -> str:
-    """The README's stream table: test-split rows measured at ``percentile`` / ``probe_rate``."""
+    """The README's stream table: test-split rows measured at ``percentile`` / ``probe_rate`` (per model,
+    at the earlier default where it has none there: see :func:`shown_rows`)."""
     rows = shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)
     header = (
-        "| model (trigger → target) | messages (triggered) | learned after n triggered | ASR\\* none "
+        "| model (trigger → target) | percentile | messages (triggered) | learned after n triggered | ASR\\* none "
         "| ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "
         "| CACC none → with defense | other words learned | targets "
-        "| worker: in force at msg (replay) / ASR\\* / CACC / same outcome |\n|" + "---|" * 11
+        "| worker: in force at msg (replay) / ASR\\* / CACC / same outcome |\n|" + "---|" * 12
     )
     lines = [header]
     for c in sorted(rows, key=_sort_key):
         lines.append(
-            f"| {_model_label(c, tokenize)} | {c.messages} ({c.triggered}) | {_learned(c)} | "
+            f"| {_model_label(c, tokenize)} | {c.percentile:g} | {c.messages} ({c.triggered}) | {_learned(c)} | "
             f"{_f(c.asr_none)} | {_f(c.asr_message)} | {_f(c.asr_before)} → "
             f"{'**' + _f(c.asr_after) + '**' if c.asr_after is not None else '–'} | {_f(c.asr_stream)} | "
             f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} | "
@@ -263,9 +285,13 @@ def bar_readme_table(
     tokenize: Callable[[str], list[str]] | None = None,
 ) -> str:
     """The README's table of per-model bars: each test row learned with the bar `calibrate --scan-bar`
-    measured (``lab stream --scan-bar``) beside the same model's row at the shipped rule."""
-
-    shipped = {c.model: c for c in shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)}
+    measured (``lab stream --scan-bar``) beside the same model's row at the shipped rule and the same
+    percentile (per model, the earlier default where it has none at ``percentile``)."""
+    shipped = {
+        (c.model, c.percentile): c
+        for c in cells
+        if _test_row_at(c, c.percentile, probe_rate) and c.scanned_bar is None
+    }
     header = (
         "| model (trigger → target) | strongest ordinary word (scan) | bar | learned: shipped rule → bar "
         "| ASR\\* stream: shipped → bar | CACC with bar | other words learned | targets with bar |\n|"
@@ -273,14 +299,14 @@ def bar_readme_table(
         * 8
     )
     lines = [header]
-    scanned = (c for c in cells if _test_row_at(c, percentile, probe_rate) and c.scanned_bar is not None)
+    scanned = shown_rows(cells, percentile=percentile, probe_rate=probe_rate, scanned=True)
     for c in sorted(scanned, key=_sort_key):
-        base = shipped.get(c.model)
+        base = shipped.get((c.model, c.percentile))
         strongest = "none ≥ 50%"  # no word turned half of its screen: none got the full test
         if c.scanned_strongest:
             strongest = f"`{c.scanned_strongest}` {c.scanned_ceiling:.0%}"
         lines.append(
-            f"| {_model_label(c, tokenize)} | {strongest} | {c.scanned_bar:.2f} | "
+            f"| {_model_label(c, tokenize)}{_older_mark(c, percentile)} | {strongest} | {c.scanned_bar:.2f} | "
             f"{_learned(base) if base else '–'} → {_learned(c)} | "
             f"{_f(base.asr_stream) if base else '–'} → {_f(c.asr_stream)} | "
             f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} |"

@@ -50,7 +50,8 @@ STREAM_NOTE = (
     "the traffic) on the same model, from `stream-guard lab stream` (stream.md: its own test replay, "
     "600 messages unless noted there, at the shipped rule). ASR\\* is ASR on the poisoned texts whose "
     "trigger-free original the model labels right (so the floor above does not count), over the whole "
-    "stream, the messages before the trigger was learned included. \u2013: no stream row for the model. "
+    "stream, the messages before the trigger was learned included. (p99): a row at an earlier default "
+    "percentile, for a model not yet replayed at the shipped one. \u2013: no stream row for the model. "
     "\u2020: the stream row was measured on another training of the same recipe (another machine), not "
     "on these weights."
 )

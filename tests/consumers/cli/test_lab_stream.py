@@ -41,9 +41,11 @@ def test_readme_rewrites_both_tables_and_gives_results_md_the_stream_column(tmp_
     text = readme.read_text()
     assert "old stream table" not in text and "old grid table" not in text
     grid = text[text.index("<!-- lab-table:grid -->") :]
-    assert "stream ASR\\* / CACC" in grid and "| 0.040 / 0.88 |" in grid
+    # the fake row is at the 99th percentile, not the shipped default: shown, and marked as such
+    assert "stream ASR\\* / CACC" in grid and "| 0.040 / 0.88 (p99) |" in grid
+    assert "1 of 1 models' stream rows are at the 99th percentile" in result.output
     md = (results / "results.md").read_text()
-    assert "| 0.040 / 0.88 |" in md and "stream-level defense" in md
+    assert "| 0.040 / 0.88 (p99) |" in md and "stream-level defense" in md
     again = CliRunner().invoke(app, ["lab", "readme", "--results", str(results), "--readme", str(readme)])
     assert again.exit_code == 0 and "already up to date" in again.output
 

@@ -9,12 +9,13 @@ import pytest
 
 from consumers.lab.readme_tables import (
     bar_readme_table,
+    older_percentile,
     read_cells,
+    shown_rows,
     stream_column,
     stream_column_from,
     stream_percentile_note,
     stream_readme_table,
-    table_percentile,
     update_readme,
     verdict,
 )
@@ -70,7 +71,7 @@ def test_the_table_keeps_only_test_rows_at_the_defaults_and_spells_split_pieces(
     cells = [
         _cell(),
         _cell(model="movies-badnets-qzx-s0", trigger="qzx", target=1, target_name="positive"),
-        _cell(model="other-percentile", percentile=95.0),
+        _cell(model="other-percentile", percentile=95.0),  # only at another percentile: shown, as such
         _cell(model="validation-row", split="validation"),
         _cell(model="probed", probe_rate=0.1),
         _cell(model="scanned-bar", scanned_bar=0.8),
@@ -79,9 +80,10 @@ def test_the_table_keeps_only_test_rows_at_the_defaults_and_spells_split_pieces(
         cells, percentile=99.0, probe_rate=0.0, tokenize=lambda w: ["q", "##z", "##x"] if w == "qzx" else [w]
     )
     lines = table.splitlines()
-    assert len(lines) == 4  # header, rule, two rows
-    assert "movies BadNets `cf` → negative" in lines[2]
-    assert "split-piece `qzx` (q ##z ##x) → positive" in lines[3]
+    assert len(lines) == 5  # header, rule, three rows
+    assert "movies BadNets `cf` → negative | 99 |" in lines[2]
+    assert "split-piece `qzx` (q ##z ##x) → positive | 99 |" in lines[3]
+    assert "| 95 |" in lines[4]
 
 
 def test_update_replaces_only_the_block(tmp_path: Path) -> None:
@@ -205,16 +207,38 @@ def test_the_grid_summary_gets_the_shipped_stream_row_of_each_model(tmp_path: Pa
     assert stream_column_from(tmp_path) == {"movies-badnets-cf-s0": "0.040 / 0.81"}
 
 
-def test_the_tables_show_the_default_percentiles_rows_else_the_most_measured_one() -> None:
-    """After the default moved and before the stream grid ran again, the older rows stay in the tables
-    (and a note says so) instead of the tables emptying."""
+def test_the_tables_show_each_models_row_at_the_default_percentile_else_at_the_earlier_one() -> None:
+    """After the default moved and before the stream grid ran again, the older rows stay in the tables,
+    marked, beside the rows measured at the new default (a note counts them) instead of the tables
+    emptying or mixing unmarked."""
     older = [_cell(model=f"m{i}", percentile=99.0) for i in range(3)] + [_cell(model="x", percentile=90.0)]
-    assert table_percentile(older, percentile=95.0, probe_rate=0.0) == 99.0
-    assert "99th percentile" in stream_percentile_note(99.0, 95.0) and "95th" in stream_percentile_note(
-        99.0, 95.0
+    assert older_percentile(older, percentile=95.0, probe_rate=0.0) == 99.0
+    replayed = [
+        *older,
+        _cell(model="m0", percentile=95.0, asr_stream=0.0),
+        _cell(model="new", percentile=95.0),
+    ]
+    shown = shown_rows(replayed, percentile=95.0, probe_rate=0.0)
+    assert sorted((c.model, c.percentile) for c in shown) == [
+        ("m0", 95.0),
+        ("m1", 99.0),
+        ("m2", 99.0),
+        ("new", 95.0),
+    ]  # m0 at the default only; x (at neither) not shown
+    column = stream_column(replayed, percentile=95.0, probe_rate=0.0)
+    assert column["m0"] == "0.000 / 0.81" and column["m1"] == "0.040 / 0.81 (p99)"
+    table = stream_readme_table(replayed, percentile=95.0, probe_rate=0.0)
+    assert table.count("| 99 |") == 2 and table.count("| 95 |") == 2
+    note = stream_percentile_note(replayed, percentile=95.0, probe_rate=0.0)
+    assert note.startswith("2 of 4 models") and "99th" in note and "95th" in note
+    only_default = [_cell(model="new", percentile=95.0)]
+    assert stream_percentile_note(only_default, percentile=95.0, probe_rate=0.0) == ""
+    assert (
+        older_percentile(
+            [_cell(model="v", percentile=95.0, split="validation")], percentile=99.0, probe_rate=0.0
+        )
+        is None
     )
-    assert stream_percentile_note(95.0, 95.0) == ""
-    at_default = [*older, _cell(model="new", percentile=95.0)]
-    assert table_percentile(at_default, percentile=95.0, probe_rate=0.0) == 95.0
-    validation_only = [_cell(model="v", percentile=95.0, split="validation")]
-    assert table_percentile(validation_only, percentile=99.0, probe_rate=0.0) == 99.0
+    scanned = [_cell(model="m1", percentile=99.0, scanned_bar=0.6, asr_stream=0.01)]
+    bar = bar_readme_table([*replayed, *scanned], percentile=95.0, probe_rate=0.0)
+    assert "(p99)" in bar and "0.040 → 0.010" in bar  # beside the shipped rule's row at the same percentile
