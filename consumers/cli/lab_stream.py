@@ -1,8 +1,10 @@
-"""`stream-guard lab stream` (the stream-level defense through the product's commands) and `stream-guard
-lab readme` (the README's lab tables and results.md's stream column, from the result files).
+"""`stream-guard lab stream` (the stream-level defense through the product's commands), `stream-guard
+lab readme` (the README's lab tables and results.md's stream column, from the result files) and
+`stream-guard lab stream-compare` (two percentiles' stream rows side by side).
 
 stream-guard lab stream --model DIR [--model DIR ...] --out docs/lab
 stream-guard lab readme [--results docs/lab]
+stream-guard lab stream-compare [--results docs/lab] --percentile 99 [--against 95]
 """
 
 from __future__ import annotations
@@ -148,3 +150,41 @@ def readme_command(
     note = stream_percentile_note(cells, percentile=percentile, probe_rate=probe_rate)
     if note:
         console.print(note)
+
+
+def stream_compare_command(
+    results: Path = typer.Option(Path("docs/lab"), "--results", help="where stream.json lives"),
+    percentile: float = typer.Option(99.0, "--percentile", help="the rows compared from"),
+    against: float | None = typer.Option(
+        None, "--against", help="the rows compared with (default: calibrate's percentile)"
+    ),
+    split: str = typer.Option(
+        "test", "--split", help="test, or validation (the runs settings are chosen on)"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="also write the markdown to this file"),
+) -> None:
+    """Each model's stream row at two calibration percentiles side by side (the shipped learner rule,
+    the product's probe rate), with means over the models replayed at both on the same weights."""
+    from consumers.lab.readme_tables import read_cells
+    from consumers.lab.stream_compare import compare_markdown, stream_pairs
+    from consumers.lab.stream_eval import default_percentile, default_probe_rate
+
+    path = results / "stream.json"
+    if not path.is_file():
+        fail(f"{path}: missing (run `stream-guard lab stream` first)")
+    other = default_percentile() if against is None else against
+    try:
+        cells = read_cells(path)
+    except (OSError, ValueError, TypeError) as err:
+        fail(f"{path}: {err}")
+    pairs = stream_pairs(cells, base=percentile, other=other, split=split, probe_rate=default_probe_rate())
+    if not pairs:
+        fail(f"{path}: no model has {split} rows at both the {percentile:g}th and the {other:g}th percentile")
+    table = compare_markdown(pairs, base=percentile, other=other)
+    Console(highlight=False, soft_wrap=True).print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            f"Made by `stream-guard lab stream-compare --results {results} --percentile "
+            f"{percentile:g} --against {other:g} --split {split}`.\n\n{table}\n"
+        )

@@ -260,15 +260,16 @@ def stream_readme_table(
     at the earlier default where it has none there: see :func:`shown_rows`)."""
     rows = shipped_rows(cells, percentile=percentile, probe_rate=probe_rate)
     header = (
-        "| model (trigger → target) | percentile | messages (triggered) | learned after n triggered | ASR\\* none "
-        "| ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "
+        "| model (trigger → target) | percentile | messages (triggered) | learned after n triggered "
+        "| ASR\\* none | ASR\\* per-message only | ASR\\* before → after learning | ASR\\* whole stream "
         "| CACC none → with defense | other words learned | targets "
         "| worker: in force at msg (replay) / ASR\\* / CACC / same outcome |\n|" + "---|" * 12
     )
     lines = [header]
     for c in sorted(rows, key=_sort_key):
         lines.append(
-            f"| {_model_label(c, tokenize)} | {c.percentile:g} | {c.messages} ({c.triggered}) | {_learned(c)} | "
+            f"| {_model_label(c, tokenize)} | {c.percentile:g} | {c.messages} ({c.triggered}) | "
+            f"{_learned(c)} | "
             f"{_f(c.asr_none)} | {_f(c.asr_message)} | {_f(c.asr_before)} → "
             f"{'**' + _f(c.asr_after) + '**' if c.asr_after is not None else '–'} | {_f(c.asr_stream)} | "
             f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} | "
@@ -306,7 +307,8 @@ def bar_readme_table(
         if c.scanned_strongest:
             strongest = f"`{c.scanned_strongest}` {c.scanned_ceiling:.0%}"
         lines.append(
-            f"| {_model_label(c, tokenize)}{_older_mark(c, percentile)} | {strongest} | {c.scanned_bar:.2f} | "
+            f"| {_model_label(c, tokenize)}{_older_mark(c, percentile)} | {strongest} | "
+            f"{c.scanned_bar:.2f} | "
             f"{_learned(base) if base else '–'} → {_learned(c)} | "
             f"{_f(base.asr_stream) if base else '–'} → {_f(c.asr_stream)} | "
             f"{c.cacc_none:.3f} → {c.cacc_stream:.3f} | {len(c.wrong_learned)} | {verdict(c)} |"
