@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from consumers.calibrate.job import DEFAULT_PERCENTILE, parse_length_edges
+from consumers.calibrate.job import parse_length_edges
 from consumers.cli.common import fail
 from consumers.demo.run import run_demo
+from stream_guard.calibration import LEARNING_SHORT_TEXT_PERCENTILE
 
 
 def demo_command(
@@ -32,7 +33,13 @@ def demo_command(
     calibration_texts: int = typer.Option(
         500, "--calibration-texts", help="clean validation texts to calibrate on"
     ),
-    percentile: float = typer.Option(DEFAULT_PERCENTILE, "--percentile", "-p", help="threshold percentile"),
+    percentile: float = typer.Option(
+        LEARNING_SHORT_TEXT_PERCENTILE,
+        "--percentile",
+        "-p",
+        help="threshold percentile (99: the demo's worker learns triggers from short sentences; "
+        "calibrate's default is 95)",
+    ),
     length_edges: str | None = typer.Option(
         None, "--length-edges", help="token-count bucket edges, e.g. 16,32: one threshold per bucket"
     ),
