@@ -158,9 +158,7 @@ def stream_compare_command(
     against: float | None = typer.Option(
         None, "--against", help="the rows compared with (default: calibrate's percentile)"
     ),
-    split: str = typer.Option(
-        "test", "--split", help="test, or validation (the runs settings are chosen on)"
-    ),
+    split: str = typer.Option("test", "--split", help="test, or validation (the runs that choose settings)"),
     out: Path | None = typer.Option(None, "--out", help="also write the markdown to this file"),
 ) -> None:
     """Each model's stream row at two calibration percentiles side by side (the shipped learner rule,

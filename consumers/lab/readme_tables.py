@@ -228,7 +228,7 @@ def stream_percentile_note(cells: Sequence[StreamCell], *, percentile: float, pr
     p = older_percentile(cells, percentile=percentile, probe_rate=probe_rate)
     return (
         f"{len(older)} of {len({c.model for c in shown})} models' stream rows are at the {p:g}th percentile, "
-        f"marked (p{p:g}): none measured at the shipped default ({percentile:g}th) yet (run `lab stream` "
+        f"marked (p{p:g}): they have no row at the shipped default ({percentile:g}th) yet (run `lab stream` "
         "again to replace them)"
     )
 
